@@ -1,0 +1,54 @@
+# Two commands on a fresh machine: `make run` (the local stack renders the sample CSV) and
+# `make test` (lint, type-check, the whole suite on real servers). Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint typecheck pytest bench up down system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Only what pip cannot serve: PostgreSQL server binaries (when no DATABASE_URL is given) and
+# FriBiDi, which Pillow's bundled raqm loads for right-to-left text.
+system-deps:
+	@missing=""; \
+	if [ -z "$$DATABASE_URL$$IMAGEGEN_DATABASE_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
+	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: $(STAMP) system-deps
+	$(PY) -m shared.cli.main run
+
+up: $(STAMP) system-deps
+	$(PY) -m shared.cli.main up
+
+down: $(STAMP)
+	$(PY) -m shared.cli.main down
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check shared services tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP) system-deps
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP) system-deps
+	$(PY) bench/bench_render.py
+	$(PY) bench/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) .imagegen

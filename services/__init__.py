@@ -1,0 +1,1 @@
+"""The imagegen services, one package each. They import `shared`, never each other."""

@@ -1,0 +1,95 @@
+"""The ingest-csv service: the `imagegen.submit.csv` endpoint and the CSV ingest worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any
+
+from services.ingest_csv.reader import iter_rows, layout_of, open_source, open_text
+from shared.bus.service import Endpoint, Service
+from shared.errors import BadRequest
+from shared.ingest import Row, accept_submit, ingest_worker
+from shared.ledger import Ledger
+from shared.messages import IngestRequest, SubmitCsv, SubmitDb, decode_json
+from shared.render import FontCatalogue, parse_style
+from shared.storage import DirectoryStore, NameTemplate
+from shared.subjects import CONSUMER_INGEST_CSV, SUBMIT_CSV
+
+ROWS_PER_YIELD = 256
+
+
+class IngestCsv(Service):
+    """Validates CSV submits, records the job and streams rows into render tasks."""
+
+    name = "ingest-csv"
+    description = "Validates CSV submits, records the job and streams rows into render tasks"
+    ledger: Ledger
+
+    async def start(self) -> None:
+        self.ledger = await Ledger.open(self.settings.database_url)
+        self.store = DirectoryStore(self.settings.output_dir)
+        self.catalogue = FontCatalogue.load(self.settings.font_dirs)
+
+    async def stop(self) -> None:
+        await self.ledger.close()
+
+    def endpoints(self) -> list[Endpoint]:
+        return [Endpoint("submit-csv", SUBMIT_CSV, self.submit)]
+
+    def workers(self) -> list[Coroutine[Any, Any, None]]:
+        return [ingest_worker(self.ctx, self.ledger, CONSUMER_INGEST_CSV, self.rows)]
+
+    def allowed_path(self, name: str) -> Path:
+        """`name` under the configured allowed folder; anything that escapes it is refused."""
+        root = self.settings.csv_allowed_dir
+        if root is None:
+            raise BadRequest("server paths are not enabled on this server", field="path")
+        root = root.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise BadRequest("must name a file inside the allowed folder", field="path")
+        if not path.is_file():
+            raise BadRequest(f"no file {name!r} in the allowed folder", field="path")
+        return path
+
+    def check_source(self, submit: SubmitCsv) -> None:
+        """Cheap checks that belong in the submit reply: one source, it decodes, the column is there."""
+        given = [name for name in ("csv", "object", "path") if getattr(submit, name) is not None]
+        if len(given) != 1:
+            raise BadRequest("give exactly one of csv, object or path", field="csv")
+        if submit.object is not None:
+            raise BadRequest("object-store input is not enabled on this server yet", field="object")
+        if submit.csv is not None and len(submit.csv.encode("utf-8")) > self.settings.max_inline_csv_bytes:
+            raise BadRequest(
+                f"inline CSV is larger than {self.settings.max_inline_csv_bytes} bytes", field="csv"
+            )
+        path = self.allowed_path(submit.path) if submit.path is not None else None
+        with open_source(submit.csv, path) as raw:
+            text = open_text(raw, submit.encoding)
+            layout = layout_of(
+                text, column=submit.column, has_header=submit.has_header, delimiter=submit.delimiter
+            )
+            if not any(True for _ in zip(range(1), iter_rows(text, layout), strict=False)):
+                raise BadRequest("the file has no data rows", field="csv")
+
+    async def submit(self, payload: bytes) -> bytes:
+        submit = decode_json(payload, SubmitCsv)
+        parse_style(submit.style, catalogue=self.catalogue)
+        NameTemplate(submit.name_template)
+        await asyncio.to_thread(self.check_source, submit)
+        return await accept_submit(self.ctx.js, self.ledger, submit, output_for=self.store.location)
+
+    async def rows(self, request: IngestRequest, submit: SubmitCsv | SubmitDb) -> AsyncIterator[Row]:
+        assert isinstance(submit, SubmitCsv)
+        path = self.allowed_path(submit.path) if submit.path is not None else None
+        with open_source(submit.csv, path) as raw:
+            text = open_text(raw, submit.encoding)
+            layout = layout_of(
+                text, column=submit.column, has_header=submit.has_header, delimiter=submit.delimiter
+            )
+            for count, row in enumerate(iter_rows(text, layout), 1):
+                yield row
+                if count % ROWS_PER_YIELD == 0:
+                    await asyncio.sleep(0)  # let heartbeats and replies through on huge files

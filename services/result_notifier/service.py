@@ -1,0 +1,104 @@
+"""The result-notifier service: results stream in, ledger rows and lifecycle events out.
+
+Each result is acked only after its batch is committed in Postgres, so when Postgres is away
+results wait in the stream (nak with a delay, no loss) and are recorded when it returns. The
+ledger counts each (job, attempt, batch) once, so a redelivered result never counts twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+import asyncpg
+import structlog
+from nats.aio.msg import Msg
+
+from services.result_notifier.progress import ProgressThrottle
+from shared.bus.consumer import pull_batches
+from shared.bus.service import Endpoint, Service
+from shared.errors import BadRequest
+from shared.events import announce
+from shared.ledger import JobStatus, Ledger
+from shared.logging import get_logger
+from shared.messages import BatchResult, JobsGet, JobsList, JobsListReply, decode_json, encode_json
+from shared.subjects import CONSUMER_NOTIFIER, JOBS_GET, JOBS_LIST, STREAM_RESULTS
+
+log = get_logger(__name__)
+
+_COMPLETED = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
+_DB_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    TimeoutError,
+)
+
+
+class ResultNotifier(Service):
+    name = "result-notifier"
+    description = "Keeps the job ledger from results and publishes job lifecycle events"
+    ledger: Ledger
+
+    async def start(self) -> None:
+        self.ledger = await Ledger.open(self.settings.database_url)
+        self.progress = ProgressThrottle(self.settings.progress_interval_seconds)
+
+    async def stop(self) -> None:
+        await self.ledger.close()
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint("jobs-get", JOBS_GET, self.jobs_get),
+            Endpoint("jobs-list", JOBS_LIST, self.jobs_list),
+        ]
+
+    def workers(self) -> list[Coroutine[Any, Any, None]]:
+        return [self.pull_loop()]
+
+    async def jobs_get(self, payload: bytes) -> bytes:
+        query = decode_json(payload, JobsGet)
+        return encode_json(await self.ledger.get_job(query.job_id, failures_limit=query.failures_limit))
+
+    async def jobs_list(self, payload: bytes) -> bytes:
+        query = decode_json(payload or b"{}", JobsList)
+        jobs = await self.ledger.list_jobs(status=query.status, limit=query.limit, before=query.before)
+        return encode_json(JobsListReply(jobs=jobs))
+
+    async def pull_loop(self) -> None:
+        async for msgs in pull_batches(
+            self.ctx.js, STREAM_RESULTS, CONSUMER_NOTIFIER, batch=64, stop=self.ctx.stop
+        ):
+            for msg in msgs:
+                await self.handle(msg)
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            result = decode_json(msg.data, BatchResult)
+        except BadRequest as exc:
+            log.error("result.malformed", subject=msg.subject, error=str(exc))
+            await msg.term()
+            return
+        structlog.contextvars.bind_contextvars(job_id=result.job_id, batch=result.batch)
+        try:
+            outcome = await self.ledger.record_batch(result)
+        except _DB_DOWN as exc:
+            log.warning("result.ledger_unavailable", error=str(exc) or type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1.0)
+            return
+        finally:
+            structlog.contextvars.unbind_contextvars("job_id", "batch")
+        job = outcome.job
+        if job is None:
+            log.warning("result.unknown_job", job_id=result.job_id)
+        elif outcome.completed or (not outcome.recorded and job.status in _COMPLETED):
+            # On a redelivery the earlier attempt may have committed but failed to announce;
+            # the event's Nats-Msg-Id keeps a second announcement out of the stream.
+            await announce(self.ctx.js, job, "completed")
+            self.progress.forget(job.job_id)
+        elif outcome.recorded and self.progress.due(job.job_id):
+            await announce(self.ctx.js, job, "progress")
+        await msg.ack()

@@ -1,0 +1,159 @@
+"""Idempotent declaration of the JetStream topology: streams and durable consumers.
+
+Every service calls `ensure_topology` at start-up, so the first one up creates everything and the
+others find it there; a changed configuration is applied as an update.
+"""
+
+from __future__ import annotations
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError, NotFoundError
+
+from shared import subjects
+from shared.logging import get_logger
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+HOUR = 3600.0
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    """The four streams of DESIGN.md with explicit limits.
+
+    Work-queue streams discard *new* messages at their limits: a publish then fails and the
+    submit is refused as busy, rather than older accepted work being dropped silently.
+    """
+    dup = settings.duplicate_window_seconds
+    return [
+        StreamConfig(
+            name=subjects.STREAM_REQUESTS,
+            subjects=[f"{subjects.PREFIX}.requests.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.NEW,
+            max_msgs=100_000,
+            max_bytes=1024 * 1024 * 1024,
+            max_age=7 * 24 * HOUR,
+            duplicate_window=dup,
+        ),
+        StreamConfig(
+            name=subjects.STREAM_TASKS,
+            subjects=[f"{subjects.PREFIX}.tasks.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.NEW,
+            max_bytes=settings.tasks_max_bytes,
+            max_age=7 * 24 * HOUR,
+            duplicate_window=dup,
+        ),
+        StreamConfig(
+            name=subjects.STREAM_RESULTS,
+            subjects=[f"{subjects.PREFIX}.results.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=settings.results_max_age_hours * HOUR,
+            max_bytes=4 * 1024 * 1024 * 1024,
+            duplicate_window=dup,
+        ),
+        StreamConfig(
+            name=subjects.STREAM_EVENTS,
+            subjects=[f"{subjects.PREFIX}.events.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=settings.events_max_age_hours * HOUR,
+            max_bytes=1024 * 1024 * 1024,
+            duplicate_window=dup,
+        ),
+    ]
+
+
+def consumer_configs(settings: Settings) -> dict[str, list[ConsumerConfig]]:
+    """Durable pull consumers by stream. Replicas of a service bind the same durable."""
+    ack_wait = settings.ack_wait_seconds
+    return {
+        subjects.STREAM_REQUESTS: [
+            ConsumerConfig(
+                durable_name=subjects.CONSUMER_INGEST_CSV,
+                filter_subject=subjects.REQUESTS_CSV,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ack_wait,
+                max_deliver=settings.max_deliver,
+                max_ack_pending=64,
+            ),
+            ConsumerConfig(
+                durable_name=subjects.CONSUMER_INGEST_DB,
+                filter_subject=subjects.REQUESTS_DB,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ack_wait,
+                max_deliver=settings.max_deliver,
+                max_ack_pending=64,
+            ),
+        ],
+        subjects.STREAM_TASKS: [
+            ConsumerConfig(
+                durable_name=subjects.CONSUMER_RENDERER,
+                filter_subject=f"{subjects.PREFIX}.tasks.>",
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ack_wait,
+                max_deliver=settings.max_deliver,
+                max_ack_pending=settings.renderer_max_ack_pending,
+            ),
+        ],
+        subjects.STREAM_RESULTS: [
+            ConsumerConfig(
+                durable_name=subjects.CONSUMER_NOTIFIER,
+                filter_subject=f"{subjects.PREFIX}.results.>",
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ack_wait,
+                # Never give up on a result: a Postgres outage must stall, not drop, it.
+                max_deliver=-1,
+                max_ack_pending=4096,
+            ),
+        ],
+    }
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            log.info("stream.created", stream=config.name)
+            return
+        except BadRequestError:
+            pass  # another service created it between our two calls; update below
+    await js.update_stream(config)
+
+
+async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
+    """Create or update every stream and durable consumer (safe to run concurrently)."""
+    for config in stream_configs(settings):
+        await _ensure_stream(js, config)
+    for stream, consumers in consumer_configs(settings).items():
+        for consumer in consumers:
+            try:
+                await js.add_consumer(stream, consumer)
+            except BadRequestError as exc:
+                # An existing durable with a config the server will not update in place
+                # (e.g. a changed filter) keeps running as it is; say so loudly.
+                log.warning(
+                    "consumer.update_refused",
+                    stream=stream,
+                    consumer=consumer.durable_name,
+                    error=str(exc),
+                )

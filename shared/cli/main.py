@@ -1,0 +1,368 @@
+"""`imagegen`: the command line.
+
+imagegen run                       start the local stack, render the sample CSV, stop
+imagegen up / down                 keep the local stack running in the background / stop it
+imagegen serve SERVICE             run one service in the foreground (what containers do)
+imagegen submit csv FILE --column NAME [--wait]
+imagegen submit db --source S --query SQL --column NAME [--wait]
+imagegen jobs show JOB | jobs list
+imagegen fonts
+imagegen render TEXT -o out.png    render locally, no servers needed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from shared.cli.follow import follow_job, print_summary
+from shared.cli.stack import SERVICES, LocalStack
+from shared.client import Client
+from shared.errors import ImagegenError
+from shared.messages import SubmitCsv, SubmitDb
+from shared.render import RenderEngine, parse_style
+from shared.settings import Settings
+
+DEFAULT_STATE = Path(".imagegen")
+SAMPLE_CSV = Path(__file__).resolve().parents[2] / "examples" / "products.csv"
+
+
+def _style_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("style")
+    group.add_argument("--font", help="font name from `imagegen fonts` (default: sans)")
+    group.add_argument("--size", type=int, help="font size in px (default 48)")
+    group.add_argument("--color", help="text colour: #rgb, #rrggbb, #rrggbbaa, rgb(), a CSS name")
+    group.add_argument("--background", help="background colour (default transparent)")
+    group.add_argument("--padding", type=int, help="padding in px on every side")
+    group.add_argument("--max-width", type=int, help="wrap lines to this width in px")
+    group.add_argument("--style-json", help="a whole style as JSON (the flags above override it)")
+
+
+def _style_from(args: argparse.Namespace) -> dict[str, Any]:
+    style: dict[str, Any] = json.loads(args.style_json) if args.style_json else {}
+    for flag in ("font", "size", "color", "background", "padding", "max_width"):
+        value = getattr(args, flag)
+        if value is not None:
+            style[flag] = value
+    return style
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagegen", description="Text to transparent PNGs, in bulk, over NATS."
+    )
+    parser.add_argument("--nats-url", help="NATS server(s) (default: IMAGEGEN_NATS_URL / NATS_URL)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run one service in the foreground")
+    serve.add_argument("service", choices=sorted(SERVICES))
+
+    for name, help_text in (
+        ("run", "start the local stack, render a CSV, print the summary, stop"),
+        ("up", "start the local stack and keep it running"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE / name)
+        p.add_argument("--renderers", type=int, default=2)
+        if name == "run":
+            p.add_argument("--csv", type=Path, default=SAMPLE_CSV)
+            p.add_argument("--column", default="name")
+        else:
+            p.add_argument("--foreground", action="store_true", help=argparse.SUPPRESS)
+    down = sub.add_parser("down", help="stop the stack `imagegen up` started")
+    down.add_argument("--state-dir", type=Path, default=DEFAULT_STATE / "up")
+
+    submit = sub.add_parser("submit", help="submit a job").add_subparsers(dest="source", required=True)
+    csv_p = submit.add_parser("csv", help="render one image per CSV row")
+    csv_p.add_argument("file", type=Path)
+    csv_p.add_argument("--column", required=True, help="the text column (name, or index with --no-header)")
+    csv_p.add_argument("--no-header", action="store_true")
+    csv_p.add_argument("--name-template", default="{index}")
+    csv_p.add_argument("--job-id")
+    csv_p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    _style_args(csv_p)
+    db_p = submit.add_parser("db", help="render one image per row of a query")
+    db_p.add_argument("--source", required=True, help="a data source name configured on the server")
+    db_p.add_argument("--query", required=True)
+    db_p.add_argument("--param", action="append", default=[], help="query parameter $1, $2, ...")
+    db_p.add_argument("--column", required=True)
+    db_p.add_argument("--name-template", default="{index}")
+    db_p.add_argument("--job-id")
+    db_p.add_argument("--wait", action="store_true")
+    _style_args(db_p)
+
+    jobs = sub.add_parser("jobs", help="query jobs").add_subparsers(dest="action", required=True)
+    show = jobs.add_parser("show", help="one job's status, counts and failures")
+    show.add_argument("job_id")
+    lst = jobs.add_parser("list", help="recent jobs")
+    lst.add_argument("--status")
+    lst.add_argument("--limit", type=int, default=20)
+
+    sub.add_parser("fonts", help="the font catalogue")
+
+    render = sub.add_parser("render", help="render one text locally (no servers needed)")
+    render.add_argument("text")
+    render.add_argument("-o", "--output", type=Path, required=True)
+    _style_args(render)
+    return parser
+
+
+def _nats_url(args: argparse.Namespace) -> str:
+    return args.nats_url or Settings().nats_url
+
+
+def _print(args: argparse.Namespace, value: Any) -> None:
+    print(msgspec.json.encode(value).decode() if args.json else value)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+async def _submit(args: argparse.Namespace) -> int:
+    async with await Client.connect(_nats_url(args)) as client:
+        style = parse_style(_style_from(args))
+        if args.source == "csv":
+            text = args.file.read_bytes().decode("utf-8-sig", errors="strict")
+            column: str | int = int(args.column) if args.no_header else args.column
+            accepted = await client.submit_csv(
+                SubmitCsv(
+                    csv=text,
+                    column=column,
+                    has_header=not args.no_header,
+                    style=style,
+                    name_template=args.name_template,
+                    job_id=args.job_id,
+                )
+            )
+        else:
+            accepted = await client.submit_db(
+                SubmitDb(
+                    source=args.source,
+                    query=args.query,
+                    params=list(args.param),
+                    column=args.column,
+                    style=style,
+                    name_template=args.name_template,
+                    job_id=args.job_id,
+                )
+            )
+        if not args.wait:
+            _print(args, accepted if args.json else f"accepted job {accepted.job_id}")
+            return 0
+        final = await follow_job(client, accepted.job_id, quiet=args.json)
+        job = await client.get_job(accepted.job_id)
+        if args.json:
+            _print(args, job)
+        else:
+            print_summary(job)
+        return 0 if final.kind == "completed" and final.failed == 0 else 1
+
+
+async def _jobs(args: argparse.Namespace) -> int:
+    async with await Client.connect(_nats_url(args)) as client:
+        if args.action == "show":
+            job = await client.get_job(args.job_id)
+            if args.json:
+                _print(args, job)
+            else:
+                print_summary(job)
+        else:
+            jobs = await client.list_jobs(status=args.status, limit=args.limit)
+            if args.json:
+                _print(args, jobs)
+            for job in [] if args.json else jobs:
+                print(
+                    f"{job.job_id}  {job.status:<22} {job.done:>7} done {job.failed:>5} failed  "
+                    f"{job.created_at:%Y-%m-%d %H:%M:%S}"
+                )
+    return 0
+
+
+async def _fonts(args: argparse.Namespace) -> int:
+    async with await Client.connect(_nats_url(args)) as client:
+        fonts = await client.fonts()
+    if args.json:
+        _print(args, fonts)
+    for font in [] if args.json else fonts:
+        print(f"{font.name:<24} {font.family:<28} {font.style:<10} {', '.join(font.scripts)}")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    image = RenderEngine().render(args.text, parse_style(_style_from(args)))
+    args.output.write_bytes(image.data)
+    if args.json:
+        _print(
+            args,
+            {
+                "file": str(args.output),
+                "width": image.width,
+                "height": image.height,
+                "bytes": len(image.data),
+                "missing_glyphs": list(image.missing_glyphs),
+            },
+        )
+    else:
+        print(f"{args.output}: {image.width}x{image.height}, {len(image.data)} bytes")
+        if image.missing_glyphs:
+            print(f"no font covers: {' '.join(image.missing_glyphs)}", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The main job: local stack up, sample CSV in, summary out, everything stopped."""
+    stack = LocalStack(args.state_dir.resolve(), renderers=args.renderers)
+    started = time.monotonic()
+    print("starting nats-server, Postgres and the services ...", flush=True)
+    stack.start()
+    try:
+        print(
+            f"stack up in {time.monotonic() - started:.1f}s (NATS {stack.nats_url}); submitting {args.csv}",
+            flush=True,
+        )
+
+        async def go() -> int:
+            async with await Client.connect(stack.nats_url) as client:
+                accepted = await client.submit_csv(
+                    SubmitCsv(csv=args.csv.read_text("utf-8-sig"), column=args.column)
+                )
+                final = await follow_job(client, accepted.job_id)
+                print_summary(await client.get_job(accepted.job_id))
+                return 0 if final.kind == "completed" else 1
+
+        return asyncio.run(go())
+    finally:
+        stack.stop()
+        print("stack stopped", flush=True)
+
+
+def _up(args: argparse.Namespace) -> int:
+    state = args.state_dir.resolve()
+    info_file = state / "stack.json"
+    if not args.foreground:
+        if info_file.exists():
+            info = json.loads(info_file.read_text())
+            if _alive(info["pid"]):
+                print(f"already up (pid {info['pid']}): NATS {info['nats_url']}")
+                return 0
+        state.mkdir(parents=True, exist_ok=True)
+        info_file.unlink(missing_ok=True)
+        log = (state / "stack.log").open("ab")
+        cmd = [
+            sys.executable,
+            "-m",
+            "shared.cli.main",
+            "up",
+            "--foreground",
+            "--state-dir",
+            str(state),
+            "--renderers",
+            str(args.renderers),
+        ]
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 90
+        while not info_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                print(f"the stack did not come up; see {state / 'stack.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        info = json.loads(info_file.read_text())
+        print(
+            f"stack up (pid {info['pid']})\n  NATS:     {info['nats_url']}\n"
+            f"  Postgres: {info['database_url']}\n"
+            f"  images:   {info['output_dir']}\n  logs:     {state / 'logs'}\n"
+            f"try: IMAGEGEN_NATS_URL={info['nats_url']} "
+            "imagegen submit csv examples/products.csv --column name --wait\n"
+            "stop: imagegen down"
+        )
+        return 0
+    stack = LocalStack(state, renderers=args.renderers)
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack.start()
+    try:
+        info_file.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "nats_url": stack.nats_url,
+                    "database_url": stack.database_url,
+                    "output_dir": str(stack.output_dir),
+                }
+            )
+        )
+        while not stop:
+            time.sleep(0.5)
+    finally:
+        info_file.unlink(missing_ok=True)
+        stack.stop()
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _down(args: argparse.Namespace) -> int:
+    info_file = args.state_dir.resolve() / "stack.json"
+    if not info_file.exists():
+        print("no stack is up")
+        return 0
+    pid = json.loads(info_file.read_text())["pid"]
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    print("stack stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        sys.argv = [SERVICES[args.service]]
+        runpy.run_module(SERVICES[args.service], run_name="__main__", alter_sys=True)
+        return 0
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "up":
+            return _up(args)
+        if args.command == "down":
+            return _down(args)
+        if args.command == "render":
+            return _render(args)
+        handler = {"submit": _submit, "jobs": _jobs, "fonts": _fonts}[args.command]
+        return asyncio.run(handler(args))
+    except ImagegenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

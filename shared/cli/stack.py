@@ -1,0 +1,165 @@
+"""The local stack: nats-server, Postgres and the four services as child processes.
+
+Used by `imagegen run` / `imagegen up` and by the test suite. With `NATS_URL` / `DATABASE_URL`
+(or their `IMAGEGEN_` forms) set it uses those servers instead of starting its own. Services are
+started as `python -m services.<name>`, each with its own log file under the state folder, and
+the stack is ready when every one of them answers `$SRV.PING`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.bus.discovery import wait_for_services
+from shared.localstack import NatsServer, PostgresServer
+from shared.localstack._proc import die_with_parent_hook
+
+# service name -> module
+SERVICES: dict[str, str] = {
+    "ingest-csv": "services.ingest_csv",
+    "ingest-db": "services.ingest_db",
+    "renderer": "services.renderer",
+    "result-notifier": "services.result_notifier",
+}
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def external_urls() -> tuple[str | None, str | None]:
+    env = os.environ
+    return (
+        env.get("IMAGEGEN_NATS_URL") or env.get("NATS_URL"),
+        env.get("IMAGEGEN_DATABASE_URL") or env.get("DATABASE_URL"),
+    )
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@dataclass
+class LocalStack:
+    """Servers plus services for one state folder. Start with `start()`, end with `stop()`."""
+
+    state_dir: Path
+    renderers: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    nats_url: str = ""
+    database_url: str = ""
+    output_dir: Path = Path()
+    nats: NatsServer | None = None
+    postgres: PostgresServer | None = None
+    processes: list[ServiceProcess] = field(default_factory=list)
+
+    def start_servers(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "logs").mkdir(exist_ok=True)
+        self.output_dir = self.state_dir / "output"
+        nats_url, database_url = external_urls()
+        if nats_url:
+            self.nats_url = nats_url
+        else:
+            self.nats = NatsServer.start(
+                self.state_dir / "nats", log_file=self.state_dir / "logs" / "nats-server.log"
+            )
+            self.nats_url = self.nats.url
+        if database_url:
+            self.database_url = database_url
+        else:
+            self.postgres = PostgresServer.start(self.state_dir / "postgres")
+            self.database_url = self.postgres.create_database("imagegen")
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            IMAGEGEN_NATS_URL=self.nats_url,
+            IMAGEGEN_DATABASE_URL=self.database_url,
+            IMAGEGEN_OUTPUT_DIR=str(self.output_dir),
+            IMAGEGEN_DATA_SOURCES=env.get("IMAGEGEN_DATA_SOURCES", f'{{"local": "{self.database_url}"}}'),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        )
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def spawn(self, name: str, *, instance: str | None = None, **env: str) -> ServiceProcess:
+        """Start one more process of service `name` (e.g. a renderer replica)."""
+        label = instance or f"{name}-{sum(p.name == name for p in self.processes) + 1}"
+        log_file = self.state_dir / "logs" / f"{label}.log"
+        with log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", SERVICES[name]],
+                env=self.env(IMAGEGEN_INSTANCE=label, **env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent_hook(),
+            )
+        proc = ServiceProcess(name, process, log_file)
+        self.processes.append(proc)
+        return proc
+
+    def start_services(self) -> None:
+        for name in SERVICES:
+            for _ in range(self.renderers if name == "renderer" else 1):
+                self.spawn(name)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        import nats
+
+        expected = {name: (self.renderers if name == "renderer" else 1) for name in SERVICES}
+        nc = await nats.connect(self.nats_url, name="imagegen-stack")
+        try:
+            await wait_for_services(nc, expected, timeout=timeout)
+        except TimeoutError as exc:
+            dead = [p for p in self.processes if p.process.poll() is not None]
+            details = "".join(
+                f"\n--- {p.log_file.name} (exit {p.process.returncode}) ---\n"
+                + p.log_file.read_text(errors="replace")[-3000:]
+                for p in dead
+            )
+            raise RuntimeError(f"{exc}{details}") from exc
+        finally:
+            await nc.close()
+
+    def start(self) -> None:
+        self.start_servers()
+        try:
+            self.start_services()
+            asyncio.run(self.wait_ready())
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        for proc in self.processes:
+            proc.stop()
+        self.processes.clear()
+        if self.nats:
+            self.nats.stop()
+            self.nats = None
+        if self.postgres:
+            self.postgres.stop()
+            self.postgres = None

@@ -1,0 +1,178 @@
+"""The typed async Python client of imagegen; the CLI is built on it.
+
+    async with await Client.connect("nats://127.0.0.1:4222") as client:
+        accepted = await client.submit_csv(SubmitCsv(csv=text, column="name"))
+        final = await client.wait(accepted.job_id, on_event=print)
+
+Errors come back as the same exception classes the services raise (`BadRequest` with its
+`field`, `NotFound`, `Busy`...), decoded from the NATS service error reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import msgspec
+import nats
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared import subjects
+from shared.errors import BadRequest, Busy, Conflict, ImagegenError, NotFound
+from shared.messages import (
+    Accepted,
+    BatchResult,
+    ErrorReply,
+    JobEvent,
+    JobInfo,
+    JobsGet,
+    JobsList,
+    JobsListReply,
+    PreviewRequest,
+    SubmitCsv,
+    SubmitDb,
+    encode_json,
+)
+from shared.render.fonts import FontInfo
+from shared.render.style import Style
+
+T = TypeVar("T")
+
+TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})
+_ERRORS: dict[int, type[ImagegenError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 503: Busy}
+
+
+class ServiceUnavailable(ImagegenError):
+    """No service answered the request (none running, or NATS unreachable)."""
+
+    code = 503
+
+
+class Client:
+    """A connection to an imagegen deployment, over NATS only."""
+
+    def __init__(self, nc: NATS, *, timeout: float = 10.0) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(cls, servers: str | list[str] = "nats://127.0.0.1:4222", **options: Any) -> Client:
+        options.setdefault("name", "imagegen-client")
+        return cls(await nats.connect(servers, **options))
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object | TracebackType) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), 5.0)
+            except Exception:
+                await self.nc.close()
+
+    # --- request/reply ----------------------------------------------------------------------
+
+    async def request(self, subject: str, payload: bytes, *, timeout: float | None = None) -> bytes:
+        """Send a request; return the reply body or raise the service's error."""
+        try:
+            msg = await self.nc.request(subject, payload, timeout=timeout or self.timeout)
+        except nats.errors.NoRespondersError as exc:
+            raise ServiceUnavailable(f"no service answers {subject}") from exc
+        except nats.errors.TimeoutError as exc:
+            raise ServiceUnavailable(f"no reply on {subject} within {timeout or self.timeout}s") from exc
+        headers = msg.headers or {}
+        code = headers.get("Nats-Service-Error-Code")
+        if code:
+            try:
+                reply = msgspec.json.decode(msg.data, type=ErrorReply)
+                message, field = reply.error, reply.field
+            except msgspec.MsgspecError:
+                message, field = headers.get("Nats-Service-Error", "error"), None
+            error_type = _ERRORS.get(int(code), ImagegenError)
+            raise error_type(message, field=field)
+        return msg.data
+
+    async def _call(self, subject: str, message: Any, reply_type: type[T], timeout: float | None = None) -> T:
+        data = await self.request(subject, encode_json(message), timeout=timeout)
+        return msgspec.json.decode(data, type=reply_type)
+
+    async def submit_csv(self, request: SubmitCsv, *, timeout: float | None = None) -> Accepted:
+        return await self._call(subjects.SUBMIT_CSV, request, Accepted, timeout)
+
+    async def submit_db(self, request: SubmitDb, *, timeout: float | None = None) -> Accepted:
+        return await self._call(subjects.SUBMIT_DB, request, Accepted, timeout)
+
+    async def get_job(self, job_id: str, *, failures_limit: int = 100) -> JobInfo:
+        return await self._call(
+            subjects.JOBS_GET, JobsGet(job_id=job_id, failures_limit=failures_limit), JobInfo
+        )
+
+    async def list_jobs(self, *, status: str | None = None, limit: int = 50) -> list[JobInfo]:
+        reply = await self._call(subjects.JOBS_LIST, JobsList(status=status, limit=limit), JobsListReply)
+        return reply.jobs
+
+    async def fonts(self) -> list[FontInfo]:
+        return await self._call(subjects.FONTS, {}, list[FontInfo])
+
+    async def preview(self, text: str, style: Style | None = None) -> bytes:
+        return await self.request(
+            subjects.PREVIEW, encode_json(PreviewRequest(text=text, style=style or Style()))
+        )
+
+    # --- streams ----------------------------------------------------------------------------
+
+    async def _replay(self, subject: str, type_: type[T]) -> AsyncIterator[T]:
+        """Every message on `subject` from the start of its stream, then live ones."""
+        sub = await self.js.subscribe(
+            subject,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            config=ConsumerConfig(inactive_threshold=60),
+        )
+        try:
+            async for msg in sub.messages:
+                try:
+                    yield msgspec.json.decode(msg.data, type=type_)
+                except msgspec.MsgspecError:
+                    continue  # not ours to judge; a client keeps reading
+        finally:
+            await sub.unsubscribe()
+
+    async def watch(self, job_id: str) -> AsyncIterator[JobEvent]:
+        """A job's events from the first, then live, until a terminal one (which is yielded)."""
+        async for event in self._replay(subjects.events_filter(job_id), JobEvent):
+            yield event
+            if event.kind in TERMINAL_EVENTS:
+                return
+
+    async def results(self, job_id: str) -> AsyncIterator[BatchResult]:
+        """A job's result batches from the first, then live (never ends by itself)."""
+        async for result in self._replay(subjects.results_subject(job_id), BatchResult):
+            yield result
+
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        on_event: Callable[[JobEvent], None] | None = None,
+    ) -> JobEvent:
+        """Follow a job's events until it ends; return the terminal event."""
+
+        async def follow() -> JobEvent:
+            async for event in self.watch(job_id):
+                if on_event:
+                    on_event(event)
+                if event.kind in TERMINAL_EVENTS:
+                    return event
+            raise ImagegenError(f"event stream of {job_id} ended early")
+
+        return await asyncio.wait_for(follow(), timeout)

@@ -1,0 +1,116 @@
+"""The ingest worker loop both ingest services run: request in, render tasks out.
+
+A service supplies a `RowSource` (CSV file, SQL cursor); this loop does the rest: the job's state
+changes and events, names from the template, batching, heartbeats on the request message while a
+long source streams, and failing the job with a clear reason when the source breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+from nats.aio.msg import Msg
+
+from shared.bus.consumer import pull_batches
+from shared.bus.service import ServiceContext
+from shared.errors import BadRequest, ImagegenError
+from shared.events import announce
+from shared.ingest.publisher import TaskPublisher
+from shared.ledger import Ledger
+from shared.logging import get_logger
+from shared.messages import IngestRequest, RenderItem, SubmitCsv, SubmitDb, decode_json
+from shared.storage.naming import NameTemplate
+from shared.subjects import STREAM_REQUESTS
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One source row: its 0-based index, its text, its values by column (for name templates),
+    or the reason it cannot be rendered."""
+
+    index: int
+    text: str
+    values: Mapping[str, str] | None = None
+    error: str | None = None
+
+
+RowSource = Callable[[IngestRequest, SubmitCsv | SubmitDb], AsyncIterator[Row]]
+
+
+async def _heartbeat(msg: Msg, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            await msg.in_progress()
+
+
+async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSource) -> None:
+    """Handle one `IngestRequest` message completely (ack or term included)."""
+    try:
+        request = decode_json(msg.data, IngestRequest)
+    except BadRequest as exc:
+        log.error("ingest.bad_message", subject=msg.subject, error=str(exc))
+        await msg.term()
+        return
+    submit = request.csv or request.db
+    if submit is None:
+        log.error("ingest.bad_message", subject=msg.subject, error="no csv or db request")
+        await msg.term()
+        return
+    structlog.contextvars.bind_contextvars(job_id=request.job_id)
+    job = await ledger.start_ingest(request.job_id, request.attempt)
+    if job is None:
+        log.info("ingest.skipped", reason="job no longer active")
+        await msg.ack()
+        return
+    await announce(ctx.js, job, "started")
+    publisher = TaskPublisher(
+        ctx.js,
+        request.job_id,
+        request.attempt,
+        submit.style,
+        batch_size=submit.batch_size or ctx.settings.batch_size,
+    )
+    template = NameTemplate(submit.name_template)
+    beat = asyncio.create_task(_heartbeat(msg, max(ctx.settings.ack_wait_seconds / 3, 0.5)))
+    try:
+        async for row in rows(request, submit):
+            name = template.render(row.index, row.values)
+            await publisher.add(RenderItem(row.index, row.text, name, row.error))
+        total_items, total_batches = await publisher.close()
+    except ImagegenError as exc:
+        await publisher.abort()
+        log.warning("ingest.source_failed", error=str(exc))
+        failed = await ledger.fail_job(request.job_id, request.attempt, str(exc))
+        if failed:
+            await announce(ctx.js, failed, "failed")
+        await msg.ack()
+        return
+    finally:
+        beat.cancel()
+    finished, completed = await ledger.finish_ingest(
+        request.job_id, request.attempt, total_items, total_batches
+    )
+    log.info("ingest.done", items=total_items, batches=total_batches)
+    if finished and completed:
+        await announce(ctx.js, finished, "completed")
+    await msg.ack()
+
+
+async def ingest_worker(ctx: ServiceContext, ledger: Ledger, durable: str, rows: RowSource) -> None:
+    """Pull ingest requests one at a time until the service stops."""
+    async for msgs in pull_batches(ctx.js, STREAM_REQUESTS, durable, batch=1, stop=ctx.stop):
+        for msg in msgs:
+            try:
+                await ingest_one(ctx, ledger, msg, rows)
+            except Exception:
+                # Leave the message un-acked: it is redelivered after ack_wait, up to max_deliver.
+                log.exception("ingest.crashed")
+            finally:
+                structlog.contextvars.unbind_contextvars("job_id")

@@ -1,0 +1,269 @@
+"""Every message on the wire, as msgspec Structs: the single source of truth of the format.
+
+User-facing messages (submit requests, replies, results, events) are JSON so any NATS client in
+any language can speak them; the internal render task is MessagePack. `decode_json` /
+`decode_msgpack` turn a validation failure into `BadRequest` naming the field, so an edge never
+has to parse msgspec's wording itself.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from shared.errors import BadRequest
+from shared.render.style import Style
+
+JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="job id")]
+ColumnRef = str | Annotated[int, Meta(ge=0)]
+NameTemplate = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Wire(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every user-facing message: keyword-only, strict about unknown fields."""
+
+
+# --- submit ------------------------------------------------------------------------------------
+
+
+class SubmitCsv(_Wire):
+    """`imagegen.submit.csv`: render one image per row of a CSV file.
+
+    Exactly one of `csv` (the text inline), `object` (a name in the `imagegen-inputs` bucket)
+    or `path` (relative to the server's allowed folder) names the file.
+    """
+
+    column: ColumnRef
+    csv: str | None = None
+    object: str | None = None
+    path: str | None = None
+    has_header: bool = True
+    delimiter: Annotated[str, Meta(min_length=1, max_length=1)] | None = None
+    encoding: str | None = None
+    style: Style = field(default_factory=Style)
+    name_template: NameTemplate = "{index}"
+    job_id: JobId | None = None
+    batch_size: Annotated[int, Meta(ge=1, le=1000)] | None = None
+
+
+class SubmitDb(_Wire):
+    """`imagegen.submit.db`: render one image per row of a read-only query on a named source."""
+
+    source: Annotated[str, Meta(min_length=1, max_length=100)]
+    query: Annotated[str, Meta(min_length=1, max_length=100_000)]
+    column: ColumnRef
+    params: list[str | int | float | bool | None] = field(default_factory=list)
+    style: Style = field(default_factory=Style)
+    name_template: NameTemplate = "{index}"
+    job_id: JobId | None = None
+    batch_size: Annotated[int, Meta(ge=1, le=1000)] | None = None
+
+
+class Accepted(_Wire):
+    """Reply to a submit: the job exists and its work is durably queued."""
+
+    job_id: str
+    status: str
+    results_subject: str
+    events_subject: str
+    duplicate: bool = False
+
+
+class ErrorReply(_Wire):
+    """Body of a NATS service error reply (the code and text are in the headers too)."""
+
+    code: int
+    error: str
+    field: str | None = None
+
+
+# --- internal hand-offs ---------------------------------------------------------------------
+
+
+class IngestRequest(_Wire):
+    """`imagegen.requests.{csv,db}`: an accepted submit, durably handed to an ingest worker."""
+
+    job_id: str
+    attempt: int
+    csv: SubmitCsv | None = None
+    db: SubmitDb | None = None
+
+
+class RenderItem(Struct, array_like=True):
+    """One row to render: its 0-based position in the source, its text and output name.
+
+    `error` set means ingest already found the row bad (empty cell, ragged row): the renderer
+    reports it as that item's failure, so every item is counted on one path.
+    """
+
+    index: int
+    text: str
+    name: str
+    error: str | None = None
+
+
+class RenderTask(Struct, kw_only=True, forbid_unknown_fields=True):
+    """`imagegen.tasks.<job_id>` (MessagePack): a batch of items sharing one style."""
+
+    job_id: JobId
+    attempt: Annotated[int, Meta(ge=1)]
+    batch: Annotated[int, Meta(ge=0)]
+    items: list[RenderItem]
+    style: Style
+
+
+# --- results and events -------------------------------------------------------------------
+
+
+class ItemResult(_Wire):
+    """The outcome of one item: where its image is, or why it failed."""
+
+    index: int
+    ok: bool
+    file: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    error: str | None = None
+    missing_glyphs: list[str] = field(default_factory=list)
+
+
+class BatchResult(_Wire):
+    """`imagegen.results.<job_id>`: the per-item outcomes of one render task."""
+
+    job_id: str
+    attempt: int
+    batch: int
+    items: list[ItemResult]
+    renderer: str = ""
+    at: datetime = field(default_factory=utcnow)
+
+
+EventKind = Literal["accepted", "started", "progress", "completed", "failed", "cancelled"]
+
+
+class JobEvent(_Wire):
+    """`imagegen.events.<job_id>.<kind>`: a step in a job's life, with its counts so far."""
+
+    job_id: str
+    kind: EventKind
+    status: str
+    attempt: int = 1
+    total: int | None = None
+    done: int = 0
+    failed: int = 0
+    output: str | None = None
+    message: str | None = None
+    at: datetime = field(default_factory=utcnow)
+
+
+class ItemFailure(_Wire):
+    """One failed item of a job and the reason."""
+
+    index: int
+    reason: str
+
+
+class JobInfo(_Wire):
+    """Reply of `imagegen.jobs.get`: a job's ledger row."""
+
+    job_id: str
+    source: str
+    status: str
+    attempt: int
+    total: int | None
+    done: int
+    failed: int
+    output: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    failures: list[ItemFailure] = field(default_factory=list)
+
+
+class JobsGet(_Wire):
+    job_id: JobId
+    failures_limit: Annotated[int, Meta(ge=0, le=10_000)] = 100
+
+
+class JobsList(_Wire):
+    status: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 50
+    before: datetime | None = None
+
+
+class JobsListReply(_Wire):
+    jobs: list[JobInfo]
+
+
+class PreviewRequest(_Wire):
+    """`imagegen.preview`: render one text synchronously; the reply is the image bytes."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=10_000)]
+    style: Style = field(default_factory=Style)
+
+
+class ValidateReply(_Wire):
+    """Reply of `imagegen.validate`: the style as the server understood it, defaults filled."""
+
+    ok: bool
+    style: dict[str, Any]
+
+
+# --- codecs ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+_json_encoder = msgspec.json.Encoder()
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_AT_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def encode_json(message: Any) -> bytes:
+    return _json_encoder.encode(message)
+
+
+def encode_msgpack(message: Any) -> bytes:
+    return _msgpack_encoder.encode(message)
+
+
+def _field_of(path: str) -> str | None:
+    """`$.style.color` -> `style.color`; `$.items[3]` -> `items[3]`."""
+    path = path.lstrip(".")
+    return path or None
+
+
+def bad_request_from(exc: msgspec.MsgspecError, *, prefix: str = "") -> BadRequest:
+    """Turn msgspec's 'Expected `int`, got `str` - at `$.size`' into a BadRequest naming `size`."""
+    match = _AT_PATH.match(str(exc))
+    assert match is not None  # the pattern matches any string
+    field_name = _field_of(match.group("path") or "")
+    if prefix:
+        field_name = f"{prefix}.{field_name}" if field_name else prefix
+    message = match.group("msg")
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        message = f"malformed payload: {message}"
+    return BadRequest(message, field=field_name)
+
+
+def decode_json(data: bytes, type_: type[T]) -> T:
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except msgspec.MsgspecError as exc:
+        raise bad_request_from(exc) from exc
+
+
+def decode_msgpack(data: bytes, type_: type[T]) -> T:
+    try:
+        return msgspec.msgpack.decode(data, type=type_)
+    except msgspec.MsgspecError as exc:
+        raise bad_request_from(exc) from exc

@@ -1,0 +1,239 @@
+"""RenderEngine: text + Style -> encoded PNG/WebP, with fallback fonts and limits.
+
+The pipeline per item: hygiene and limits -> layout (itemize, fallback, bidi, wrap, auto-fit)
+-> canvas size checked against limits -> masks -> palette PNG (single colour on transparent)
+or RGBA composite -> bytes. All caches (faces, advances, glyph masks, fallback pickers) live in
+the engine, so an engine must be used by one thread at a time; a lock enforces that.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared.errors import RenderError
+from shared.render.colors import RGBA, parse_color
+from shared.render.encode import encode_mask, encode_rgba
+from shared.render.faces import FaceCache
+from shared.render.fonts import FontCatalogue, default_catalogue
+from shared.render.hygiene import Limits, check_canvas, clean_text
+from shared.render.itemize import FontPicker
+from shared.render.layout import Layout, Layouter, LayoutParams
+from shared.render.raster import Inked, compose_rgba, draw_masks, has_color_pieces, ink, ink_box
+from shared.render.style import Style, padding_box
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedImage:
+    """One encoded image and what a result message reports about it."""
+
+    data: bytes
+    width: int
+    height: int
+    format: str  # "png" | "webp"
+    missing_glyphs: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=1024)
+def _color(text: str) -> RGBA:
+    return parse_color(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Where the layout lands on the canvas."""
+
+    width: int
+    height: int
+    origin: tuple[int, int]
+
+
+class RenderEngine:
+    """Renders items one at a time with cached fonts and glyphs."""
+
+    def __init__(self, catalogue: FontCatalogue | None = None, *, limits: Limits | None = None) -> None:
+        self.catalogue = catalogue if catalogue is not None else default_catalogue()
+        self.limits = limits or Limits()
+        self.faces = FaceCache(self.catalogue)
+        self._layouter = Layouter(self.faces)
+        self._pickers: dict[str, FontPicker] = {}
+        self._lock = threading.Lock()
+
+    # --- public ----------------------------------------------------------------------------
+
+    def render(self, text: str, style: Style) -> RenderedImage:
+        """Render one item; raises RenderError when this item cannot be rendered."""
+        with self._lock:
+            return self._render(text, style)
+
+    def render_rgba(self, text: str, style: Style) -> RenderedImage:
+        """Like `render` but always through the RGBA compositor (for tests and benchmarks)."""
+        with self._lock:
+            return self._render(text, style, force_rgba=True)
+
+    # --- pipeline --------------------------------------------------------------------------
+
+    def _picker(self, font: str) -> FontPicker:
+        picker = self._pickers.get(font)
+        if picker is None:
+            if font not in self.catalogue:
+                raise RenderError(f"unknown font {font!r}")
+            picker = FontPicker(self.catalogue.chain(font), self.catalogue.coverage, self.faces.is_color)
+            self._pickers[font] = picker
+        return picker
+
+    def _params(self, style: Style, size: int) -> LayoutParams:
+        pad = padding_box(style.padding)
+        vertical = style.orientation == "vertical"
+        if vertical:
+            fixed = style.height - pad[0] - pad[2] if style.height else None
+            limit_src = style.max_height
+        else:
+            fixed = style.width - pad[1] - pad[3] if style.width else None
+            limit_src = style.max_width
+        limits = [v for v in (fixed, limit_src) if v is not None]
+        variation: tuple[tuple[str, float], ...] = tuple(sorted((style.axes or {}).items()))
+        if style.weight is not None:
+            variation = tuple(sorted({**dict(variation), "wght": style.weight}.items()))
+        return LayoutParams(
+            size=size,
+            variation=variation,
+            language=style.language,
+            direction=style.direction,
+            vertical=vertical,
+            align=style.align,
+            line_spacing=style.line_spacing,
+            letter_spacing=style.letter_spacing,
+            limit=float(min(limits)) if limits else None,
+            box=fixed,
+        )
+
+    def _fits(self, layout: Layout, style: Style) -> bool:
+        pad = padding_box(style.padding)
+        if layout.split_words:
+            return False
+        if style.orientation == "vertical":
+            cross = style.max_width or (style.width - pad[1] - pad[3] if style.width else None)
+            main = style.max_height or (style.height - pad[0] - pad[2] if style.height else None)
+            w, h = layout.width, layout.height
+            return (cross is None or w <= cross) and (main is None or h <= main)
+        cross = style.max_height or (style.height - pad[0] - pad[2] if style.height else None)
+        main = style.max_width or (style.width - pad[1] - pad[3] if style.width else None)
+        return (main is None or layout.width <= main) and (cross is None or layout.height <= cross)
+
+    def _layout(self, text: str, style: Style) -> Layout:
+        picker = self._picker(style.font)
+        if not style.auto_fit:
+            return self._layouter.layout(text, picker, self._params(style, style.size))
+        low = style.min_size
+        high = style.size
+        if style.auto_fit_grow:
+            pad = padding_box(style.padding)
+            extents = [
+                style.max_width,
+                style.max_height,
+                style.width - pad[1] - pad[3] if style.width else None,
+                style.height - pad[0] - pad[2] if style.height else None,
+            ]
+            high = max(style.size, min(1000, max(e for e in extents if e is not None)))
+        best: Layout | None = None
+        first = self._layouter.layout(text, picker, self._params(style, high))
+        if self._fits(first, style):
+            return first
+        high -= 1
+        while low <= high:
+            mid = (low + high) // 2
+            trial = self._layouter.layout(text, picker, self._params(style, mid))
+            if self._fits(trial, style):
+                best, low = trial, mid + 1
+            else:
+                high = mid - 1
+        if best is not None:
+            return best
+        # Nothing fits: render at the minimum size and let the overflow policy decide.
+        return self._layouter.layout(text, picker, self._params(style, style.min_size))
+
+    def _frame(self, layout: Layout, inked: list[Inked], style: Style) -> _Frame:
+        top, right, bottom, left = padding_box(style.padding)
+        box = ink_box(inked)
+        x0, y0, x1, y1 = 0, 0, layout.width, layout.height
+        if box is not None:
+            x0, y0, x1, y1 = min(x0, box[0]), min(y0, box[1]), max(x1, box[2]), max(y1, box[3])
+        if style.shadow is not None:
+            spread = int(style.shadow.blur * 3 + 0.999)
+            dx, dy = style.shadow.offset_x, style.shadow.offset_y
+            x0, x1 = min(x0, x0 + dx - spread), max(x1, x1 + dx + spread)
+            y0, y1 = min(y0, y0 + dy - spread), max(y1, y1 + dy + spread)
+        if style.width is not None:
+            width = style.width
+            ox = left
+        else:
+            width = (x1 - x0) + left + right
+            ox = left - x0
+        if style.height is not None:
+            height = style.height
+            inner = height - top - bottom
+            slack = inner - layout.height
+            shift = {"top": 0, "middle": slack // 2, "bottom": slack}[style.valign]
+            oy = top + shift
+        else:
+            height = (y1 - y0) + top + bottom
+            oy = top - y0
+        check_canvas(width, height, self.limits)
+        if style.overflow == "error" and (style.width is not None or style.height is not None):
+            if box is not None and (
+                box[0] + ox < 0 or box[1] + oy < 0 or box[2] + ox > width or box[3] + oy > height
+            ):
+                raise RenderError(
+                    f"text needs {box[2] - box[0]}x{box[3] - box[1]} px and does not fit the "
+                    f"{width}x{height} canvas; use auto_fit, a larger box or overflow='clip'"
+                )
+        return _Frame(max(1, width), max(1, height), (ox, oy))
+
+    def _render(self, text: str, style: Style, force_rgba: bool = False) -> RenderedImage:
+        if style.width is not None and style.height is not None:
+            check_canvas(style.width, style.height, self.limits)
+        clean = clean_text(text, style.control_chars, self.limits)
+        layout = self._layout(clean, style)
+        missing = tuple(dict.fromkeys(layout.missing))
+        if missing and style.strict:
+            listed = " ".join(f"U+{ord(c[0]):04X}" for c in missing)
+            raise RenderError(f"no font covers: {listed}")
+        if layout.lines > self.limits.max_lines:
+            raise RenderError(f"text wraps to {layout.lines} lines; the limit is {self.limits.max_lines}")
+        if not layout.placed:
+            raise RenderError("nothing to draw: no font covers any character of the text")
+        inked = ink(layout.placed, self.faces, style.stroke_width)
+        frame = self._frame(layout, inked, style)
+        size = (frame.width, frame.height)
+        fill = _color(style.color)
+        stroke = _color(style.stroke_color) if style.stroke_color is not None else fill
+        background = _color(style.background)
+        single = (
+            background[3] == 0
+            and style.shadow is None
+            and (style.stroke_width == 0 or stroke == fill)
+            and not has_color_pieces(inked)
+        )
+        if single and not force_rgba:
+            mask = draw_masks(inked, size, frame.origin, use_stroke=style.stroke_width > 0)
+            data = encode_mask(mask, fill, style.format, style.dpi, style.webp_lossless, style.webp_quality)
+        else:
+            shadow = None
+            if style.shadow is not None:
+                s = style.shadow
+                shadow = (s.offset_x, s.offset_y, s.blur, _color(s.color))
+            image = compose_rgba(
+                inked,
+                size,
+                frame.origin,
+                fill=fill,
+                stroke=stroke if style.stroke_width > 0 and stroke != fill else None,
+                background=background,
+                shadow=shadow,
+            )
+            if style.stroke_width > 0 and stroke == fill and not force_rgba:
+                pass
+            data = encode_rgba(image, style.format, style.dpi, style.webp_lossless, style.webp_quality)
+        return RenderedImage(data, frame.width, frame.height, style.format, missing)

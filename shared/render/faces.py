@@ -1,0 +1,175 @@
+"""Per-engine caches of FreeType faces, advances and rasterised glyph runs.
+
+FreeType objects are not thread-safe, so each `RenderEngine` owns one `FaceCache` and uses it
+from one thread at a time. Everything an item needs more than once is kept: the face for
+(font, size, variation), the advance of a piece of text, and the rendered mask of a piece. With
+pieces being single CJK clusters or whole words, most pieces of a batch of product names are
+rasterised once and then only pasted, which is what makes the engine faster than raw Pillow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from PIL import Image, ImageFont
+
+from shared.render.fonts import FontCatalogue
+
+# Cap on cached mask bytes per engine: enough for tens of thousands of 48 px glyphs.
+MASK_CACHE_BYTES = 96 * 1024 * 1024
+ADVANCE_CACHE_ENTRIES = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class FaceKey:
+    """One concrete face: catalogue font at a pixel size with variation settings."""
+
+    font: str
+    size: int
+    variation: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bitmap:
+    """A rendered piece: `image` is an L mask (or RGBA for colour fonts) at `offset` from the
+    pen position on the baseline."""
+
+    image: Image.Image
+    offset: tuple[int, int]
+
+
+class FaceCache:
+    """FreeType faces and what they produce, cached for the engine's lifetime."""
+
+    def __init__(self, catalogue: FontCatalogue) -> None:
+        self.catalogue = catalogue
+        self._faces: dict[FaceKey, ImageFont.FreeTypeFont] = {}
+        self._metrics: dict[FaceKey, tuple[int, int]] = {}
+        self._advances: dict[Hashable, float] = {}
+        self._masks: dict[Hashable, Bitmap] = {}
+        self._mask_bytes = 0
+        self._color: dict[str, bool] = {}
+        self._fixed: dict[str, int | None] = {}
+
+    # --- faces -----------------------------------------------------------------------------
+
+    def is_color(self, font: str) -> bool:
+        cached = self._color.get(font)
+        if cached is None:
+            info = self.catalogue.info(font)
+            cached = info.color and info.fixed_size is not None
+            self._color[font] = cached
+            self._fixed[font] = info.fixed_size
+        return cached
+
+    def face(self, key: FaceKey) -> ImageFont.FreeTypeFont:
+        face = self._faces.get(key)
+        if face is None:
+            size = key.size
+            if self.is_color(key.font):
+                # Bitmap colour fonts open only at their strike size; pieces are scaled later.
+                size = self._fixed[key.font] or size
+            face = ImageFont.truetype(
+                str(self.catalogue.path(key.font)),
+                size,
+                index=self.catalogue.index(key.font),
+                layout_engine=ImageFont.Layout.RAQM,
+            )
+            if key.variation:
+                face.set_variation_by_axes(self._axis_values(face, dict(key.variation)))
+            self._faces[key] = face
+        return face
+
+    @staticmethod
+    def _axis_values(face: ImageFont.FreeTypeFont, wanted: dict[str, float]) -> list[float]:
+        """Pillow wants every axis value in order; unspecified axes keep their default."""
+        values: list[float] = []
+        tags = {"Weight": "wght", "Width": "wdth", "Slant": "slnt", "Italic": "ital"}
+        for axis in face.get_variation_axes():
+            raw_name = axis.get("name", b"")
+            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+            tag = tags.get(name, name[:4].lower())
+            default = float(axis.get("default", 0))
+            values.append(float(wanted.get(tag, default)))
+        return values
+
+    def scale(self, key: FaceKey) -> float:
+        """Size ratio for colour bitmap fonts (1.0 for outline fonts)."""
+        if self.is_color(key.font):
+            fixed = self._fixed[key.font]
+            return key.size / fixed if fixed else 1.0
+        return 1.0
+
+    def metrics(self, key: FaceKey) -> tuple[int, int]:
+        """(ascent, descent) in pixels at the requested size."""
+        cached = self._metrics.get(key)
+        if cached is None:
+            ascent, descent = self.face(key).getmetrics()
+            s = self.scale(key)
+            cached = (round(ascent * s), round(descent * s))
+            self._metrics[key] = cached
+        return cached
+
+    # --- measuring and rasterising ----------------------------------------------------------
+
+    def advance(
+        self, key: FaceKey, text: str, direction: str, features: tuple[str, ...], language: str | None
+    ) -> float:
+        cache_key = (key, text, direction, features, language)
+        cached = self._advances.get(cache_key)
+        if cached is None:
+            face = self.face(key)
+            mode = "RGBA" if self.is_color(key.font) else "L"
+            cached = face.getlength(
+                text, mode, direction, list(features) or None, language
+            ) * self.scale(key)
+            if len(self._advances) >= ADVANCE_CACHE_ENTRIES:
+                self._advances.clear()
+            self._advances[cache_key] = cached
+        return cached
+
+    def bitmap(
+        self,
+        key: FaceKey,
+        text: str,
+        direction: str,
+        features: tuple[str, ...],
+        language: str | None,
+        stroke: int,
+    ) -> Bitmap:
+        """The piece's mask with its offset from the baseline origin (anchor "ls")."""
+        cache_key = (key, text, direction, features, language, stroke)
+        cached = self._masks.get(cache_key)
+        if cached is not None:
+            return cached
+        face = self.face(key)
+        color = self.is_color(key.font)
+        core, offset = face.getmask2(
+            text,
+            "RGBA" if color else "L",
+            direction,
+            list(features) or None,
+            language,
+            0 if color else stroke,
+            "ls",
+            0,
+            (0.0, 0.0),
+            stroke_filled=True,
+        )
+        image = Image.Image()._new(core)
+        if color:
+            scale = self.scale(key)
+            if scale != 1.0 and image.width and image.height:
+                size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                image = image.resize(size, Image.Resampling.LANCZOS)
+            offset = (round(offset[0] * scale), round(offset[1] * scale))
+        cached = Bitmap(image, offset)
+        self._mask_bytes += image.width * image.height * len(image.getbands())
+        if self._mask_bytes > MASK_CACHE_BYTES:
+            # Cheap eviction: drop everything. Batches are homogeneous, so the working set
+            # refills in a few items; an LRU would cost bookkeeping on every hit.
+            self._masks.clear()
+            self._mask_bytes = 0
+        self._masks[cache_key] = cached
+        return cached

@@ -1,0 +1,155 @@
+"""Rasterisation: placed pieces -> coverage masks -> (for multi-colour styles) an RGBA image.
+
+Single-colour text only needs one 8-bit coverage mask; colour is applied at encode time through
+a palette (see `encode.py`). Styles with several colours (stroke, shadow, background, emoji)
+composite one colour layer per mask onto an RGBA canvas. Both paths derive alpha from the same
+mask with the same ramp, so a single-colour style gives identical pixels either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+from shared.render.colors import RGBA
+from shared.render.faces import Bitmap, FaceCache
+from shared.render.layout import Placed
+
+
+@dataclass(frozen=True, slots=True)
+class Inked:
+    """A placed piece with its bitmaps (fill, and stroke when the style has one)."""
+
+    placed: Placed
+    fill: Bitmap
+    stroke: Bitmap | None
+
+
+def ink(placed: Sequence[Placed], faces: FaceCache, stroke: int) -> list[Inked]:
+    out: list[Inked] = []
+    for pc in placed:
+        fill = faces.bitmap(pc.key, pc.text, pc.direction, pc.features, None, 0)
+        stroked = (
+            faces.bitmap(pc.key, pc.text, pc.direction, pc.features, None, stroke)
+            if stroke and not pc.color
+            else None
+        )
+        out.append(Inked(pc, fill, stroked))
+    return out
+
+
+def ink_box(inked: Sequence[Inked]) -> tuple[int, int, int, int] | None:
+    """Union of every bitmap's box in layout coordinates, or None if nothing has ink."""
+    x0 = y0 = 1 << 30
+    x1 = y1 = -(1 << 30)
+    for item in inked:
+        for bmp in (item.fill, item.stroke):
+            if bmp is None or not bmp.image.width or not bmp.image.height:
+                continue
+            bx = item.placed.x + bmp.offset[0]
+            by = item.placed.y + bmp.offset[1]
+            x0, y0 = min(x0, bx), min(y0, by)
+            x1, y1 = max(x1, bx + bmp.image.width), max(y1, by + bmp.image.height)
+    if x1 < x0:
+        return None
+    return (x0, y0, x1, y1)
+
+
+def ramp(alpha: int) -> list[int]:
+    """Coverage 0-255 -> alpha, rounded exactly like Pillow's blend (DIV255)."""
+    out = []
+    for i in range(256):
+        t = alpha * i + 128
+        out.append((t + (t >> 8)) >> 8)
+    return out
+
+
+def draw_masks(
+    inked: Sequence[Inked], size: tuple[int, int], origin: tuple[int, int], use_stroke: bool
+) -> Image.Image:
+    """One L coverage mask of the outline fonts' pieces (stroke mask if `use_stroke`)."""
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask).draw
+    ox, oy = origin
+    for item in inked:
+        bmp = item.stroke if use_stroke and item.stroke is not None else item.fill
+        if item.placed.color or not bmp.image.width:
+            continue
+        # draw_bitmap blends like ImageDraw.text (alpha "over"), so overlaps match Pillow.
+        draw.draw_bitmap(
+            (item.placed.x + bmp.offset[0] + ox, item.placed.y + bmp.offset[1] + oy),
+            bmp.image.im,
+            255,
+        )
+    return mask
+
+
+def has_color_pieces(inked: Sequence[Inked]) -> bool:
+    return any(item.placed.color for item in inked)
+
+
+def _color_layer(mask: Image.Image, rgba: RGBA) -> Image.Image:
+    layer = Image.new("RGBA", mask.size, (rgba[0], rgba[1], rgba[2], 0))
+    layer.putalpha(mask.point(ramp(rgba[3])))
+    return layer
+
+
+def _paste_rgba(canvas: Image.Image, image: Image.Image, x: int, y: int) -> None:
+    """alpha_composite that tolerates a source partly outside the canvas (overflow: clip)."""
+    left, top = max(0, -x), max(0, -y)
+    right = min(image.width, canvas.width - x)
+    bottom = min(image.height, canvas.height - y)
+    if right <= left or bottom <= top:
+        return
+    if (left, top, right, bottom) != (0, 0, image.width, image.height):
+        image = image.crop((left, top, right, bottom))
+    canvas.alpha_composite(image, dest=(x + left, y + top))
+
+
+def emoji_layer(inked: Sequence[Inked], size: tuple[int, int], origin: tuple[int, int]) -> Image.Image:
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    for item in inked:
+        if not item.placed.color or not item.fill.image.width:
+            continue
+        _paste_rgba(
+            layer,
+            item.fill.image,
+            item.placed.x + item.fill.offset[0] + origin[0],
+            item.placed.y + item.fill.offset[1] + origin[1],
+        )
+    return layer
+
+
+def compose_rgba(
+    inked: Sequence[Inked],
+    size: tuple[int, int],
+    origin: tuple[int, int],
+    *,
+    fill: RGBA,
+    stroke: RGBA | None,
+    background: RGBA,
+    shadow: tuple[int, int, float, RGBA] | None,
+) -> Image.Image:
+    """The RGBA image: background, shadow, stroke, fill, then colour glyphs on top."""
+    canvas = Image.new("RGBA", size, background)
+    fill_mask = draw_masks(inked, size, origin, use_stroke=False)
+    stroke_mask = draw_masks(inked, size, origin, use_stroke=True) if stroke is not None else None
+    emoji = emoji_layer(inked, size, origin) if has_color_pieces(inked) else None
+    if shadow is not None:
+        dx, dy, blur, shadow_rgba = shadow
+        source = stroke_mask if stroke_mask is not None else fill_mask
+        if emoji is not None:
+            source = ImageChops.lighter(source, emoji.getchannel("A"))
+        shifted = Image.new("L", size, 0)
+        shifted.paste(source, (dx, dy))
+        if blur > 0:
+            shifted = shifted.filter(ImageFilter.GaussianBlur(blur))
+        canvas.alpha_composite(_color_layer(shifted, shadow_rgba))
+    if stroke_mask is not None and stroke is not None:
+        canvas.alpha_composite(_color_layer(stroke_mask, stroke))
+    canvas.alpha_composite(_color_layer(fill_mask, fill))
+    if emoji is not None:
+        canvas.alpha_composite(emoji)
+    return canvas

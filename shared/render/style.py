@@ -1,0 +1,216 @@
+"""The one typed style model, its validation, and per-item overrides.
+
+`Style` is what a job, a preview or a CSV/DB row override carries. msgspec checks types and
+ranges; `parse_style` adds the semantic checks msgspec cannot express (colour syntax, the font
+exists, padding has 1/2/4 values, auto-fit has a box) and turns every failure into a
+`BadRequest` whose `field` names the offending field, e.g. `style.shadow.color`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import msgspec
+
+from shared.errors import BadRequest
+from shared.render.colors import parse_color
+
+if TYPE_CHECKING:
+    from shared.render.fonts import FontCatalogue
+
+Px = Annotated[int, msgspec.Meta(ge=0, le=4000)]
+Side = Annotated[int, msgspec.Meta(ge=1, le=16384)]
+
+
+class Shadow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A drop shadow under the text (and its stroke)."""
+
+    offset_x: Annotated[int, msgspec.Meta(ge=-500, le=500)] = 2
+    offset_y: Annotated[int, msgspec.Meta(ge=-500, le=500)] = 2
+    blur: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0
+    color: str = "#00000080"
+
+
+class Style(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, frozen=True
+):
+    """How one item is drawn. Every field has a default; JSON names equal attribute names."""
+
+    # --- font -------------------------------------------------------------------------------
+    font: str = "sans"
+    size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 48
+    weight: Annotated[float, msgspec.Meta(ge=1, le=1000)] | None = None
+    axes: dict[str, float] | None = None
+    language: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None = (
+        None
+    )
+    # --- colour -----------------------------------------------------------------------------
+    color: str = "#000000"
+    background: str = "transparent"
+    # --- box --------------------------------------------------------------------------------
+    padding: Px | tuple[Px, ...] = 0
+    width: Side | None = None
+    height: Side | None = None
+    max_width: Side | None = None
+    max_height: Side | None = None
+    align: Literal["left", "center", "right", "justify"] = "left"
+    valign: Literal["top", "middle", "bottom"] = "top"
+    overflow: Literal["error", "clip"] = "error"
+    # --- spacing ----------------------------------------------------------------------------
+    line_spacing: Annotated[float, msgspec.Meta(ge=0.5, le=5.0)] = 1.0
+    letter_spacing: Annotated[float, msgspec.Meta(ge=-100, le=500)] = 0.0
+    # --- auto-fit ---------------------------------------------------------------------------
+    auto_fit: bool = False
+    auto_fit_grow: bool = False
+    min_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 8
+    # --- effects ----------------------------------------------------------------------------
+    stroke_width: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    stroke_color: str | None = None
+    shadow: Shadow | None = None
+    # --- direction --------------------------------------------------------------------------
+    orientation: Literal["horizontal", "vertical"] = "horizontal"
+    direction: Literal["auto", "ltr", "rtl"] = "auto"
+    # --- output -----------------------------------------------------------------------------
+    format: Literal["png", "webp"] = "png"
+    dpi: Annotated[int, msgspec.Meta(ge=1, le=2400)] | None = None
+    webp_lossless: bool = True
+    webp_quality: Annotated[int, msgspec.Meta(ge=1, le=100)] = 90
+    # --- policy -----------------------------------------------------------------------------
+    strict: bool = False
+    control_chars: Literal["strip", "refuse"] = "strip"
+
+
+_AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+
+
+def _field_of(message: str, prefix: str) -> tuple[str, str]:
+    """Turn msgspec's "Expected ... - at `$.shadow.color`" into ("style.shadow.color", reason)."""
+    path = ""
+    reason = message
+    at = _AT_PATH.search(message)
+    if at:
+        path = at.group("path")
+        reason = message[: at.start()]
+    unknown = _UNKNOWN.search(reason)
+    if unknown:
+        path = f"{path}.{unknown.group('name')}"
+    return prefix + path, reason
+
+
+def _check_color(value: str | None, field: str) -> None:
+    if value is None:
+        return
+    try:
+        parse_color(value)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field=field) from None
+
+
+def padding_box(padding: int | tuple[int, ...]) -> tuple[int, int, int, int]:
+    """CSS order: one value for all, two for (vertical, horizontal), four for (t, r, b, l)."""
+    if isinstance(padding, int):
+        return (padding, padding, padding, padding)
+    if len(padding) == 1:
+        return (padding[0],) * 4
+    if len(padding) == 2:
+        return (padding[0], padding[1], padding[0], padding[1])
+    if len(padding) == 4:
+        return (padding[0], padding[1], padding[2], padding[3])
+    raise ValueError("padding takes 1, 2 or 4 values")
+
+
+def _check_semantics(style: Style, prefix: str, catalogue: FontCatalogue) -> None:
+    if style.font not in catalogue:
+        known = ", ".join(sorted(catalogue.names()))
+        raise BadRequest(f"unknown font {style.font!r}; known fonts: {known}", field=f"{prefix}.font")
+    _check_color(style.color, f"{prefix}.color")
+    _check_color(style.background, f"{prefix}.background")
+    _check_color(style.stroke_color, f"{prefix}.stroke_color")
+    if style.shadow is not None:
+        _check_color(style.shadow.color, f"{prefix}.shadow.color")
+    try:
+        pad = padding_box(style.padding)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field=f"{prefix}.padding") from None
+    for name, side, extra in (
+        ("width", style.width, pad[1] + pad[3]),
+        ("height", style.height, pad[0] + pad[2]),
+    ):
+        if side is not None and side <= extra:
+            raise BadRequest(f"{name} {side} leaves no room inside the padding", field=f"{prefix}.{name}")
+    if style.auto_fit:
+        horizontal = style.orientation == "horizontal"
+        main = (style.max_width or style.width) if horizontal else (style.max_height or style.height)
+        if main is None:
+            need = "max_width or width" if horizontal else "max_height or height"
+            raise BadRequest(f"auto_fit needs a box: set {need}", field=f"{prefix}.auto_fit")
+        if style.min_size > style.size and not style.auto_fit_grow:
+            raise BadRequest(
+                f"min_size {style.min_size} is larger than size {style.size}",
+                field=f"{prefix}.min_size",
+            )
+    if style.weight is not None or style.axes:
+        info = catalogue.info(style.font)
+        if not info.axes:
+            raise BadRequest(
+                f"font {style.font!r} is not a variable font; pick a bold/regular font by name",
+                field=f"{prefix}.weight" if style.weight is not None else f"{prefix}.axes",
+            )
+        if style.weight is not None:
+            if "wght" not in info.axes:
+                raise BadRequest(f"font {style.font!r} has no weight axis", field=f"{prefix}.weight")
+            lo, _, hi = info.axes["wght"]
+            if not lo <= style.weight <= hi:
+                raise BadRequest(f"weight must be within {lo:g}-{hi:g}", field=f"{prefix}.weight")
+        for tag, value in (style.axes or {}).items():
+            if tag not in info.axes:
+                raise BadRequest(f"font {style.font!r} has no axis {tag!r}", field=f"{prefix}.axes.{tag}")
+            lo, _, hi = info.axes[tag]
+            if not lo <= value <= hi:
+                raise BadRequest(f"axis {tag} must be within {lo:g}-{hi:g}", field=f"{prefix}.axes.{tag}")
+
+
+def parse_style(
+    raw: object, field_prefix: str = "style", *, catalogue: FontCatalogue | None = None
+) -> Style:
+    """Validate `raw` (a mapping, a Style, or None for the defaults) into a Style."""
+    if catalogue is None:
+        from shared.render.fonts import default_catalogue
+
+        catalogue = default_catalogue()
+    if raw is None:
+        raw = {}
+    elif isinstance(raw, Style):
+        raw = msgspec.to_builtins(raw)
+    if not isinstance(raw, Mapping):
+        raise BadRequest("style must be an object", field=field_prefix)
+    try:
+        style = msgspec.convert(raw, Style, strict=False)
+    except msgspec.ValidationError as exc:
+        field, reason = _field_of(str(exc), field_prefix)
+        raise BadRequest(reason, field=field) from None
+    _check_semantics(style, field_prefix, catalogue)
+    return style
+
+
+def merge_style(
+    base: Style,
+    overrides: Mapping[str, object],
+    *,
+    field_prefix: str = "style",
+    catalogue: FontCatalogue | None = None,
+) -> Style:
+    """`base` with per-item `overrides` applied (a nested `shadow` mapping merges field-wise)."""
+    if not overrides:
+        return base
+    merged: dict[str, object] = dict(msgspec.to_builtins(base))
+    for key, value in overrides.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            merged[key] = {**current, **value}
+        else:
+            merged[key] = value
+    return parse_style(merged, field_prefix, catalogue=catalogue)

@@ -1,0 +1,91 @@
+"""Subject, stream, consumer and bucket names: the public contract of DESIGN.md, in one place.
+
+Job ids appear in subjects and paths, so they are validated here before any of them is built.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Final
+
+from shared.errors import BadRequest
+
+PREFIX: Final = "imagegen"
+
+SUBMIT_CSV: Final = "imagegen.submit.csv"
+SUBMIT_DB: Final = "imagegen.submit.db"
+FONTS: Final = "imagegen.fonts"
+VALIDATE: Final = "imagegen.validate"
+PREVIEW: Final = "imagegen.preview"
+JOBS_GET: Final = "imagegen.jobs.get"
+JOBS_LIST: Final = "imagegen.jobs.list"
+JOBS_CANCEL: Final = "imagegen.jobs.cancel"
+JOBS_RETRY: Final = "imagegen.jobs.retry"
+
+REQUESTS_CSV: Final = "imagegen.requests.csv"
+REQUESTS_DB: Final = "imagegen.requests.db"
+
+STREAM_REQUESTS: Final = "IMAGEGEN_REQUESTS"
+STREAM_TASKS: Final = "IMAGEGEN_TASKS"
+STREAM_RESULTS: Final = "IMAGEGEN_RESULTS"
+STREAM_EVENTS: Final = "IMAGEGEN_EVENTS"
+
+CONSUMER_RENDERER: Final = "renderer"
+CONSUMER_NOTIFIER: Final = "result-notifier"
+CONSUMER_INGEST_CSV: Final = "ingest-csv"
+CONSUMER_INGEST_DB: Final = "ingest-db"
+
+BUCKET_INPUTS: Final = "imagegen-inputs"
+BUCKET_IMAGES: Final = "imagegen-images"
+
+EVENT_KINDS: Final = (
+    "accepted",
+    "started",
+    "progress",
+    "completed",
+    "failed",
+    "cancelled",
+)
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def validate_job_id(job_id: str, *, field: str = "job_id") -> str:
+    """Return `job_id` if it is safe in a subject and a path, else raise `BadRequest`."""
+    if not _JOB_ID.fullmatch(job_id):
+        raise BadRequest("must be 1-64 characters of letters, digits, '-' or '_'", field=field)
+    return job_id
+
+
+def new_job_id() -> str:
+    """A fresh, time-ordered job id (sorts by creation time, safe in subjects and paths)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def tasks_subject(job_id: str) -> str:
+    return f"{PREFIX}.tasks.{validate_job_id(job_id)}"
+
+
+def results_subject(job_id: str) -> str:
+    return f"{PREFIX}.results.{validate_job_id(job_id)}"
+
+
+def events_subject(job_id: str, kind: str) -> str:
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    return f"{PREFIX}.events.{validate_job_id(job_id)}.{kind}"
+
+
+def events_filter(job_id: str) -> str:
+    """The subject filter that replays every event of one job."""
+    return f"{PREFIX}.events.{validate_job_id(job_id)}.*"
+
+
+def job_id_from_subject(subject: str) -> str:
+    """The job id in `imagegen.<kind>.<job_id>[.<more>]`, validated."""
+    parts = subject.split(".")
+    if len(parts) < 3 or parts[0] != PREFIX:
+        raise BadRequest(f"not an imagegen job subject: {subject!r}", field="subject")
+    return validate_job_id(parts[2], field="subject")
