@@ -225,6 +225,7 @@ T = TypeVar("T")
 
 _json_encoder = msgspec.json.Encoder()
 _msgpack_encoder = msgspec.msgpack.Encoder()
+_NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 _AT_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 
 
@@ -247,6 +248,9 @@ def bad_request_from(exc: msgspec.MsgspecError, *, prefix: str = "") -> BadReque
     match = _AT_PATH.match(str(exc))
     assert match is not None  # the pattern matches any string
     field_name = _field_of(match.group("path") or "")
+    named = _NAMED_FIELD.search(match.group("msg"))
+    if named:  # "Object missing required field `column`": the field is the named one
+        field_name = f"{field_name}.{named.group(1)}" if field_name else named.group(1)
     if prefix:
         field_name = f"{prefix}.{field_name}" if field_name else prefix
     message = match.group("msg")

@@ -58,7 +58,11 @@ class ServiceProcess:
 
 @dataclass
 class LocalStack:
-    """Servers plus services for one state folder. Start with `start()`, end with `stop()`."""
+    """Servers plus services for one state folder. Start with `start()`, end with `stop()`.
+
+    Given `nats_url` / `database_url` (or the environment's), it uses those servers and starts
+    only the services.
+    """
 
     state_dir: Path
     renderers: int = 2
@@ -75,16 +79,14 @@ class LocalStack:
         (self.state_dir / "logs").mkdir(exist_ok=True)
         self.output_dir = self.state_dir / "output"
         nats_url, database_url = external_urls()
-        if nats_url:
-            self.nats_url = nats_url
-        else:
+        self.nats_url = self.nats_url or nats_url or ""
+        self.database_url = self.database_url or database_url or ""
+        if not self.nats_url:
             self.nats = NatsServer.start(
                 self.state_dir / "nats", log_file=self.state_dir / "logs" / "nats-server.log"
             )
             self.nats_url = self.nats.url
-        if database_url:
-            self.database_url = database_url
-        else:
+        if not self.database_url:
             self.postgres = PostgresServer.start(self.state_dir / "postgres")
             self.database_url = self.postgres.create_database("imagegen")
 

@@ -24,10 +24,7 @@ _NAME = re.compile(r"[a-zA-Z]+")
 def _channel(token: str) -> int:
     """One of r, g, b: 0-255 or a percentage."""
     token = token.strip()
-    if token.endswith("%"):
-        value = float(token[:-1]) * 255 / 100
-    else:
-        value = float(token)
+    value = float(token[:-1]) * 255 / 100 if token.endswith("%") else float(token)
     if not 0 <= value <= 255:
         raise ValueError(f"channel {token!r} is outside 0-255")
     return round(value)

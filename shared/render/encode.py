@@ -51,7 +51,9 @@ def _exif_dpi(dpi: int) -> bytes:
     return exif.tobytes()
 
 
-def encode_mask(mask: Image.Image, rgba: RGBA, fmt: str, dpi: int | None, lossless: bool, quality: int) -> bytes:
+def encode_mask(
+    mask: Image.Image, rgba: RGBA, fmt: str, dpi: int | None, lossless: bool, quality: int
+) -> bytes:
     """Encode single-colour text from its coverage mask."""
     if fmt == "png":
         palette, trns = _palette_for(rgba)

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
+from PIL import Image
+
 from shared.errors import RenderError
 from shared.render.colors import RGBA, parse_color
 from shared.render.encode import encode_mask, encode_rgba
@@ -38,6 +40,15 @@ class RenderedImage:
 @lru_cache(maxsize=1024)
 def _color(text: str) -> RGBA:
     return parse_color(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Drawn:
+    """A rasterised item before encoding: an L coverage mask plus its colour, or RGBA."""
+
+    image: Image.Image
+    mask_color: RGBA | None
+    missing: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,12 @@ class RenderEngine:
         """Like `render` but always through the RGBA compositor (for tests and benchmarks)."""
         with self._lock:
             return self._render(text, style, force_rgba=True)
+
+    def rasterise(self, text: str, style: Style, *, force_rgba: bool = False) -> Image.Image:
+        """The decoded-equivalent image without encoding: an L coverage mask for single-colour
+        styles (unless `force_rgba`), else RGBA. For benchmarks and pixel tests."""
+        with self._lock:
+            return self._draw(text, style, force_rgba).image
 
     # --- pipeline --------------------------------------------------------------------------
 
@@ -181,24 +198,27 @@ class RenderEngine:
             height = (y1 - y0) + top + bottom
             oy = top - y0
         check_canvas(width, height, self.limits)
-        if style.overflow == "error" and (style.width is not None or style.height is not None):
-            if box is not None and (
-                box[0] + ox < 0 or box[1] + oy < 0 or box[2] + ox > width or box[3] + oy > height
-            ):
-                raise RenderError(
-                    f"text needs {box[2] - box[0]}x{box[3] - box[1]} px and does not fit the "
-                    f"{width}x{height} canvas; use auto_fit, a larger box or overflow='clip'"
-                )
+        fixed = style.width is not None or style.height is not None
+        if (
+            style.overflow == "error"
+            and fixed
+            and box is not None
+            and (box[0] + ox < 0 or box[1] + oy < 0 or box[2] + ox > width or box[3] + oy > height)
+        ):
+            raise RenderError(
+                f"text needs {box[2] - box[0]}x{box[3] - box[1]} px and does not fit the "
+                f"{width}x{height} canvas; use auto_fit, a larger box or overflow='clip'"
+            )
         return _Frame(max(1, width), max(1, height), (ox, oy))
 
-    def _render(self, text: str, style: Style, force_rgba: bool = False) -> RenderedImage:
+    def _draw(self, text: str, style: Style, force_rgba: bool) -> _Drawn:
         if style.width is not None and style.height is not None:
             check_canvas(style.width, style.height, self.limits)
         clean = clean_text(text, style.control_chars, self.limits)
         layout = self._layout(clean, style)
         missing = tuple(dict.fromkeys(layout.missing))
         if missing and style.strict:
-            listed = " ".join(f"U+{ord(c[0]):04X}" for c in missing)
+            listed = " ".join("+".join(f"U+{ord(ch):04X}" for ch in c) for c in missing)
             raise RenderError(f"no font covers: {listed}")
         if layout.lines > self.limits.max_lines:
             raise RenderError(f"text wraps to {layout.lines} lines; the limit is {self.limits.max_lines}")
@@ -218,22 +238,29 @@ class RenderEngine:
         )
         if single and not force_rgba:
             mask = draw_masks(inked, size, frame.origin, use_stroke=style.stroke_width > 0)
-            data = encode_mask(mask, fill, style.format, style.dpi, style.webp_lossless, style.webp_quality)
-        else:
-            shadow = None
-            if style.shadow is not None:
-                s = style.shadow
-                shadow = (s.offset_x, s.offset_y, s.blur, _color(s.color))
-            image = compose_rgba(
-                inked,
-                size,
-                frame.origin,
-                fill=fill,
-                stroke=stroke if style.stroke_width > 0 and stroke != fill else None,
-                background=background,
-                shadow=shadow,
+            return _Drawn(mask, fill, missing)
+        shadow = None
+        if style.shadow is not None:
+            s = style.shadow
+            shadow = (s.offset_x, s.offset_y, s.blur, _color(s.color))
+        image = compose_rgba(
+            inked,
+            size,
+            frame.origin,
+            fill=fill,
+            stroke=stroke if style.stroke_width > 0 else None,
+            background=background,
+            shadow=shadow,
+        )
+        return _Drawn(image, None, missing)
+
+    def _render(self, text: str, style: Style, force_rgba: bool = False) -> RenderedImage:
+        drawn = self._draw(text, style, force_rgba)
+        image = drawn.image
+        if drawn.mask_color is not None:
+            data = encode_mask(
+                image, drawn.mask_color, style.format, style.dpi, style.webp_lossless, style.webp_quality
             )
-            if style.stroke_width > 0 and stroke == fill and not force_rgba:
-                pass
+        else:
             data = encode_rgba(image, style.format, style.dpi, style.webp_lossless, style.webp_quality)
-        return RenderedImage(data, frame.width, frame.height, style.format, missing)
+        return RenderedImage(data, image.width, image.height, style.format, drawn.missing)

@@ -90,7 +90,7 @@ class FaceCache:
             raw_name = axis.get("name", b"")
             name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
             tag = tags.get(name, name[:4].lower())
-            default = float(axis.get("default", 0))
+            default = float(axis.get("default") or 0)
             values.append(float(wanted.get(tag, default)))
         return values
 
@@ -121,9 +121,7 @@ class FaceCache:
         if cached is None:
             face = self.face(key)
             mode = "RGBA" if self.is_color(key.font) else "L"
-            cached = face.getlength(
-                text, mode, direction, list(features) or None, language
-            ) * self.scale(key)
+            cached = face.getlength(text, mode, direction, list(features) or None, language) * self.scale(key)
             if len(self._advances) >= ADVANCE_CACHE_ENTRIES:
                 self._advances.clear()
             self._advances[cache_key] = cached

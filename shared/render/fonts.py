@@ -173,7 +173,7 @@ class FontCatalogue:
                             continue
                         taken.add(name)
                         entries.append(_Entry(name, path, index, _TAIL, bundled=False))
-                except Exception:  # noqa: BLE001 - an unreadable file is skipped, not fatal
+                except Exception:
                     continue
         return cls(entries)
 
@@ -236,9 +236,7 @@ class FontCatalogue:
                 if strikes:
                     fixed = int(strikes[0].bitmapSizeTable.ppemY)
             scripts = [
-                script
-                for script, sample in SCRIPT_SAMPLES.items()
-                if all(ord(c) in coverage for c in sample)
+                script for script, sample in SCRIPT_SAMPLES.items() if all(ord(c) in coverage for c in sample)
             ]
             info = FontInfo(
                 name=name,
@@ -268,7 +266,7 @@ def _configured_dirs() -> list[Path]:
         from shared.settings import get_settings
 
         return list(get_settings().font_dirs)
-    except Exception:  # noqa: BLE001 - rendering must not depend on unrelated settings
+    except Exception:
         return []
 
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from shared.errors import RenderError
 
 # Bidi embeddings, overrides and isolates, plus the implicit marks: layout decides direction.
-_BIDI_CONTROLS = frozenset(
-    [0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)
+_BIDI_CONTROLS = frozenset([0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 # Invisible characters with no shaping role (ZWSP, word joiner, BOM, soft hyphen...).
 _ZERO_WIDTH = frozenset([0x200B, 0x2060, 0xFEFF, 0x00AD, 0x180E, *range(0x2061, 0x2065)])
 _KEEP = frozenset([0x200C, 0x200D, 0x0A])
@@ -71,9 +69,7 @@ def clean_text(text: str, policy: str, limits: Limits) -> str:
 def check_canvas(width: int, height: int, limits: Limits) -> None:
     """Refuse a canvas before it is allocated (Pillow itself never refuses)."""
     if width > limits.max_side or height > limits.max_side:
-        raise RenderError(
-            f"image would be {width}x{height} px; each side is limited to {limits.max_side}"
-        )
+        raise RenderError(f"image would be {width}x{height} px; each side is limited to {limits.max_side}")
     if width * height > limits.max_pixels:
         raise RenderError(
             f"image would be {width}x{height} = {width * height} px; the limit is {limits.max_pixels}"

@@ -71,7 +71,8 @@ class Piece:
 
 
 def clusters_of(text: str) -> list[str]:
-    return CLUSTER.findall(text)
+    clusters: list[str] = CLUSTER.findall(text)
+    return clusters
 
 
 def break_allowed(before: str, after: str) -> bool:
@@ -90,6 +91,7 @@ class FontPicker:
     ) -> None:
         self.chain = tuple(chain)
         self._cov = {name: coverage(name) for name in self.chain}
+        self._colors = frozenset(n for n in self.chain if is_color(n))
         self._color_first = tuple(n for n in self.chain if is_color(n)) + tuple(
             n for n in self.chain if not is_color(n)
         )
@@ -105,7 +107,14 @@ class FontPicker:
         if memo_key in self._memo:
             return self._memo[memo_key]
         choice: str | None = None
-        if previous is not None and _NEUTRAL.match(cluster) and self.covers(previous, cluster):
+        if (
+            previous is not None
+            and previous not in self._colors
+            and _NEUTRAL.match(cluster)
+            and not _EMOJI.search(cluster)
+            and self.covers(previous, cluster)
+        ):
+            # Colour fonts are excluded: their spaces and digits are emoji-sized.
             choice = previous
         else:
             order = self._color_first if _EMOJI.search(cluster) else self.chain

@@ -87,9 +87,7 @@ class Layouter:
         out = Layout()
         lines: list[tuple[list[Piece], int, bool]] = []  # pieces, paragraph level, last line
         for paragraph in text.split("\n"):
-            pieces, missing, base = itemize(
-                paragraph, picker, p.direction, split_all, self.faces.is_color
-            )
+            pieces, missing, base = itemize(paragraph, picker, p.direction, split_all, self.faces.is_color)
             out.missing.extend(missing)
             self._measure(pieces, p, features)
             if p.limit is not None and pieces:
@@ -129,23 +127,19 @@ class Layouter:
         spacing = p.letter_spacing
         widths: list[float] = []
         for line, _, _ in lines:
-            if line:
-                w = sum(pc.advance for pc in line) + spacing * (len(line) - 1) - line[-1].trail
-            else:
-                w = 0.0
+            w = sum(pc.advance for pc in line) + spacing * (len(line) - 1) - line[-1].trail if line else 0.0
             widths.append(max(0.0, w))
         box = float(p.box) if p.box is not None else max(widths, default=0.0)
         y_top = 0.0
         previous_descent = 0
         for index, ((line, base, last), width) in enumerate(zip(lines, widths, strict=True)):
             ascent, descent = self._line_metrics(line, picker, p)
-            if index == 0:
-                baseline = float(ascent)
-            else:
-                baseline = y_top + (previous_descent + ascent) * p.line_spacing
+            baseline = float(ascent) if index == 0 else y_top + (previous_descent + ascent) * p.line_spacing
             y_top = baseline
             previous_descent = descent
-            visual = reorder(line, [pc.level for pc in line]) if base or any(pc.level for pc in line) else line
+            visual = (
+                reorder(line, [pc.level for pc in line]) if base or any(pc.level for pc in line) else line
+            )
             align = p.align
             gap_extra = 0.0
             if align == "justify":

