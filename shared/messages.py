@@ -144,6 +144,7 @@ class BatchResult(_Wire):
     batch: int
     items: list[ItemResult]
     renderer: str = ""
+    delivery: int = 1  # which delivery of the task this is: >1 means it was redelivered
     at: datetime = field(default_factory=utcnow)
 
 

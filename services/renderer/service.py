@@ -122,11 +122,11 @@ class Renderer(Service):
             return
         structlog.contextvars.bind_contextvars(job_id=task.job_id, batch=task.batch)
         beat = asyncio.create_task(self._heartbeat(msg))
+        attempt = msg.metadata.num_delivered if msg.metadata else 1
         try:
-            await self._render_store_publish(task)
+            await self._render_store_publish(task, attempt)
             await msg.ack()
         except Exception as exc:
-            attempt = msg.metadata.num_delivered if msg.metadata else 1
             if attempt >= self.settings.max_deliver:
                 # Last delivery: record every item as failed rather than leave it in limbo.
                 log.error("task.gave_up", attempt=attempt, error=repr(exc))
@@ -137,6 +137,7 @@ class Renderer(Service):
                         for item in task.items
                     ],
                     {},
+                    attempt,
                 )
                 await msg.ack()
             else:
@@ -146,17 +147,17 @@ class Renderer(Service):
         finally:
             beat.cancel()
 
-    async def _render_store_publish(self, task: RenderTask) -> None:
+    async def _render_store_publish(self, task: RenderTask, delivery: int) -> None:
         loop = asyncio.get_running_loop()
         outcomes = await loop.run_in_executor(self.executor, render_batch, self.engine, task)
         files = [(o.filename, o.image.data) for o in outcomes if o.filename and o.image]
         stored = await self.store.put_many(task.job_id, files)
         locations = dict(zip((name for name, _ in files), stored, strict=True))
-        await self._publish(task, outcomes, locations)
+        await self._publish(task, outcomes, locations, delivery)
         self.rendered += len(files)
 
     async def _publish(
-        self, task: RenderTask, outcomes: list[ItemOutcome], locations: dict[str, str]
+        self, task: RenderTask, outcomes: list[ItemOutcome], locations: dict[str, str], delivery: int
     ) -> None:
         items = []
         for o in outcomes:
@@ -180,6 +181,7 @@ class Renderer(Service):
             batch=task.batch,
             items=items,
             renderer=self.ctx.instance,
+            delivery=delivery,
         )
         await self.ctx.js.publish(
             results_subject(task.job_id),

@@ -1,0 +1,65 @@
+"""SIGTERM to a renderer mid-job: it finishes and acks the batches in hand, exits well within the
+ack wait, and nothing is redelivered because of it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from shared.bus.discovery import wait_for_services
+from shared.cli.stack import LocalStack
+from shared.client import Client
+from shared.messages import BatchResult, SubmitCsv
+from tests.conftest import DATA
+
+
+async def test_sigterm_mid_job_loses_and_repeats_nothing(stack: LocalStack, client: Client) -> None:
+    extra = stack.spawn("renderer", instance="renderer-sigterm")
+    try:
+        await wait_for_services(client.nc, {"renderer": 3}, timeout=30)
+        text = (DATA / "areas.csv").read_text("utf-8")
+        rows = text.count("\n") - 1
+        accepted = await client.submit_csv(SubmitCsv(csv=text, column="name", batch_size=8))
+
+        results: list[BatchResult] = []
+        items = 0
+        stopped_at: float | None = None
+        exit_seconds: float | None = None
+
+        async def read() -> None:
+            nonlocal items, stopped_at, exit_seconds
+            async for result in client.results(accepted.job_id):
+                results.append(result)
+                items += len(result.items)
+                if stopped_at is None and result.renderer == "renderer-sigterm":
+                    # It is working on this job right now: stop it mid-batch.
+                    extra.process.send_signal(signal.SIGTERM)
+                    stopped_at = time.monotonic()
+                if items >= rows:
+                    return
+
+        await asyncio.wait_for(read(), 120)
+        final = await client.wait(accepted.job_id, timeout=60)
+        assert stopped_at is not None, "the extra renderer never got work"
+        code = await asyncio.to_thread(extra.process.wait, 30)
+        exit_seconds = time.monotonic() - stopped_at
+        assert code == 0, extra.log_file.read_text()[-2000:]
+        assert exit_seconds < stack_ack_wait(), exit_seconds
+
+        assert (final.kind, final.done, final.failed) == ("completed", rows, 0)
+        indices = sorted(item.index for r in results for item in r.items)
+        assert indices == list(range(rows)), "an item is missing or was counted twice"
+        redelivered = [(r.batch, r.renderer, r.delivery) for r in results if r.delivery > 1]
+        assert redelivered == [], redelivered
+        log = extra.log_file.read_text()
+        assert "service.stopping" in log and "renderer.drained" in log
+    finally:
+        extra.stop()
+        stack.processes.remove(extra)
+
+
+def stack_ack_wait() -> float:
+    from shared.settings import Settings
+
+    return Settings().ack_wait_seconds
