@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     results_max_age_hours: Annotated[float, Field(gt=0)] = 24.0 * 7
     events_max_age_hours: Annotated[float, Field(gt=0)] = 24.0 * 7
     tasks_max_bytes: Annotated[int, Field(ge=-1)] = 1024 * 1024 * 1024
+    inputs_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
     duplicate_window_seconds: Annotated[float, Field(gt=0)] = 600.0
 
     # --- operations --------------------------------------------------------------------------

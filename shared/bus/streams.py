@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from nats.js.api import (
     AckPolicy,
+    ObjectStoreConfig,
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
@@ -140,10 +141,42 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
+def bucket_configs(settings: Settings) -> list[ObjectStoreConfig]:
+    """Object Store buckets: uploaded inputs expire; rendered images live as long as results."""
+    return [
+        ObjectStoreConfig(
+            bucket=subjects.BUCKET_INPUTS,
+            description="CSV files uploaded by clients, named in submit requests",
+            ttl=settings.inputs_ttl_hours * HOUR,
+            storage=StorageType.FILE,
+        ),
+        ObjectStoreConfig(
+            bucket=subjects.BUCKET_IMAGES,
+            description="Rendered images when renderers share no disk",
+            ttl=settings.results_max_age_hours * HOUR,
+            storage=StorageType.FILE,
+        ),
+    ]
+
+
+async def _ensure_bucket(js: JetStreamContext, config: ObjectStoreConfig) -> None:
+    assert config.bucket is not None
+    try:
+        await js.object_store(config.bucket)
+    except NotFoundError:
+        try:
+            await js.create_object_store(config.bucket, config=config)
+            log.info("bucket.created", bucket=config.bucket)
+        except BadRequestError:
+            pass  # created concurrently by another service
+
+
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
-    """Create or update every stream and durable consumer (safe to run concurrently)."""
+    """Create or update every stream, bucket and durable consumer (safe to run concurrently)."""
     for config in stream_configs(settings):
         await _ensure_stream(js, config)
+    for bucket in bucket_configs(settings):
+        await _ensure_bucket(js, bucket)
     for stream, consumers in consumer_configs(settings).items():
         for consumer in consumers:
             try:

@@ -129,9 +129,19 @@ class LocalStack:
         import nats
 
         expected = {name: (self.renderers if name == "renderer" else 1) for name in SERVICES}
+        async def watch_processes() -> None:
+            # A service that dies at start-up fails the wait at once, not after the timeout.
+            while not any(p.process.poll() is not None for p in self.processes):
+                await asyncio.sleep(0.2)
+            raise TimeoutError("a service exited during start-up")
+
         nc = await nats.connect(self.nats_url, name="imagegen-stack")
+        watcher = asyncio.create_task(watch_processes())
         try:
-            await wait_for_services(nc, expected, timeout=timeout)
+            ready = asyncio.create_task(wait_for_services(nc, expected, timeout=timeout))
+            done, _ = await asyncio.wait({ready, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            done.pop().result()
         except TimeoutError as exc:
             dead = [p for p in self.processes if p.process.poll() is not None]
             details = "".join(
@@ -141,6 +151,7 @@ class LocalStack:
             )
             raise RuntimeError(f"{exc}{details}") from exc
         finally:
+            watcher.cancel()
             await nc.close()
 
     def start(self) -> None:
