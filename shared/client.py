@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -29,9 +30,11 @@ from shared.messages import (
     ErrorReply,
     JobEvent,
     JobInfo,
+    JobRef,
     JobsGet,
     JobsList,
     JobsListReply,
+    JobStatusName,
     PreviewRequest,
     SubmitCsv,
     SubmitDb,
@@ -115,9 +118,24 @@ class Client:
             subjects.JOBS_GET, JobsGet(job_id=job_id, failures_limit=failures_limit), JobInfo
         )
 
-    async def list_jobs(self, *, status: str | None = None, limit: int = 50) -> list[JobInfo]:
-        reply = await self._call(subjects.JOBS_LIST, JobsList(status=status, limit=limit), JobsListReply)
-        return reply.jobs
+    async def list_jobs(
+        self,
+        *,
+        status: JobStatusName | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+        since: datetime | None = None,
+    ) -> list[JobInfo]:
+        query = JobsList(status=status, limit=limit, before=before, since=since)
+        return (await self._call(subjects.JOBS_LIST, query, JobsListReply)).jobs
+
+    async def cancel_job(self, job_id: str) -> JobInfo:
+        """Stop a job: ingest stops publishing, renderers skip its remaining tasks."""
+        return await self._call(subjects.JOBS_CANCEL, JobRef(job_id=job_id), JobInfo)
+
+    async def retry_job(self, job_id: str) -> JobInfo:
+        """Re-render only the failed items of a finished job, as its next attempt."""
+        return await self._call(subjects.JOBS_RETRY, JobRef(job_id=job_id), JobInfo)
 
     async def fonts(self) -> list[FontInfo]:
         return await self._call(subjects.FONTS, {}, list[FontInfo])
@@ -146,11 +164,14 @@ class Client:
         finally:
             await sub.unsubscribe()
 
-    async def watch(self, job_id: str) -> AsyncIterator[JobEvent]:
-        """A job's events from the first, then live, until a terminal one (which is yielded)."""
+    async def watch(self, job_id: str, *, attempt: int | None = None) -> AsyncIterator[JobEvent]:
+        """A job's events from the first, then live, until a terminal one (which is yielded).
+
+        With `attempt`, terminal events of earlier attempts (before a retry) do not end it.
+        """
         async for event in self._replay(subjects.events_filter(job_id), JobEvent):
             yield event
-            if event.kind in TERMINAL_EVENTS:
+            if event.kind in TERMINAL_EVENTS and (attempt is None or event.attempt >= attempt):
                 return
 
     async def results(self, job_id: str) -> AsyncIterator[BatchResult]:
@@ -163,15 +184,16 @@ class Client:
         job_id: str,
         *,
         timeout: float | None = None,
+        attempt: int | None = None,
         on_event: Callable[[JobEvent], None] | None = None,
     ) -> JobEvent:
-        """Follow a job's events until it ends; return the terminal event."""
+        """Follow a job's events until it ends (its `attempt`, if given); return the terminal event."""
 
         async def follow() -> JobEvent:
-            async for event in self.watch(job_id):
+            async for event in self.watch(job_id, attempt=attempt):
                 if on_event:
                     on_event(event)
-                if event.kind in TERMINAL_EVENTS:
+                if event.kind in TERMINAL_EVENTS and (attempt is None or event.attempt >= attempt):
                     return event
             raise ImagegenError(f"event stream of {job_id} ended early")
 

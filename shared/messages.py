@@ -134,6 +134,8 @@ class ItemResult(_Wire):
     bytes: int | None = None
     error: str | None = None
     missing_glyphs: list[str] = field(default_factory=list)
+    text: str | None = None  # set on failed items: what to render again on retry
+    name: str | None = None
 
 
 class BatchResult(_Wire):
@@ -148,6 +150,9 @@ class BatchResult(_Wire):
     at: datetime = field(default_factory=utcnow)
 
 
+JobStatusName = Literal[
+    "accepted", "ingesting", "rendering", "completed", "completed_with_errors", "failed", "cancelled"
+]
 EventKind = Literal["accepted", "started", "progress", "completed", "failed", "cancelled"]
 
 
@@ -197,9 +202,18 @@ class JobsGet(_Wire):
 
 
 class JobsList(_Wire):
-    status: str | None = None
+    """`imagegen.jobs.list`: newest first; page with `before` = last `created_at` seen."""
+
+    status: JobStatusName | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 50
     before: datetime | None = None
+    since: datetime | None = None
+
+
+class JobRef(_Wire):
+    """`imagegen.jobs.cancel` / `imagegen.jobs.retry`: the job to act on."""
+
+    job_id: JobId
 
 
 class JobsListReply(_Wire):

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 32
     max_inline_csv_bytes: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
     csv_allowed_dir: Path | None = None
+    db_statement_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+    db_row_limit: Annotated[int, Field(ge=1)] = 10_000_000
     font_dirs: list[Path] = Field(default_factory=list)
 
     # --- consumers ---------------------------------------------------------------------------

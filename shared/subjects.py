@@ -39,6 +39,7 @@ CONSUMER_INGEST_DB: Final = "ingest-db"
 
 BUCKET_INPUTS: Final = "imagegen-inputs"
 BUCKET_IMAGES: Final = "imagegen-images"
+BUCKET_CANCELLED: Final = "imagegen-cancelled"  # KV: job id -> reason, read by ingest and renderers
 
 EVENT_KINDS: Final = (
     "accepted",

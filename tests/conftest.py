@@ -92,6 +92,7 @@ def stack(
             "IMAGEGEN_DATA_SOURCES": f'{{"local": "{database_url}"}}',
             "IMAGEGEN_LOG_FORMAT": "json",
             "IMAGEGEN_PROGRESS_INTERVAL_SECONDS": "0.05",
+            "IMAGEGEN_DB_STATEMENT_TIMEOUT_SECONDS": "3",
         },
     )
     service_stack.start()

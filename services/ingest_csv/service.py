@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class IngestCsv(Service):
         await asyncio.to_thread(self.check_source, submit)
         return await accept_submit(self.ctx.js, self.ledger, submit, output_for=self.store.location)
 
-    async def rows(self, request: IngestRequest, submit: SubmitCsv | SubmitDb) -> AsyncIterator[Row]:
+    async def rows(self, request: IngestRequest, submit: SubmitCsv | SubmitDb) -> AsyncGenerator[Row, None]:
         assert isinstance(submit, SubmitCsv)
         path = self.allowed_path(submit.path) if submit.path is not None else None
         with open_source(submit.csv, path) as raw:

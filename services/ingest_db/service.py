@@ -8,7 +8,7 @@ with a statement timeout, and rows stream through a server-side cursor.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,6 @@ from shared.storage import DirectoryStore, NameTemplate
 from shared.subjects import CONSUMER_INGEST_DB, SUBMIT_DB
 
 CURSOR_PREFETCH = 1000
-STATEMENT_TIMEOUT_MS = 60_000
 
 
 def _text(value: object) -> str:
@@ -67,7 +66,7 @@ class IngestDb(Service):
                         min_size=0,
                         max_size=4,
                         server_settings={
-                            "statement_timeout": str(STATEMENT_TIMEOUT_MS),
+                            "statement_timeout": str(int(self.settings.db_statement_timeout_seconds * 1000)),
                             "default_transaction_read_only": "on",
                         },
                     )
@@ -104,7 +103,7 @@ class IngestDb(Service):
         self.column_index(submit, await self.columns(submit))
         return await accept_submit(self.ctx.js, self.ledger, submit, output_for=self.store.location)
 
-    async def rows(self, request: IngestRequest, submit: SubmitCsv | SubmitDb) -> AsyncIterator[Row]:
+    async def rows(self, request: IngestRequest, submit: SubmitCsv | SubmitDb) -> AsyncGenerator[Row, None]:
         assert isinstance(submit, SubmitDb)
         pool = await self.pool(submit.source)
         query = check_select(submit.query)
@@ -114,7 +113,12 @@ class IngestDb(Service):
                 statement = await conn.prepare(query)
                 names = [attr.name for attr in statement.get_attributes()]
                 column = self.column_index(submit, names)
+                limit = self.settings.db_row_limit
                 async for record in statement.cursor(*submit.params, prefetch=CURSOR_PREFETCH):
+                    if index >= limit:
+                        raise SourceError(
+                            f"the query returns more than {limit} rows (the server's row limit)"
+                        )
                     values = {name: _text(record[i]) for i, name in enumerate(names)}
                     text = values[names[column]]
                     if not text.strip():

@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from services.renderer.batch import ItemOutcome, render_batch
 from shared.bus.consumer import pull_batches
 from shared.bus.service import Endpoint, Service
+from shared.cancellation import Cancellations
 from shared.errors import BadRequest
 from shared.logging import get_logger
 from shared.messages import (
@@ -50,6 +51,7 @@ class Renderer(Service):
         self.store = DirectoryStore(self.settings.output_dir)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self.rendered = 0
+        self.cancellations = Cancellations(self.ctx.js)
 
     async def stop(self) -> None:
         self.executor.shutdown(wait=True)
@@ -121,6 +123,10 @@ class Renderer(Service):
             await msg.term()
             return
         structlog.contextvars.bind_contextvars(job_id=task.job_id, batch=task.batch)
+        if await self.cancellations.is_cancelled(task.job_id):
+            log.info("task.skipped", reason="job cancelled", items=len(task.items))
+            await msg.ack()
+            return
         beat = asyncio.create_task(self._heartbeat(msg))
         attempt = msg.metadata.num_delivered if msg.metadata else 1
         try:
@@ -133,7 +139,7 @@ class Renderer(Service):
                 await self._publish(
                     task,
                     [
-                        ItemOutcome(item.index, None, None, f"gave up after {attempt} attempts: {exc!r}")
+                        ItemOutcome(item, None, None, f"gave up after {attempt} attempts: {exc!r}")
                         for item in task.items
                     ],
                     {},
@@ -162,11 +168,16 @@ class Renderer(Service):
         items = []
         for o in outcomes:
             if o.image is None or o.filename is None:
-                items.append(ItemResult(index=o.index, ok=False, error=o.error))
+                # Failed items carry their text and name so a retry can re-render them.
+                items.append(
+                    ItemResult(
+                        index=o.item.index, ok=False, error=o.error, text=o.item.text, name=o.item.name
+                    )
+                )
             else:
                 items.append(
                     ItemResult(
-                        index=o.index,
+                        index=o.item.index,
                         ok=True,
                         file=locations.get(o.filename, o.filename),
                         width=o.image.width,

@@ -8,6 +8,7 @@ ledger counts each (job, attempt, batch) once, so a redelivered result never cou
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Coroutine
 from typing import Any
 
@@ -18,12 +19,31 @@ from nats.aio.msg import Msg
 from services.result_notifier.progress import ProgressThrottle
 from shared.bus.consumer import pull_batches
 from shared.bus.service import Endpoint, Service
+from shared.cancellation import Cancellations
 from shared.errors import BadRequest
 from shared.events import announce
+from shared.ingest.publisher import TaskPublisher
 from shared.ledger import JobStatus, Ledger
 from shared.logging import get_logger
-from shared.messages import BatchResult, JobsGet, JobsList, JobsListReply, decode_json, encode_json
-from shared.subjects import CONSUMER_NOTIFIER, JOBS_GET, JOBS_LIST, STREAM_RESULTS
+from shared.messages import (
+    BatchResult,
+    JobRef,
+    JobsGet,
+    JobsList,
+    JobsListReply,
+    RenderItem,
+    decode_json,
+    encode_json,
+)
+from shared.render import parse_style
+from shared.subjects import (
+    CONSUMER_NOTIFIER,
+    JOBS_CANCEL,
+    JOBS_GET,
+    JOBS_LIST,
+    JOBS_RETRY,
+    STREAM_RESULTS,
+)
 
 log = get_logger(__name__)
 
@@ -45,6 +65,7 @@ class ResultNotifier(Service):
     async def start(self) -> None:
         self.ledger = await Ledger.open(self.settings.database_url)
         self.progress = ProgressThrottle(self.settings.progress_interval_seconds)
+        self.cancellations = Cancellations(self.ctx.js)
 
     async def stop(self) -> None:
         await self.ledger.close()
@@ -53,6 +74,8 @@ class ResultNotifier(Service):
         return [
             Endpoint("jobs-get", JOBS_GET, self.jobs_get),
             Endpoint("jobs-list", JOBS_LIST, self.jobs_list),
+            Endpoint("jobs-cancel", JOBS_CANCEL, self.jobs_cancel),
+            Endpoint("jobs-retry", JOBS_RETRY, self.jobs_retry),
         ]
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
@@ -64,8 +87,37 @@ class ResultNotifier(Service):
 
     async def jobs_list(self, payload: bytes) -> bytes:
         query = decode_json(payload or b"{}", JobsList)
-        jobs = await self.ledger.list_jobs(status=query.status, limit=query.limit, before=query.before)
+        jobs = await self.ledger.list_jobs(
+            status=query.status, limit=query.limit, before=query.before, since=query.since
+        )
         return encode_json(JobsListReply(jobs=jobs))
+
+    async def jobs_cancel(self, payload: bytes) -> bytes:
+        """Record the cancellation, then tell ingest and renderers through the KV bucket."""
+        job_id = decode_json(payload, JobRef).job_id
+        job, changed = await self.ledger.cancel_job(job_id)
+        await self.cancellations.cancel(job_id)
+        log.info("audit.cancel", job_id=job_id, changed=changed)
+        if changed:
+            await announce(self.ctx.js, job, "cancelled")
+            self.progress.forget(job_id)
+        return encode_json(job)
+
+    async def jobs_retry(self, payload: bytes) -> bytes:
+        """Re-render only the failed items of a finished job, as its next attempt."""
+        job_id = decode_json(payload, JobRef).job_id
+        job, items = await self.ledger.retry_job(job_id)
+        log.info("audit.retry", job_id=job_id, attempt=job.attempt, items=len(items))
+        request = json.loads(await self.ledger.job_request(job_id))
+        style = parse_style(request.get("style") or {})
+        batch_size = request.get("batch_size") or self.settings.batch_size
+        publisher = TaskPublisher(self.ctx.js, job_id, job.attempt, style, batch_size=batch_size)
+        for item in items:
+            await publisher.add(RenderItem(item.index, item.text, item.name, None))
+        _, batches = await publisher.close()
+        await self.ledger.set_batches(job_id, job.attempt, batches)
+        await announce(self.ctx.js, job, "started", message=f"retrying {len(items)} failed items")
+        return encode_json(job)
 
     async def pull_loop(self) -> None:
         async for msgs in pull_batches(

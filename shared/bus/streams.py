@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from nats.js.api import (
     AckPolicy,
-    ObjectStoreConfig,
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -171,12 +172,31 @@ async def _ensure_bucket(js: JetStreamContext, config: ObjectStoreConfig) -> Non
             pass  # created concurrently by another service
 
 
+async def _ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> None:
+    assert config.bucket is not None
+    try:
+        await js.key_value(config.bucket)
+    except NotFoundError:
+        try:
+            await js.create_key_value(config=config)
+            log.info("bucket.created", bucket=config.bucket)
+        except BadRequestError:
+            pass  # created concurrently by another service
+
+
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
     """Create or update every stream, bucket and durable consumer (safe to run concurrently)."""
     for config in stream_configs(settings):
         await _ensure_stream(js, config)
     for bucket in bucket_configs(settings):
         await _ensure_bucket(js, bucket)
+    await _ensure_kv(js, KeyValueConfig(
+        bucket=subjects.BUCKET_CANCELLED,
+        description="Cancelled jobs: ingest stops publishing and renderers skip their tasks",
+        ttl=settings.results_max_age_hours * HOUR,
+        storage=StorageType.FILE,
+        history=1,
+    ))
     for stream, consumers in consumer_configs(settings).items():
         for consumer in consumers:
             try:

@@ -18,10 +18,12 @@ from shared.messages import JobEvent, JobInfo
 console = Console(stderr=True)
 
 
-async def follow_job(client: Client, job_id: str, *, quiet: bool = False) -> JobEvent:
-    """Show progress until the job ends; return its terminal event."""
+async def follow_job(
+    client: Client, job_id: str, *, quiet: bool = False, attempt: int | None = None
+) -> JobEvent:
+    """Show progress until the job (its `attempt`, if given) ends; return its terminal event."""
     if quiet:
-        return await client.wait(job_id)
+        return await client.wait(job_id, attempt=attempt)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -43,7 +45,7 @@ async def follow_job(client: Client, job_id: str, *, quiet: bool = False) -> Job
                 description=f"{job_id} {event.status}",
             )
 
-        return await client.wait(job_id, on_event=on_event)
+        return await client.wait(job_id, attempt=attempt, on_event=on_event)
 
 
 def print_summary(job: JobInfo) -> None:
@@ -54,8 +56,7 @@ def print_summary(job: JobInfo) -> None:
         took = f" in {seconds:.1f}s ({rate:,.0f} items/s)"
     console.print(f"job [bold]{job.job_id}[/bold]: {job.status}{took}")
     console.print(
-        f"  items: {'?' if job.total is None else job.total} total, "
-        f"{job.done} rendered, {job.failed} failed"
+        f"  items: {'?' if job.total is None else job.total} total, {job.done} rendered, {job.failed} failed"
     )
     if job.output:
         console.print(f"  images: {job.output}")

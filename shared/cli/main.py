@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", help="query jobs").add_subparsers(dest="action", required=True)
     show = jobs.add_parser("show", help="one job's status, counts and failures")
     show.add_argument("job_id")
+    for action, text in (
+        ("cancel", "stop a running job"),
+        ("retry", "re-render a finished job's failed items"),
+    ):
+        act = jobs.add_parser(action, help=text)
+        act.add_argument("job_id")
+        act.add_argument("--wait", action="store_true", help="follow the job until it ends")
     lst = jobs.add_parser("list", help="recent jobs")
     lst.add_argument("--status")
     lst.add_argument("--limit", type=int, default=20)
@@ -172,12 +179,21 @@ async def _submit(args: argparse.Namespace) -> int:
 
 async def _jobs(args: argparse.Namespace) -> int:
     async with await Client.connect(_nats_url(args)) as client:
-        if args.action == "show":
-            job = await client.get_job(args.job_id)
+        if args.action in ("show", "cancel", "retry"):
+            if args.action == "show":
+                job = await client.get_job(args.job_id)
+            elif args.action == "cancel":
+                job = await client.cancel_job(args.job_id)
+            else:
+                job = await client.retry_job(args.job_id)
+                if args.wait:
+                    await follow_job(client, job.job_id, quiet=args.json, attempt=job.attempt)
+                    job = await client.get_job(job.job_id)
             if args.json:
                 _print(args, job)
             else:
                 print_summary(job)
+            return 0 if job.status in ("completed", "cancelled", "rendering", "ingesting", "accepted") else 1
         else:
             jobs = await client.list_jobs(status=args.status, limit=args.limit)
             if args.json:

@@ -129,9 +129,10 @@ class LocalStack:
         import nats
 
         expected = {name: (self.renderers if name == "renderer" else 1) for name in SERVICES}
+
         async def watch_processes() -> None:
             # A service that dies at start-up fails the wait at once, not after the timeout.
-            while not any(p.process.poll() is not None for p in self.processes):
+            while not any(p.process.poll() is not None for p in self.processes):  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
             raise TimeoutError("a service exited during start-up")
 

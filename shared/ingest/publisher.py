@@ -109,6 +109,10 @@ class TaskPublisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def discard_pending(self) -> None:
+        """Forget items not yet sent (the job was cancelled); in-flight publishes still land."""
+        self._pending = []
+
     async def close(self) -> tuple[int, int]:
         """Publish what is left, wait for every publish; return (items, batches)."""
         await self._flush()

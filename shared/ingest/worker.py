@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 
 from shared.bus.consumer import pull_batches
 from shared.bus.service import ServiceContext
+from shared.cancellation import Cancellations
 from shared.errors import BadRequest, ImagegenError
 from shared.events import announce
 from shared.ingest.publisher import TaskPublisher
@@ -27,6 +28,8 @@ from shared.storage.naming import NameTemplate
 from shared.subjects import STREAM_REQUESTS
 
 log = get_logger(__name__)
+
+CANCEL_CHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +43,7 @@ class Row:
     error: str | None = None
 
 
-RowSource = Callable[[IngestRequest, SubmitCsv | SubmitDb], AsyncIterator[Row]]
+RowSource = Callable[[IngestRequest, SubmitCsv | SubmitDb], AsyncGenerator[Row, None]]
 
 
 async def _heartbeat(msg: Msg, every: float) -> None:
@@ -78,16 +81,28 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
         batch_size=submit.batch_size or ctx.settings.batch_size,
     )
     template = NameTemplate(submit.name_template)
+    cancellations = Cancellations(ctx.js)
     beat = asyncio.create_task(_heartbeat(msg, max(ctx.settings.ack_wait_seconds / 3, 0.5)))
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + CANCEL_CHECK_SECONDS
+    cancelled = False
     try:
-        async for row in rows(request, submit):
-            name = template.render(row.index, row.values)
-            await publisher.add(RenderItem(row.index, row.text, name, row.error))
+        async with contextlib.aclosing(rows(request, submit)) as source:
+            async for row in source:
+                name = template.render(row.index, row.values)
+                await publisher.add(RenderItem(row.index, row.text, name, row.error))
+                if loop.time() >= next_check:
+                    next_check = loop.time() + CANCEL_CHECK_SECONDS
+                    if await cancellations.is_cancelled(request.job_id):
+                        cancelled = True
+                        publisher.discard_pending()
+                        break
         total_items, total_batches = await publisher.close()
     except ImagegenError as exc:
-        await publisher.abort()
-        log.warning("ingest.source_failed", error=str(exc))
-        failed = await ledger.fail_job(request.job_id, request.attempt, str(exc))
+        # What was read before the failure is published and will still be counted.
+        published, _ = await publisher.close()
+        log.warning("ingest.source_failed", error=str(exc), published=published)
+        failed = await ledger.fail_job(request.job_id, request.attempt, str(exc), total_items=published)
         if failed:
             await announce(ctx.js, failed, "failed")
         await msg.ack()
@@ -97,7 +112,7 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
     finished, completed = await ledger.finish_ingest(
         request.job_id, request.attempt, total_items, total_batches
     )
-    log.info("ingest.done", items=total_items, batches=total_batches)
+    log.info("ingest.done", items=total_items, batches=total_batches, cancelled=cancelled)
     if finished and completed:
         await announce(ctx.js, finished, "completed")
     await msg.ack()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import asyncpg
 
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.ledger.migrate import migrate
 from shared.logging import get_logger
 from shared.messages import BatchResult, ItemFailure, JobInfo
@@ -49,6 +49,15 @@ UPDATE imagegen_jobs
    AND total_items IS NOT NULL AND done_items + failed_items >= total_items
 RETURNING {_JOB_COLUMNS}
 """
+
+
+@dataclass(frozen=True, slots=True)
+class RetryItem:
+    """A failed item to render again: its index, text and output name."""
+
+    index: int
+    text: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +159,11 @@ class Ledger:
         """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"""UPDATE imagegen_jobs SET status = 'rendering', total_items = $3,
-                           total_batches = $4, updated_at = now()
-                     WHERE job_id = $1 AND attempt = $2 AND status IN ('ingesting', 'rendering')
+                f"""UPDATE imagegen_jobs
+                       SET status = CASE WHEN status = 'cancelled' THEN status ELSE 'rendering' END,
+                           total_items = $3, total_batches = $4, updated_at = now()
+                     WHERE job_id = $1 AND attempt = $2
+                       AND status IN ('ingesting', 'rendering', 'cancelled')
                     RETURNING {_JOB_COLUMNS}""",
                 job_id,
                 attempt,
@@ -164,19 +175,93 @@ class Ledger:
             done = await conn.fetchrow(_COMPLETE_IF_DONE, job_id, attempt)
             return _job_info(done or row), done is not None
 
-    async def fail_job(self, job_id: str, attempt: int, error: str) -> JobInfo | None:
-        """Any active state -> failed, with the reason. None if already finished."""
+    async def fail_job(
+        self, job_id: str, attempt: int, error: str, *, total_items: int | None = None
+    ) -> JobInfo | None:
+        """Any active state -> failed, with the reason (and how many items were published
+        before the failure, which still finish and are counted). None if already finished."""
         row = await self.pool.fetchrow(
             f"""UPDATE imagegen_jobs SET status = 'failed', error = $3, finished_at = now(),
-                       updated_at = now()
+                       total_items = coalesce($5, total_items), updated_at = now()
                  WHERE job_id = $1 AND attempt = $2 AND status = ANY($4::text[])
                 RETURNING {_JOB_COLUMNS}""",
             job_id,
             attempt,
             error,
             _ACTIVE,
+            total_items,
         )
         return None if row is None else _job_info(row)
+
+    async def cancel_job(self, job_id: str) -> tuple[JobInfo, bool]:
+        """Active -> cancelled; (job, changed). Cancelling a cancelled job is a no-op; a finished
+        one is a Conflict."""
+        row = await self.pool.fetchrow(
+            f"""UPDATE imagegen_jobs SET status = 'cancelled', cancelled_at = now(),
+                       finished_at = now(), updated_at = now()
+                 WHERE job_id = $1 AND status = ANY($2::text[])
+                RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            _ACTIVE,
+        )
+        if row is not None:
+            return _job_info(row), True
+        job = await self.get_job(job_id)
+        if job.status == JobStatus.CANCELLED:
+            return job, False
+        raise Conflict(f"job {job_id} is already {job.status}", field="job_id")
+
+    async def retry_job(self, job_id: str) -> tuple[JobInfo, list[RetryItem]]:
+        """Start a new attempt of a finished job that re-renders only its failed items."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1 FOR UPDATE", job_id
+            )
+            if row is None:
+                raise NotFound(f"no job {job_id!r}", field="job_id")
+            if row["status"] not in (JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED):
+                raise Conflict(
+                    f"only a job that finished with failed items can be retried; {job_id} is {row['status']}",
+                    field="job_id",
+                )
+            failures = await conn.fetch(
+                """SELECT item_index, coalesce(text, '') AS text,
+                          coalesce(name, item_index::text) AS name
+                     FROM imagegen_item_failures
+                    WHERE job_id = $1 AND attempt = $2 ORDER BY item_index""",
+                job_id,
+                row["attempt"],
+            )
+            if not failures:
+                raise Conflict(f"job {job_id} has no failed items to retry", field="job_id")
+            updated = await conn.fetchrow(
+                f"""UPDATE imagegen_jobs
+                       SET attempt = attempt + 1, status = 'rendering', failed_items = 0,
+                           total_items = done_items + $2, error = NULL, finished_at = NULL,
+                           updated_at = now()
+                     WHERE job_id = $1
+                    RETURNING {_JOB_COLUMNS}""",
+                job_id,
+                len(failures),
+            )
+            assert updated is not None  # the row is locked FOR UPDATE above
+            items = [RetryItem(r["item_index"], r["text"], r["name"]) for r in failures]
+            return _job_info(updated), items
+
+    async def set_batches(self, job_id: str, attempt: int, total_batches: int) -> None:
+        await self.pool.execute(
+            "UPDATE imagegen_jobs SET total_batches = $3 WHERE job_id = $1 AND attempt = $2",
+            job_id,
+            attempt,
+            total_batches,
+        )
+
+    async def job_request(self, job_id: str) -> bytes:
+        """The submit request a job was created from, as JSON."""
+        raw = await self.pool.fetchval("SELECT request::text FROM imagegen_jobs WHERE job_id = $1", job_id)
+        if raw is None:
+            raise NotFound(f"no job {job_id!r}", field="job_id")
+        return str(raw).encode("utf-8")
 
     async def record_batch(self, result: BatchResult) -> BatchOutcome:
         """Count one batch result exactly once and complete the job if it was the last."""
@@ -204,10 +289,18 @@ class Ledger:
                 return BatchOutcome(False, None if row is None else _job_info(row), False)
             if failed:
                 await conn.executemany(
-                    """INSERT INTO imagegen_item_failures (job_id, attempt, item_index, reason)
-                       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
+                    """INSERT INTO imagegen_item_failures
+                              (job_id, attempt, item_index, reason, text, name)
+                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
                     [
-                        (result.job_id, result.attempt, item.index, item.error or "unknown error")
+                        (
+                            result.job_id,
+                            result.attempt,
+                            item.index,
+                            item.error or "unknown error",
+                            item.text,
+                            item.name,
+                        )
                         for item in failed
                     ],
                 )
@@ -250,15 +343,23 @@ class Ledger:
         return _job_info(row, failures)
 
     async def list_jobs(
-        self, *, status: str | None = None, limit: int = 50, before: Any = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+        since: datetime | None = None,
     ) -> list[JobInfo]:
+        """Newest first; page with `before` = the last `created_at` of the previous page."""
         rows = await self.pool.fetch(
             f"""SELECT {_JOB_COLUMNS} FROM imagegen_jobs
                  WHERE ($1::text IS NULL OR status = $1)
                    AND ($2::timestamptz IS NULL OR created_at < $2)
+                   AND ($4::timestamptz IS NULL OR created_at >= $4)
                  ORDER BY created_at DESC LIMIT $3""",
             status,
             before,
             limit,
+            since,
         )
         return [_job_info(row) for row in rows]

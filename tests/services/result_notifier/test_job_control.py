@@ -1,0 +1,101 @@
+"""Job control through result-notifier: cancel mid-job, retry failed items, list and page."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.client import Client
+from shared.errors import Conflict, NotFound
+from shared.messages import JobEvent, SubmitCsv
+
+
+async def test_cancel_in_the_middle_of_a_job(client: Client, csv_dir: Path) -> None:
+    rows = 20_000
+    (csv_dir / "big.csv").write_text("name\n" + "".join(f"商品 {i} Product\n" for i in range(rows)), "utf-8")
+    accepted = await client.submit_csv(SubmitCsv(path="big.csv", column="name", batch_size=8))
+    events: list[JobEvent] = []
+
+    async def cancel_after_first_progress() -> None:
+        async for event in client.watch(accepted.job_id):
+            events.append(event)
+            if event.kind == "progress" and event.done > 0:
+                job = await client.cancel_job(accepted.job_id)
+                assert job.status == "cancelled"
+            if event.kind in ("completed", "cancelled", "failed"):
+                return
+
+    await asyncio.wait_for(cancel_after_first_progress(), 60)
+    assert events[-1].kind == "cancelled", [e.kind for e in events]
+
+    # Batches already in flight may still land; then the counts settle and match the images.
+    settled = None
+    for _ in range(50):
+        await asyncio.sleep(0.2)
+        job = await client.get_job(accepted.job_id)
+        if settled is not None and (job.done, job.failed) == (settled.done, settled.failed):
+            break
+        settled = job
+    assert job.status == "cancelled"
+    assert job.output is not None
+    images = len(list(Path(job.output).glob("*.png")))
+    assert job.done == images
+    assert 0 < job.done < rows, job
+    # Cancelling again is a no-op; the job stays as it is.
+    again = await client.cancel_job(accepted.job_id)
+    assert (again.status, again.done) == ("cancelled", job.done)
+
+
+async def test_cancel_refuses_finished_and_unknown_jobs(client: Client) -> None:
+    accepted = await client.submit_csv(SubmitCsv(csv="name\nquick\n", column="name"))
+    await client.wait(accepted.job_id, timeout=60)
+    with pytest.raises(Conflict):
+        await client.cancel_job(accepted.job_id)
+    with pytest.raises(NotFound):
+        await client.cancel_job("no-such-job")
+
+
+async def test_retry_rerenders_only_the_failed_items(client: Client, db: asyncpg.Connection) -> None:
+    csv_text = "name\nfirst\n\nsecond\n   \n第三\n"
+    # Rows 1 and 3 are blank: they fail at ingest with their row numbers.
+    accepted = await client.submit_csv(SubmitCsv(csv=csv_text.replace("\n\n", '\n""\n'), column="name"))
+    final = await client.wait(accepted.job_id, timeout=60)
+    assert (final.status, final.done, final.failed) == ("completed_with_errors", 3, 2)
+
+    job = await client.retry_job(accepted.job_id)
+    assert (job.attempt, job.status, job.total) == (2, "rendering", 5)
+    again = await client.wait(accepted.job_id, attempt=2, timeout=60)
+    assert (again.attempt, again.status, again.done, again.failed) == (2, "completed_with_errors", 3, 2)
+    batches = await db.fetch(
+        """SELECT attempt, done_items, failed_items FROM imagegen_job_batches
+            WHERE job_id = $1 AND attempt = 2""",
+        accepted.job_id,
+    )
+    assert sum(b["done_items"] + b["failed_items"] for b in batches) == 2  # only the failed two
+    failures = await client.get_job(accepted.job_id)
+    assert sorted(f.index for f in failures.failures) == [1, 3]
+
+    with pytest.raises(Conflict):
+        ok = await client.submit_csv(SubmitCsv(csv="name\nfine\n", column="name"))
+        await client.wait(ok.job_id, timeout=60)
+        await client.retry_job(ok.job_id)
+
+
+async def test_list_filters_by_status_and_pages(client: Client) -> None:
+    ids = []
+    for i in range(3):
+        accepted = await client.submit_csv(SubmitCsv(csv=f"name\nlist {i}\n", column="name"))
+        await client.wait(accepted.job_id, timeout=60)
+        ids.append(accepted.job_id)
+    first = await client.list_jobs(status="completed", limit=2)
+    assert len(first) == 2 and all(j.status == "completed" for j in first)
+    second = await client.list_jobs(status="completed", limit=2, before=first[-1].created_at)
+    assert not {j.job_id for j in first} & {j.job_id for j in second}
+    assert (
+        first[0].created_at
+        >= first[1].created_at
+        >= (second[0].created_at if second else first[1].created_at)
+    )
