@@ -11,8 +11,10 @@ Errors come back as the same exception classes the services raise (`BadRequest` 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -107,8 +109,21 @@ class Client:
         data = await self.request(subject, encode_json(message), timeout=timeout)
         return msgspec.json.decode(data, type=reply_type)
 
+    async def upload(self, path: Path, *, name: str | None = None) -> str:
+        """Stream a local file into the `imagegen-inputs` bucket; returns its object name."""
+        store = await self.js.object_store(subjects.BUCKET_INPUTS)
+        name = name or f"{secrets.token_hex(8)}-{path.name}"
+        with path.open("rb") as handle:
+            await store.put(name, handle)
+        return name
+
     async def submit_csv(self, request: SubmitCsv, *, timeout: float | None = None) -> Accepted:
         return await self._call(subjects.SUBMIT_CSV, request, Accepted, timeout)
+
+    async def submit_csv_file(self, path: Path, request: SubmitCsv) -> Accepted:
+        """Upload `path` and submit it: the normal path, for files of any size."""
+        name = await self.upload(path)
+        return await self.submit_csv(msgspec.structs.replace(request, csv=None, path=None, object=name))
 
     async def submit_db(self, request: SubmitDb, *, timeout: float | None = None) -> Accepted:
         return await self._call(subjects.SUBMIT_DB, request, Accepted, timeout)

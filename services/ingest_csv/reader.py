@@ -79,14 +79,25 @@ def open_text(raw: IO[bytes], encoding: str | None) -> io.TextIOWrapper:
         raise BadRequest("the file is empty", field="csv")
     enc = encoding or detect_encoding(head)
     try:
-        codecs.lookup(enc)
+        codec = codecs.lookup(enc)
     except LookupError as exc:
         raise BadRequest(f"unknown encoding {enc!r}", field="encoding") from exc
+    # Fix: a UTF-8 BOM under an explicit "utf-8" used to stay in the text (the first cell of a
+    # header-less file began with U+FEFF); read such a file as utf-8-sig, as detection does.
+    if codec.name == "utf-8" and head.startswith(codecs.BOM_UTF8):
+        enc = "utf-8-sig"
     raw.seek(0)
-    return io.TextIOWrapper(raw, encoding=enc, newline="", errors="strict")
+    try:
+        return io.TextIOWrapper(raw, encoding=enc, newline="", errors="strict")
+    except LookupError as exc:
+        # Fix: codecs.lookup accepts non-text codecs ("rot13", "base64"), which TextIOWrapper
+        # then refuses with a LookupError; that is a bad request too, not a crash.
+        raise BadRequest(f"{enc!r} is not a text encoding", field="encoding") from exc
 
 
-def layout_of(text: io.TextIOWrapper, *, column: str | int, has_header: bool, delimiter: str | None) -> CsvLayout:
+def layout_of(
+    text: io.TextIOWrapper, *, column: str | int, has_header: bool, delimiter: str | None
+) -> CsvLayout:
     """Read the head of an open file to find dialect, header and the text column."""
     try:
         sample = text.read(SNIFF_BYTES)
@@ -98,7 +109,10 @@ def layout_of(text: io.TextIOWrapper, *, column: str | int, has_header: bool, de
     delim = delimiter or sniff_delimiter(sample)
     header = None
     if has_header:
-        header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delim), None)
+        # Fix: skip blank lines before the header (as csv.DictReader does); a leading blank line
+        # used to be reported as "the file has no header row". iter_rows skips the same lines.
+        records = csv.reader(io.StringIO(sample, newline=""), delimiter=delim)
+        header = next((record for record in records if record), None)
         if not header:
             raise BadRequest("the file has no header row", field="csv")
         header = [name.lstrip("\ufeff").strip() for name in header]
@@ -109,11 +123,12 @@ def layout_of(text: io.TextIOWrapper, *, column: str | int, has_header: bool, de
 def iter_rows(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[Row]:
     """Each data row as a `Row`; a ragged or empty row becomes an item error, not a job error."""
     reader = csv.reader(text, delimiter=layout.delimiter)
-    if layout.header is not None:
-        next(reader, None)
     width = len(layout.header) if layout.header else None
     index = 0
     try:
+        if layout.header is not None:
+            # Fix: the header is the first non-blank record (see layout_of), not the first line.
+            next((record for record in reader if record), None)
         for record in reader:
             if not record:  # a blank line is not a row
                 continue

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Coroutine
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
+
+import aiofiles.os
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from services.ingest_csv.reader import iter_rows, layout_of, open_source, open_text
 from shared.bus.service import Endpoint, Service
@@ -15,7 +21,7 @@ from shared.ledger import Ledger
 from shared.messages import IngestRequest, SubmitCsv, SubmitDb, decode_json
 from shared.render import FontCatalogue, parse_style
 from shared.storage import DirectoryStore, NameTemplate
-from shared.subjects import CONSUMER_INGEST_CSV, SUBMIT_CSV
+from shared.subjects import BUCKET_INPUTS, CONSUMER_INGEST_CSV, SUBMIT_CSV
 
 ROWS_PER_YIELD = 256
 
@@ -54,18 +60,39 @@ class IngestCsv(Service):
             raise BadRequest(f"no file {name!r} in the allowed folder", field="path")
         return path
 
-    def check_source(self, submit: SubmitCsv) -> None:
+    @contextlib.asynccontextmanager
+    async def local_file(self, submit: SubmitCsv) -> AsyncIterator[Path | None]:
+        """The CSV as a local file: the allowed path itself, or the uploaded object streamed
+        into a temporary file (memory stays flat whatever its size); None for inline text."""
+        if submit.path is not None:
+            yield self.allowed_path(submit.path)
+            return
+        if submit.object is None:
+            yield None
+            return
+        store = await self.ctx.js.object_store(BUCKET_INPUTS)
+        try:
+            await store.get_info(submit.object)
+        except (ObjectNotFoundError, NotFoundError) as exc:
+            raise BadRequest(
+                f"no object {submit.object!r} in bucket {BUCKET_INPUTS}", field="object"
+            ) from exc
+        fd, name = tempfile.mkstemp(prefix="imagegen-", suffix=".csv")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                await store.get(submit.object, writeinto=handle)
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await aiofiles.os.remove(path)
+
+    def check_source(self, submit: SubmitCsv, path: Path | None) -> None:
         """Cheap checks that belong in the submit reply: one source, it decodes, the column is there."""
-        given = [name for name in ("csv", "object", "path") if getattr(submit, name) is not None]
-        if len(given) != 1:
-            raise BadRequest("give exactly one of csv, object or path", field="csv")
-        if submit.object is not None:
-            raise BadRequest("object-store input is not enabled on this server yet", field="object")
         if submit.csv is not None and len(submit.csv.encode("utf-8")) > self.settings.max_inline_csv_bytes:
             raise BadRequest(
                 f"inline CSV is larger than {self.settings.max_inline_csv_bytes} bytes", field="csv"
             )
-        path = self.allowed_path(submit.path) if submit.path is not None else None
         with open_source(submit.csv, path) as raw:
             text = open_text(raw, submit.encoding)
             layout = layout_of(
@@ -78,12 +105,20 @@ class IngestCsv(Service):
         submit = decode_json(payload, SubmitCsv)
         parse_style(submit.style, catalogue=self.catalogue)
         NameTemplate(submit.name_template)
-        await asyncio.to_thread(self.check_source, submit)
+        given = [name for name in ("csv", "object", "path") if getattr(submit, name) is not None]
+        if len(given) != 1:
+            raise BadRequest("give exactly one of csv, object or path", field="csv")
+        async with self.local_file(submit) as path:
+            await asyncio.to_thread(self.check_source, submit, path)
         return await accept_submit(self.ctx.js, self.ledger, submit, output_for=self.store.location)
 
     async def rows(self, request: IngestRequest, submit: SubmitCsv | SubmitDb) -> AsyncGenerator[Row, None]:
         assert isinstance(submit, SubmitCsv)
-        path = self.allowed_path(submit.path) if submit.path is not None else None
+        async with self.local_file(submit) as path:
+            async for row in self._rows_of(submit, path):
+                yield row
+
+    async def _rows_of(self, submit: SubmitCsv, path: Path | None) -> AsyncGenerator[Row, None]:
         with open_source(submit.csv, path) as raw:
             text = open_text(raw, submit.encoding)
             layout = layout_of(

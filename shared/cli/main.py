@@ -141,11 +141,10 @@ async def _submit(args: argparse.Namespace) -> int:
     async with await Client.connect(_nats_url(args)) as client:
         style = parse_style(_style_from(args))
         if args.source == "csv":
-            text = args.file.read_bytes().decode("utf-8-sig", errors="strict")
             column: str | int = int(args.column) if args.no_header else args.column
-            accepted = await client.submit_csv(
+            accepted = await client.submit_csv_file(
+                args.file,
                 SubmitCsv(
-                    csv=text,
                     column=column,
                     has_header=not args.no_header,
                     style=style,
@@ -251,9 +250,7 @@ def _run(args: argparse.Namespace) -> int:
 
         async def go() -> int:
             async with await Client.connect(stack.nats_url) as client:
-                accepted = await client.submit_csv(
-                    SubmitCsv(csv=args.csv.read_text("utf-8-sig"), column=args.column)
-                )
+                accepted = await client.submit_csv_file(args.csv, SubmitCsv(column=args.column))
                 final = await follow_job(client, accepted.job_id)
                 print_summary(await client.get_job(accepted.job_id))
                 return 0 if final.kind == "completed" else 1
@@ -377,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(handler(args))
     except ImagegenError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
         return 2
 
 

@@ -7,7 +7,9 @@ inside the job's folder: a name that would escape it is an error, never a file o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,10 +39,19 @@ class DirectoryStore:
     async def _write(self, path: Path, data: bytes) -> None:
         # Write then rename, so a reader never sees half an image and a re-render
         # (at-least-once delivery) replaces the file atomically.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        async with aiofiles.open(tmp, "wb") as handle:
-            await handle.write(data)
-        await aiofiles.os.replace(tmp, path)
+        # Fix: the temporary name was only `.<name>.<pid>.tmp`, so two writes of the same name in
+        # one process (a redelivered batch rendered while the first delivery is still writing)
+        # shared one temp file: interleaved bytes, or a FileNotFoundError on the second rename.
+        # A random part makes each write's temp file its own; a failed write removes it.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            async with aiofiles.open(tmp, "wb") as handle:
+                await handle.write(data)
+            await aiofiles.os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                await aiofiles.os.remove(tmp)
+            raise
 
     async def put_many(self, job_id: str, files: Sequence[tuple[str, bytes]]) -> list[str]:
         """Store several images of one job; returns each one's location (its path)."""

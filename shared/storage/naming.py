@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from shared.errors import BadRequest
 
 _PLACEHOLDER = re.compile(r"\{(?:(?P<index>index)(?::(?P<pad>0?\d{1,2}))?|row\[(?P<col>[^\]{}]+)\])\}")
-_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# Fix: C1 control characters (U+0080-U+009F) are control characters too, and were kept.
+_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
 _RESERVED = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 )
@@ -52,7 +53,14 @@ class NameTemplate:
         if not _PLACEHOLDER.search(template):
             raise BadRequest("must contain {index} or {row[COLUMN]} so names differ", field=field)
         # Names that only depend on the index cannot collide; others are tracked.
-        self.may_collide = bool(self.columns)
+        # Fix: unless the byte budget can cut the index off (a long literal part, e.g. many CJK
+        # characters): then every name became the same cut prefix and the files overwrote each
+        # other. Bound the rendered size: the normalised literal part, <= 20 digits per index
+        # (or its padding) and 1 byte for the '_' of a reserved name.
+        pads = [int(m["pad"] or 0) for m in _PLACEHOLDER.finditer(template) if m["index"]]
+        literal = len(unicodedata.normalize("NFC", stripped).encode("utf-8"))
+        longest = literal + sum(max(pad, 20) for pad in pads) + 1
+        self.may_collide = bool(self.columns) or longest > MAX_NAME_BYTES
         self._seen: set[str] = set()
 
     def render(self, index: int, row: Mapping[str, str] | None = None) -> str:
@@ -68,7 +76,11 @@ class NameTemplate:
 
         name = sanitize_name(_PLACEHOLDER.sub(substitute, self.template)) or str(index)
         if self.may_collide:
-            if name.casefold() in self._seen:
-                name = f"{name}-{index}"
+            # Fix: the `-<index>` form could itself be taken by an earlier name (rows "a-2", "a",
+            # "a" gave item 2 the name of item 0); keep suffixing until the name is free.
+            base, attempt = name, 1
+            while name.casefold() in self._seen:
+                name = f"{base}-{index}" if attempt == 1 else f"{base}-{index}-{attempt}"
+                attempt += 1
             self._seen.add(name.casefold())
         return name

@@ -1,0 +1,195 @@
+"""Output names: the template language, sanitising and deterministic collision handling."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import BadRequest
+from shared.storage.naming import MAX_NAME_BYTES, NameTemplate, sanitize_name
+
+# --- the template language ----------------------------------------------------------------------
+
+
+def test_index() -> None:
+    template = NameTemplate("{index}")
+    assert [template.render(i) for i in (0, 7, 1234)] == ["0", "7", "1234"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "index", "expected"), [("06", 42, "000042"), ("3", 7, "007"), ("02", 123, "123")]
+)
+def test_zero_padded_index(spec: str, index: int, expected: str) -> None:
+    assert NameTemplate(f"img-{{index:{spec}}}").render(index) == f"img-{expected}"
+
+
+def test_row_column() -> None:
+    template = NameTemplate("{row[sku]}_{row[名称]}")
+    assert template.columns == ["sku", "名称"]
+    assert template.render(3, {"sku": "A-1", "名称": "苹果"}) == "A-1_苹果"
+
+
+def test_index_and_row_together() -> None:
+    template = NameTemplate("{index:04}-{row[name]}")
+    assert template.render(5, {"name": "Widget"}) == "0005-Widget"
+
+
+def test_missing_column_value_falls_back_to_the_index() -> None:
+    template = NameTemplate("{row[name]}")
+    assert template.render(9, {"other": "x"}) == "9"
+    assert template.render(10, None) == "10"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{index.__class__}",
+        "{index.__class__.__mro__}",
+        "{row.__class__}",
+        "{row[name].upper}",
+        "{0}",
+        "{}",
+        "{name}",
+        "{index!r}",
+        "{index:>10}",
+        "{index:x}",
+        "{row[a]}{",
+        "{index}}",
+        "{{index}}",
+        "{row[{index}]}",
+    ],
+)
+def test_other_placeholders_are_refused(bad: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        NameTemplate(bad)
+    assert err.value.field == "name_template"
+
+
+@pytest.mark.parametrize("bad", ["", "output", "image.png", "same-name-for-all"])
+def test_template_without_placeholder_is_refused(bad: str) -> None:
+    with pytest.raises(BadRequest) as err:
+        NameTemplate(bad)
+    assert err.value.field == "name_template"
+
+
+def test_field_name_can_be_chosen() -> None:
+    with pytest.raises(BadRequest) as err:
+        NameTemplate("x", field="csv.name_template")
+    assert err.value.field == "csv.name_template"
+
+
+# --- sanitising ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["..", "../../etc/passwd", "a/b", "a\\b", "..\\..\\win.ini", "/abs", "./x"])
+def test_values_cannot_make_paths(value: str) -> None:
+    name = NameTemplate("{row[v]}").render(1, {"v": value})
+    assert name
+    assert "/" not in name and "\\" not in name
+    assert name not in (".", "..")
+    assert not name.startswith(".")
+
+
+def test_dot_dot_alone_falls_back_to_the_index() -> None:
+    assert NameTemplate("{row[v]}").render(17, {"v": ".."}) == "17"
+
+
+@pytest.mark.parametrize("value", ["", "   ", "...", " . . "])
+def test_empty_after_sanitising_falls_back_to_the_index(value: str) -> None:
+    assert NameTemplate("{row[v]}").render(4, {"v": value}) == "4"
+
+
+def test_control_and_illegal_characters_are_replaced() -> None:
+    raw = 'a\x00b\x1fc\x7fd\x85e\nf\tg:h*i?j"k<l>m|n'
+    name = sanitize_name(raw)
+    assert all(ord(ch) >= 0x20 and not 0x7F <= ord(ch) <= 0x9F for ch in name)
+    assert not set(name) & set('/\\:*?"<>|')
+    assert [ch for ch in name if ch.isalpha()] == list("abcdefghijklmn")
+
+
+@pytest.mark.parametrize("reserved", ["CON", "con", "Nul", "aux", "PRN", "com1", "LPT9", "con.tar.gz"])
+def test_windows_reserved_names_are_changed(reserved: str) -> None:
+    name = sanitize_name(reserved)
+    assert name.split(".")[0].lower() != reserved.split(".")[0].lower()
+    assert reserved.lower() in name.lower()
+
+
+@pytest.mark.parametrize("ordinary", ["console", "auxiliary", "com", "lpt", "nullable", "conference"])
+def test_names_that_merely_start_like_reserved_ones_are_kept(ordinary: str) -> None:
+    assert sanitize_name(ordinary) == ordinary
+
+
+def test_unicode_is_kept_and_normalised() -> None:
+    assert sanitize_name("北京烤鸭 Peking duck") == "北京烤鸭 Peking duck"
+    assert sanitize_name("cafe\u0301") == "caf\u00e9"  # NFC
+
+
+@pytest.mark.parametrize("char", ["a", "é", "中", "😀"])
+def test_long_names_are_cut_on_a_character_boundary(char: str) -> None:
+    name = sanitize_name(char * 500)
+    encoded = name.encode("utf-8")
+    assert len(encoded) <= MAX_NAME_BYTES
+    assert len(encoded) > MAX_NAME_BYTES - len(char.encode("utf-8"))
+    assert set(name) == {char}  # no broken or replacement characters
+
+
+# --- collisions ---------------------------------------------------------------------------------
+
+
+def render_all(template: str, values: list[str]) -> list[str]:
+    names = NameTemplate(template)
+    return [names.render(i, {"v": v}) for i, v in enumerate(values)]
+
+
+def test_collisions_are_resolved() -> None:
+    names = render_all("{row[v]}", ["apple", "pear", "apple", "apple"])
+    assert len(set(names)) == 4
+    assert names[0] == "apple" and names[1] == "pear"
+    assert all(name.startswith("apple") for name in (names[2], names[3]))
+
+
+def test_collisions_are_case_insensitive() -> None:
+    names = render_all("{row[v]}", ["Photo", "photo", "PHOTO"])
+    assert len({name.casefold() for name in names}) == 3
+    assert names[0] == "Photo"
+
+
+def test_collision_resolution_is_deterministic() -> None:
+    values = ["a", "A", "b", "a", "a/", "a\\", "", "0", "..", "a"]
+    first = render_all("{row[v]}", values)
+    second = render_all("{row[v]}", values)
+    assert first == second
+    assert len({name.casefold() for name in first}) == len(values)
+
+
+def test_a_suffixed_name_never_takes_an_earlier_name() -> None:
+    names = render_all("{row[v]}", ["a-2", "a", "a", "A-2", "a-2-2"])
+    assert len({name.casefold() for name in names}) == len(names)
+    assert names[:2] == ["a-2", "a"]
+
+
+def test_fallback_index_names_do_not_collide_with_values() -> None:
+    names = render_all("{row[v]}", ["1", ""])  # row 1 falls back to "1", taken by row 0
+    assert names[0] == "1"
+    assert names[1] != "1"
+
+
+def test_index_names_stay_distinct_when_a_long_prefix_is_cut() -> None:
+    template = NameTemplate("图" * 70 + "{index}")  # 210 bytes of prefix: the index is cut off
+    names = [template.render(i) for i in range(300)]
+    assert len(set(names)) == 300
+    assert all(len(name.encode()) <= MAX_NAME_BYTES + 16 for name in names)
+
+
+def test_plain_index_names_are_unique_and_short() -> None:
+    template = NameTemplate("{index:06}")
+    names = [template.render(i) for i in range(2000)]
+    assert len(set(names)) == 2000
+    assert names[:3] == ["000000", "000001", "000002"]
+
+
+def test_index_names_near_the_byte_budget_stay_distinct() -> None:
+    # 195 + 5 digits fit exactly; 195 + 6 digits are cut back to the same 200 bytes.
+    template = NameTemplate("x" * 195 + "{index}")
+    names = [template.render(i) for i in (99_999, 999_990, 999_991)]
+    assert len(set(names)) == 3
+    assert names[0] == "x" * 195 + "99999"
