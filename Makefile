@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Only what pip cannot serve: PostgreSQL server binaries (when no DATABASE_URL is given) and
-# FriBiDi, which Pillow's bundled raqm loads for right-to-left text.
+# Only what pip cannot serve: PostgreSQL server binaries (when no DATABASE_URL is given),
+# FriBiDi (Pillow's bundled raqm loads it for right-to-left text) and Compose v1, which the
+# tests use to validate compose.yaml offline.
 system-deps:
 	@missing=""; \
 	if [ -z "$$DATABASE_URL$$IMAGEGEN_DATABASE_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
+	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
@@ -36,7 +38,7 @@ down: $(STAMP)
 	$(PY) -m shared.cli.main down
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check shared services tests bench
+	$(VENV)/bin/ruff check shared services tests bench deploy
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

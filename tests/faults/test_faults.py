@@ -1,0 +1,168 @@
+"""Nothing lost under faults: each test breaks something real mid-job and then demands exact
+counts, every image present once, and no failed items."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.bus.discovery import wait_for_services
+from shared.client import Client
+from shared.messages import BatchResult, JobEvent, SubmitCsv
+from tests.faults.conftest import FaultStack
+
+pytestmark = pytest.mark.slow
+
+
+def write_csv(root: Path, name: str, rows: int) -> str:
+    (root / name).write_text("name\n" + "".join(f"商品{i} item {i}\n" for i in range(rows)), "utf-8")
+    return name
+
+
+async def results_of(client: Client, job_id: str, items: int) -> list[BatchResult]:
+    out: list[BatchResult] = []
+    seen: set[int] = set()
+
+    async def read() -> None:
+        async for result in client.results(job_id):
+            out.append(result)
+            seen.update(item.index for item in result.items)
+            if len(seen) >= items:
+                return
+
+    await asyncio.wait_for(read(), 60)
+    return out
+
+
+async def assert_exact(client: Client, final: JobEvent, rows: int) -> list[BatchResult]:
+    """Completed, exact counts, one image per item, each item reported exactly once."""
+    assert (final.kind, final.status, final.total, final.done, final.failed) == (
+        "completed",
+        "completed",
+        rows,
+        rows,
+        0,
+    ), final
+    assert final.output is not None
+    names = sorted(int(p.stem) for p in Path(final.output).glob("*.png"))
+    assert names == list(range(rows)), "an image is missing or extra"
+    results = await results_of(client, final.job_id, rows)
+    counts = collections.Counter(item.index for r in results for item in r.items)
+    assert sorted(counts) == list(range(rows))
+    doubled = [index for index, n in counts.items() if n > 1]
+    assert doubled == [], f"items reported twice: {doubled[:10]}"
+    return results
+
+
+async def wait_progress(client: Client, job_id: str, at_least: int) -> None:
+    async def go() -> None:
+        async for event in client.watch(job_id):
+            if event.done >= at_least or event.kind in ("completed", "failed"):
+                return
+
+    await asyncio.wait_for(go(), 60)
+
+
+@pytest.mark.renderers(3)
+async def test_kill_9_of_a_renderer_mid_job(fault_stack: FaultStack) -> None:
+    stack = fault_stack.stack
+    rows = 5000
+    async with await Client.connect(stack.nats_url) as client:
+        name = write_csv(stack.state_dir.parent, "kill.csv", rows)
+        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
+        await wait_progress(client, accepted.job_id, 300)
+        victim = next(p for p in stack.processes if p.name == "renderer")
+        os.kill(victim.process.pid, signal.SIGKILL)
+        final = await client.wait(accepted.job_id, timeout=120)
+        results = await assert_exact(client, final, rows)
+    assert victim.process.wait(5) == -signal.SIGKILL
+    # The dead replica's unacked batches were redelivered to the survivors.
+    assert any(r.delivery > 1 for r in results)
+
+
+async def test_nats_restart_mid_job(fault_stack: FaultStack) -> None:
+    stack, nats = fault_stack.stack, fault_stack.nats
+    rows = 4000
+    async with await Client.connect(
+        stack.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+    ) as client:
+        name = write_csv(stack.state_dir.parent, "restart.csv", rows)
+        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
+        await wait_progress(client, accepted.job_id, 200)
+        nats.stop()
+        await asyncio.sleep(3)
+        # The same port and the same JetStream store: a real restart, not a new server.
+        restarted = type(nats).start(nats.store_dir, port=nats.port)
+        fault_stack.nats = restarted
+        final = await client.wait(accepted.job_id, timeout=120)
+        await assert_exact(client, final, rows)
+        # Every service reconnected by itself: all of them still answer.
+        await wait_for_services(
+            client.nc, {"ingest-csv": 1, "ingest-db": 1, "renderer": 2, "result-notifier": 1}, timeout=20
+        )
+    for proc in stack.processes:
+        assert proc.process.poll() is None, f"{proc.name} exited"
+
+
+async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> None:
+    stack, postgres = fault_stack.stack, fault_stack.postgres
+    rows = 4000
+    async with await Client.connect(stack.nats_url) as client:
+        name = write_csv(stack.state_dir.parent, "pg.csv", rows)
+        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
+        await wait_progress(client, accepted.job_id, 200)
+        postgres.stop()
+        stopped = time.monotonic()
+        await asyncio.sleep(15)
+        # Rendering went on, but nothing could be recorded: the results wait, unacked.
+        info = await client.js.consumer_info("IMAGEGEN_RESULTS", "result-notifier")
+        assert info.num_pending + info.num_ack_pending > 0
+        postgres.restart()
+        final = await client.wait(accepted.job_id, timeout=120)
+        assert time.monotonic() - stopped >= 15
+        await assert_exact(client, final, rows)
+    logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "result-notifier")
+    assert "result.ledger_unavailable" in logs
+
+
+async def test_renderers_added_and_removed_during_a_job(fault_stack: FaultStack) -> None:
+    stack = fault_stack.stack
+    rows = 6000
+    async with await Client.connect(stack.nats_url) as client:
+        name = write_csv(stack.state_dir.parent, "scale.csv", rows)
+        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
+        await wait_progress(client, accepted.job_id, 300)
+        added = [stack.spawn("renderer", instance=f"renderer-extra-{i}") for i in range(2)]
+        await wait_for_services(client.nc, {"renderer": 4}, timeout=30)
+        await wait_progress(client, accepted.job_id, 2500)
+        original = next(p for p in stack.processes if p.name == "renderer" and p not in added)
+        original.stop()  # SIGTERM: graceful
+        final = await client.wait(accepted.job_id, timeout=120)
+        results = await assert_exact(client, final, rows)
+    split = collections.Counter()
+    for r in results:
+        split[r.renderer] += len(r.items)
+    print("items per renderer:", dict(split))
+    assert all(split[f"renderer-extra-{i}"] > 0 for i in range(len(added))), split
+    assert len(split) == 4
+    assert original.process.returncode == 0
+
+
+async def test_ten_clients_submit_at_once(fault_stack: FaultStack) -> None:
+    stack = fault_stack.stack
+    sizes = [50 + 37 * i for i in range(10)]
+
+    async def one(i: int, rows: int) -> None:
+        async with await Client.connect(stack.nats_url, name=f"client-{i}") as client:
+            csv_text = "name\n" + "".join(f"客户{i} 行{r}\n" for r in range(rows))
+            accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name"))
+            final = await client.wait(accepted.job_id, timeout=120)
+            await assert_exact(client, final, rows)
+
+    await asyncio.gather(*(one(i, rows) for i, rows in enumerate(sizes)))
