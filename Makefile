@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Only what pip cannot serve: PostgreSQL server binaries (when no DATABASE_URL is given),
+# Only what pip cannot serve: PostgreSQL server binaries (the fault tests always start their own),
 # FriBiDi (Pillow's bundled raqm loads it for right-to-left text) and Compose v1, which the
 # tests use to validate compose.yaml offline.
 system-deps:
 	@missing=""; \
-	if [ -z "$$DATABASE_URL$$IMAGEGEN_DATABASE_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ -n "$$missing" ]; then \
