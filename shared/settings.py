@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # --- operations --------------------------------------------------------------------------
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: int = Field(
+        default=-1, description="Port of the Prometheus /metrics endpoint; -1 disables it."
+    )
+    output_store: Literal["directory", "object"] = Field(
+        default="directory",
+        description="Where renderers put images: output_dir, or the imagegen-images bucket.",
+    )
     shutdown_grace_seconds: Annotated[float, Field(gt=0)] = 25.0
     instance: str | None = Field(
         default=None, description="Replica name shown in logs and results; defaults to host:pid."

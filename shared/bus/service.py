@@ -27,6 +27,7 @@ from shared.bus.streams import ensure_topology
 from shared.errors import ImagegenError
 from shared.logging import configure_logging, get_logger
 from shared.messages import ErrorReply, encode_json
+from shared.metrics import serve_metrics
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -134,6 +135,7 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    serve_metrics(settings.metrics_port)
     nc = await connect(settings, instance)
     js = nc.jetstream()
     await ensure_topology(js, settings)

@@ -16,9 +16,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.bus.connect import connect
 from shared.bus.discovery import wait_for_services
 from shared.localstack import NatsServer, PostgresServer
 from shared.localstack._proc import die_with_parent_hook
+from shared.settings import Settings
 
 # service name -> module
 SERVICES: dict[str, str] = {
@@ -125,9 +127,16 @@ class LocalStack:
             for _ in range(self.renderers if name == "renderer" else 1):
                 self.spawn(name)
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        import nats
+    def client_settings(self) -> Settings:
+        """Settings to reach this stack's NATS as its services do (auth and TLS included)."""
+        nats_options = {
+            key.removeprefix("IMAGEGEN_").lower(): value
+            for key, value in self.extra_env.items()
+            if key.startswith("IMAGEGEN_NATS_") and key != "IMAGEGEN_NATS_URL"
+        }
+        return Settings.model_validate({**nats_options, "nats_url": self.nats_url})
 
+    async def wait_ready(self, timeout: float = 60.0) -> None:
         expected = {name: (self.renderers if name == "renderer" else 1) for name in SERVICES}
 
         async def watch_processes() -> None:
@@ -136,7 +145,7 @@ class LocalStack:
                 await asyncio.sleep(0.2)
             raise TimeoutError("a service exited during start-up")
 
-        nc = await nats.connect(self.nats_url, name="imagegen-stack")
+        nc = await connect(self.client_settings(), "imagegen-stack", retry_for=timeout)
         watcher = asyncio.create_task(watch_processes())
         try:
             ready = asyncio.create_task(wait_for_services(nc, expected, timeout=timeout))

@@ -1,0 +1,62 @@
+"""Prometheus metrics of every service, one registry per process, served on a configurable port.
+
+The names are the operator's contract (dashboards and alerts in docs/operations.md use them):
+items rendered and failed, render and encode seconds, batch latency, tasks in flight, publish
+back-pressure waits and jobs by state. Consumer lag is NATS's own (see the runbook).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_FAST = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+ITEMS_RENDERED = Counter("imagegen_items_rendered", "Items rendered and stored", registry=REGISTRY)
+ITEMS_FAILED = Counter("imagegen_items_failed", "Items that failed, by stage", ["stage"], registry=REGISTRY)
+RENDER_SECONDS = Histogram(
+    "imagegen_render_seconds", "Layout and rasterisation time per item", buckets=_FAST, registry=REGISTRY
+)
+ENCODE_SECONDS = Histogram(
+    "imagegen_encode_seconds", "PNG/WebP encoding time per item", buckets=_FAST, registry=REGISTRY
+)
+BATCH_SECONDS = Histogram(
+    "imagegen_batch_seconds",
+    "Time from a task's fetch to its ack (render, store, publish)",
+    buckets=_BATCH,
+    registry=REGISTRY,
+)
+TASKS_IN_FLIGHT = Gauge(
+    "imagegen_tasks_in_flight", "Render tasks fetched and not yet acked", registry=REGISTRY
+)
+PUBLISH_WAITS = Counter(
+    "imagegen_publish_backpressure_waits",
+    "Times a task publish had to wait and retry because JetStream refused it (limits, outage)",
+    registry=REGISTRY,
+)
+PUBLISH_WAIT_SECONDS = Counter(
+    "imagegen_publish_backpressure_seconds",
+    "Seconds spent waiting to publish tasks",
+    registry=REGISTRY,
+)
+JOBS = Counter("imagegen_jobs", "Job state transitions seen by this process", ["state"], registry=REGISTRY)
+RESULTS_RECORDED = Counter(
+    "imagegen_results_recorded",
+    "Batch results recorded in the ledger (duplicate = a redelivery counted once)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+MESSAGES_REJECTED = Counter(
+    "imagegen_messages_rejected",
+    "Malformed messages terminated, by subject kind",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside
+    """Expose /metrics on `port` (0 picks a free port; a negative port disables it)."""
+    if port >= 0:
+        start_http_server(port, addr=addr, registry=REGISTRY)
