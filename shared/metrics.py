@@ -56,7 +56,7 @@ MESSAGES_REJECTED = Counter(
 )
 
 
-def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:  # all interfaces: scraped from outside
     """Expose /metrics on `port` (0 picks a free port; a negative port disables it)."""
     if port >= 0:
         start_http_server(port, addr=addr, registry=REGISTRY)
