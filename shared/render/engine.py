@@ -22,7 +22,16 @@ from shared.render.fonts import FontCatalogue, default_catalogue
 from shared.render.hygiene import Limits, check_canvas, clean_text
 from shared.render.itemize import FontPicker
 from shared.render.layout import Layout, Layouter, LayoutParams
-from shared.render.raster import Inked, compose_rgba, draw_masks, has_color_pieces, ink, ink_box
+from shared.render.raster import (
+    Inked,
+    MaskPalette,
+    compose_rgba,
+    draw_masks,
+    has_color_pieces,
+    ink,
+    ink_box,
+    mask_palette,
+)
 from shared.render.style import Style, padding_box
 
 
@@ -38,16 +47,38 @@ class RenderedImage:
 
 
 @lru_cache(maxsize=1024)
-def _color(text: str) -> RGBA:
+def _parse_color(text: str) -> RGBA:
     return parse_color(text)
+
+
+def _color(text: str) -> RGBA:
+    # Styles built without parse_style can still carry a bad colour: fail the item, not the batch.
+    try:
+        return _parse_color(text)
+    except ValueError as exc:
+        raise RenderError(f"bad colour: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One shaped piece of text at its pen position (left end of its baseline) on the canvas."""
+
+    font: str
+    size: int
+    text: str
+    direction: str
+    features: tuple[str, ...]
+    x: int
+    y: int
+    color: bool
 
 
 @dataclass(frozen=True, slots=True)
 class _Drawn:
-    """A rasterised item before encoding: an L coverage mask plus its colour, or RGBA."""
+    """A rasterised item before encoding: an L coverage mask plus its palette, or RGBA."""
 
     image: Image.Image
-    mask_color: RGBA | None
+    palette: MaskPalette | None
     missing: tuple[str, ...]
 
 
@@ -78,16 +109,46 @@ class RenderEngine:
         with self._lock:
             return self._render(text, style)
 
+    def warm_up(self, fonts: tuple[str, ...] = ("sans",)) -> None:
+        """Load coverage tables and faces ahead of the first item (about a second for the
+        default chain), so a service pays it at start-up rather than on its first task."""
+        with self._lock:
+            for font in fonts:
+                self._render("Warm 预热 ٠ א क 😀", Style(font=font))
+
     def render_rgba(self, text: str, style: Style) -> RenderedImage:
         """Like `render` but always through the RGBA compositor (for tests and benchmarks)."""
         with self._lock:
             return self._render(text, style, force_rgba=True)
 
     def rasterise(self, text: str, style: Style, *, force_rgba: bool = False) -> Image.Image:
-        """The decoded-equivalent image without encoding: an L coverage mask for single-colour
-        styles (unless `force_rgba`), else RGBA. For benchmarks and pixel tests."""
+        """The image without encoding: an L coverage mask when the style is one colour (its
+        palette is applied at encode time) unless `force_rgba`, else RGBA. For benchmarks."""
         with self._lock:
             return self._draw(text, style, force_rgba).image
+
+    def placements(self, text: str, style: Style) -> list[Placement]:
+        """Where each piece lands on the canvas (pen position on the baseline), for tests and
+        debugging: drawing these with `ImageDraw.text(..., anchor="ls")` reproduces the image."""
+        with self._lock:
+            clean = clean_text(text, style.control_chars, self.limits)
+            layout = self._layout(clean, style)
+            inked = ink(layout.placed, self.faces, style.stroke_width)
+            frame = self._frame(layout, inked, style)
+            ox, oy = frame.origin
+            return [
+                Placement(
+                    font=pc.key.font,
+                    size=pc.key.size,
+                    text=pc.text,
+                    direction=pc.direction,
+                    features=pc.features,
+                    x=pc.x + ox,
+                    y=pc.y + oy,
+                    color=pc.color,
+                )
+                for pc in layout.placed
+            ]
 
     # --- pipeline --------------------------------------------------------------------------
 
@@ -171,6 +232,20 @@ class RenderEngine:
         # Nothing fits: render at the minimum size and let the overflow policy decide.
         return self._layouter.layout(text, picker, self._params(style, style.min_size))
 
+    def _precheck(self, layout: Layout, style: Style) -> None:
+        """Refuse an oversized item from its layout box, before any glyph is rasterised.
+
+        Ink can overhang the advance box by a fraction of the size (italics, marks), so the
+        estimate adds an em; the exact check follows in `_frame`.
+        """
+        top, right, bottom, left = padding_box(style.padding)
+        margin = style.size + 2 * style.stroke_width
+        if style.shadow is not None:
+            margin += abs(style.shadow.offset_x) + abs(style.shadow.offset_y) + int(style.shadow.blur * 3)
+        width = style.width or layout.width + left + right + margin
+        height = style.height or layout.height + top + bottom + margin
+        check_canvas(width, height, self.limits)
+
     def _frame(self, layout: Layout, inked: list[Inked], style: Style) -> _Frame:
         top, right, bottom, left = padding_box(style.padding)
         box = ink_box(inked)
@@ -224,6 +299,7 @@ class RenderEngine:
             raise RenderError(f"text wraps to {layout.lines} lines; the limit is {self.limits.max_lines}")
         if not layout.placed:
             raise RenderError("nothing to draw: no font covers any character of the text")
+        self._precheck(layout, style)
         inked = ink(layout.placed, self.faces, style.stroke_width)
         frame = self._frame(layout, inked, style)
         size = (frame.width, frame.height)
@@ -231,14 +307,13 @@ class RenderEngine:
         stroke = _color(style.stroke_color) if style.stroke_color is not None else fill
         background = _color(style.background)
         single = (
-            background[3] == 0
-            and style.shadow is None
+            style.shadow is None
             and (style.stroke_width == 0 or stroke == fill)
             and not has_color_pieces(inked)
         )
         if single and not force_rgba:
             mask = draw_masks(inked, size, frame.origin, use_stroke=style.stroke_width > 0)
-            return _Drawn(mask, fill, missing)
+            return _Drawn(mask, mask_palette(fill, background), missing)
         shadow = None
         if style.shadow is not None:
             s = style.shadow
@@ -255,11 +330,19 @@ class RenderEngine:
         return _Drawn(image, None, missing)
 
     def _render(self, text: str, style: Style, force_rgba: bool = False) -> RenderedImage:
+        try:
+            return self._render_checked(text, style, force_rgba)
+        except (OSError, ValueError) as exc:
+            # FreeType and the encoders report trouble as OSError/ValueError (e.g. a face that
+            # cannot be sized): that fails this item with a reason, never the whole batch.
+            raise RenderError(f"rendering failed: {exc}") from exc
+
+    def _render_checked(self, text: str, style: Style, force_rgba: bool) -> RenderedImage:
         drawn = self._draw(text, style, force_rgba)
         image = drawn.image
-        if drawn.mask_color is not None:
+        if drawn.palette is not None:
             data = encode_mask(
-                image, drawn.mask_color, style.format, style.dpi, style.webp_lossless, style.webp_quality
+                image, drawn.palette, style.format, style.dpi, style.webp_lossless, style.webp_quality
             )
         else:
             data = encode_rgba(image, style.format, style.dpi, style.webp_lossless, style.webp_quality)

@@ -19,6 +19,7 @@ from shared.render.fonts import FontCatalogue
 # Cap on cached mask bytes per engine: enough for tens of thousands of 48 px glyphs.
 MASK_CACHE_BYTES = 96 * 1024 * 1024
 ADVANCE_CACHE_ENTRIES = 200_000
+MAX_FACES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class FaceCache:
 
     def __init__(self, catalogue: FontCatalogue) -> None:
         self.catalogue = catalogue
-        self._faces: dict[FaceKey, ImageFont.FreeTypeFont] = {}
+        self._faces: dict[tuple[FaceKey, bool], ImageFont.FreeTypeFont] = {}
         self._metrics: dict[FaceKey, tuple[int, int]] = {}
         self._advances: dict[Hashable, float] = {}
         self._masks: dict[Hashable, Bitmap] = {}
@@ -63,8 +64,11 @@ class FaceCache:
             self._fixed[font] = info.fixed_size
         return cached
 
-    def face(self, key: FaceKey) -> ImageFont.FreeTypeFont:
-        face = self._faces.get(key)
+    def face(self, key: FaceKey, *, basic: bool = False) -> ImageFont.FreeTypeFont:
+        """The FreeType face for `key`; `basic` gives Pillow's basic (non-raqm) layout engine,
+        used only where it provably draws the same pixels (see `bitmap`)."""
+        cache_key = (key, basic)
+        face = self._faces.get(cache_key)
         if face is None:
             size = key.size
             if self.is_color(key.font):
@@ -74,11 +78,15 @@ class FaceCache:
                 str(self.catalogue.path(key.font)),
                 size,
                 index=self.catalogue.index(key.font),
-                layout_engine=ImageFont.Layout.RAQM,
+                layout_engine=ImageFont.Layout.BASIC if basic else ImageFont.Layout.RAQM,
             )
             if key.variation:
                 face.set_variation_by_axes(self._axis_values(face, dict(key.variation)))
-            self._faces[key] = face
+            if len(self._faces) >= MAX_FACES:
+                # Auto-fit visits many sizes; keep the set bounded (faces reopen cheaply).
+                self._faces.clear()
+                self._metrics.clear()
+            self._faces[cache_key] = face
         return face
 
     @staticmethod
@@ -127,6 +135,13 @@ class FaceCache:
             self._advances[cache_key] = cached
         return cached
 
+    def em_advance(self, key: FaceKey, text: str) -> float | None:
+        """The advance of a one-em CJK character without asking raqm (each raqm call builds a
+        HarfBuzz font, ~75 us for a CJK face); None when the shortcut does not apply."""
+        if key.variation or len(text) != 1 or ord(text) not in self.catalogue.em_wide(key.font):
+            return None
+        return float(key.size)
+
     def bitmap(
         self,
         key: FaceKey,
@@ -141,12 +156,21 @@ class FaceCache:
         cached = self._masks.get(cache_key)
         if cached is not None:
             return cached
-        face = self.face(key)
         color = self.is_color(key.font)
+        # A lone one-em CJK character needs no shaping: the basic layout engine draws the very
+        # same bitmap (checked glyph by glyph, stroke included) in half the time, because raqm
+        # builds a HarfBuzz font on every call. Features and language need raqm.
+        basic = (
+            not features
+            and language is None
+            and direction == "ltr"
+            and self.em_advance(key, text) is not None
+        )
+        face = self.face(key, basic=basic)
         core, offset = face.getmask2(
             text,
             "RGBA" if color else "L",
-            direction,
+            None if basic else direction,  # the basic engine refuses any direction argument
             list(features) or None,
             language,
             0 if color else stroke,
@@ -162,6 +186,14 @@ class FaceCache:
                 size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
                 image = image.resize(size, Image.Resampling.LANCZOS)
             offset = (round(offset[0] * scale), round(offset[1] * scale))
+        # Crop to the ink: bitmaps carry blank margins (spaces, side bearings) that would
+        # otherwise widen size-to-text canvases. Blank pixels draw nothing, so this is exact.
+        box = image.getbbox(alpha_only=True) if color else image.getbbox()
+        if box is None:
+            image, offset = Image.new(image.mode, (0, 0)), (0, 0)
+        elif box != (0, 0, image.width, image.height):
+            image = image.crop(box)
+            offset = (offset[0] + box[0], offset[1] + box[1])
         cached = Bitmap(image, offset)
         self._mask_bytes += image.width * image.height * len(image.getbands())
         if self._mask_bytes > MASK_CACHE_BYTES:

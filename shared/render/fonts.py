@@ -108,6 +108,17 @@ _TAIL: tuple[str, ...] = (
 _SERIF_TAIL: tuple[str, ...] = ("serif", "sans", "sans-sc", "arabic-naskh", *_TAIL[2:])
 
 
+def _is_ideographic(cp: int) -> bool:
+    """CJK ideographs, kana, Hangul, CJK punctuation and fullwidth forms."""
+    return (
+        0x2E80 <= cp <= 0x9FFF
+        or 0xAC00 <= cp <= 0xD7AF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0xFF00 <= cp <= 0xFFEF
+        or 0x20000 <= cp <= 0x3FFFF
+    )
+
+
 def bundled_fonts_dir() -> Path:
     """The bundled `fonts/` folder: `$IMAGEGEN_FONTS_DIR`, else the one beside `shared/`."""
     override = os.environ.get(FONTS_DIR_ENV)
@@ -142,6 +153,7 @@ class FontCatalogue:
     def __init__(self, entries: Sequence[_Entry]) -> None:
         self._entries: dict[str, _Entry] = {e.name: e for e in entries}
         self._coverage: dict[str, frozenset[int]] = {}
+        self._em_wide: dict[str, frozenset[int]] = {}
         self._infos: dict[str, FontInfo] = {}
         self._lock = threading.Lock()
 
@@ -206,10 +218,31 @@ class FontCatalogue:
             if cached is None:
                 entry = self._entries[name]
                 face = _open_face(entry.path, entry.index)
-                cached = frozenset(face.getBestCmap() or {})
+                cmap = face.getBestCmap() or {}
+                cached = frozenset(cmap)
+                self._em_wide[name] = self._em_wide_of(face, cmap)
                 face.close()
                 self._coverage[name] = cached
         return cached
+
+    @staticmethod
+    def _em_wide_of(face: TTFont, cmap: dict[int, str]) -> frozenset[int]:
+        """CJK code points whose glyph advance is exactly one em (ideographs, kana, fullwidth
+        punctuation): their advance at n px is n px, so layout can skip a raqm call for them."""
+        if "hmtx" not in face or "head" not in face:
+            return frozenset()
+        upm = face["head"].unitsPerEm
+        metrics = face["hmtx"].metrics
+        return frozenset(
+            cp
+            for cp, glyph in cmap.items()
+            if _is_ideographic(cp) and glyph in metrics and metrics[glyph][0] == upm
+        )
+
+    def em_wide(self, name: str) -> frozenset[int]:
+        """See `_em_wide_of`; loaded with the coverage."""
+        self.coverage(name)
+        return self._em_wide[name]
 
     def info(self, name: str) -> FontInfo:
         """The catalogue entry of `name` (reads the name/fvar tables once)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from shared.render.bidi import reorder
 from shared.render.faces import FaceCache, FaceKey
-from shared.render.itemize import FontPicker, Piece, itemize
+from shared.render.itemize import FontPicker, Piece, clusters_of, itemize
 from shared.render.linebreak import wrap
 
 # Ideographic em box: the baseline sits at 0.88 em below the top of a vertical cell
@@ -30,6 +30,7 @@ class Placed:
     x: int
     y: int
     color: bool
+    language: str | None = None
 
 
 @dataclass(slots=True)
@@ -66,20 +67,26 @@ class Layouter:
         for piece in pieces:
             key = FaceKey(piece.font, p.size, p.variation)
             if p.vertical:
-                # Upright stacking in em cells: the cell, not the glyph, sets the advance.
-                piece.advance = float(p.size)
-                piece.trail = float(p.size) if piece.text.isspace() else 0.0
+                # Upright stacking in em cells: the cells, not the glyphs, set the advance.
+                cells = len(piece.clusters)
+                spaces = cells - len(clusters_of(piece.text.rstrip()))
+                piece.advance = float(p.size * cells)
+                piece.trail = float(p.size * spaces)
                 continue
-            piece.advance = self.faces.advance(key, piece.text, piece.direction, features, p.language)
-            stripped = piece.text.rstrip()
-            if len(stripped) != len(piece.text):
-                piece.trail = piece.advance - (
-                    self.faces.advance(key, stripped, piece.direction, features, p.language)
-                    if stripped
-                    else 0.0
-                )
-            else:
-                piece.trail = 0.0
+            em = self.faces.em_advance(key, piece.text) if piece.cjk else None
+            piece.advance = (
+                em
+                if em is not None
+                else self.faces.advance(key, piece.text, piece.direction, features, p.language)
+            )
+            spaces = len(piece.text) - len(piece.text.rstrip())
+            # Trailing spaces measured on their own (cached per count) rather than re-shaping
+            # the word without them: kerning against a space is negligible.
+            piece.trail = (
+                self.faces.advance(key, piece.text[-spaces:], piece.direction, features, p.language)
+                if spaces
+                else 0.0
+            )
 
     def layout(self, text: str, picker: FontPicker, p: LayoutParams) -> Layout:
         features: tuple[str, ...] = ("vert",) if p.vertical else ()
@@ -140,25 +147,45 @@ class Layouter:
             visual = (
                 reorder(line, [pc.level for pc in line]) if base or any(pc.level for pc in line) else line
             )
+            # start/end follow the paragraph direction; left/right are absolute, as in CSS.
             align = p.align
             gap_extra = 0.0
             if align == "justify":
                 if not last and len(visual) > 1 and box > width:
                     gap_extra = (box - width) / (len(visual) - 1)
-                align = "right" if base else "left"
+                align = "start"
+            if align in ("start", "end"):
+                align = "right" if (align == "start") == bool(base) else "left"
             if align == "left":
                 x = 0.0
             elif align == "right":
                 x = box - width
             else:
                 x = (box - width) / 2
-            if base and align in ("left", "right") and p.align != "justify":
-                pass  # explicit alignment wins over paragraph direction, as in CSS `left/right`
+            if gap_extra:
+                x = 0.0
+            if line and visual[0] is line[-1] and line[-1].level % 2:
+                # An RTL run's trailing space is drawn at its visual left: hang it outside.
+                x -= line[-1].trail
             for piece in visual:
-                key = FaceKey(piece.font, p.size, p.variation)
-                out.placed.append(
-                    Placed(key, piece.text, piece.direction, (), round(x), round(baseline), piece.color)
-                )
+                # Trailing spaces have no ink but would widen the bitmap: draw the text without
+                # them (an RTL run's trailing space sits at its visual left, so shift by it).
+                ink_text = piece.text.rstrip()
+                if ink_text:
+                    shift = piece.trail if piece.level % 2 else 0.0
+                    key = FaceKey(piece.font, p.size, p.variation)
+                    out.placed.append(
+                        Placed(
+                            key,
+                            ink_text,
+                            piece.direction,
+                            (),
+                            round(x + shift),
+                            round(baseline),
+                            piece.color,
+                            p.language,
+                        )
+                    )
                 x += piece.advance + spacing + gap_extra
         out.width = round(box)
         out.height = round(y_top + previous_descent) if lines else 0
@@ -174,34 +201,41 @@ class Layouter:
         cell = p.size + p.letter_spacing
         ascent, descent = self._line_metrics([pc for line, _, _ in lines for pc in line], picker, p)
         pitch = round((ascent + descent) * p.line_spacing)
-        lengths = [max(0.0, len(line) * cell - p.letter_spacing) for line, _, _ in lines]
+        lengths = [
+            max(0.0, sum(len(pc.clusters) for pc in line) * cell - p.letter_spacing) for line, _, _ in lines
+        ]
         box = float(p.box) if p.box is not None else max(lengths, default=0.0)
         columns = len(lines)
         total_width = pitch * columns
         for col, ((line, _, _), length) in enumerate(zip(lines, lengths, strict=True)):
             # Columns run right to left; glyphs are centred on the column axis.
             center = total_width - col * pitch - pitch / 2
-            if p.align in ("center",):
+            if p.align == "center":
                 y = (box - length) / 2
-            elif p.align == "right":
+            elif p.align in ("right", "end"):
                 y = box - length
             else:
                 y = 0.0
             for piece in line:
-                key = FaceKey(piece.font, p.size, p.variation)
-                advance = self.faces.advance(key, piece.text, "ltr", features, p.language)
-                baseline = y + _EMBOX_ASCENT * p.size
-                out.placed.append(
-                    Placed(
-                        key,
-                        piece.text,
-                        "ltr",
-                        () if piece.color else features,
-                        round(center - advance / 2),
-                        round(baseline),
-                        piece.color,
+                # One cell per cluster (a CJK piece may carry trailing spaces, which keep
+                # their cells but draw nothing).
+                ink_text = piece.text.rstrip()
+                if ink_text:
+                    key = FaceKey(piece.font, p.size, p.variation)
+                    piece_features = () if piece.color else features
+                    advance = self.faces.advance(key, ink_text, "ltr", piece_features, p.language)
+                    out.placed.append(
+                        Placed(
+                            key,
+                            ink_text,
+                            "ltr",
+                            piece_features,
+                            round(center - advance / 2),
+                            round(y + _EMBOX_ASCENT * p.size),
+                            piece.color,
+                            p.language,
+                        )
                     )
-                )
-                y += cell
+                y += cell * len(piece.clusters)
         out.width = total_width
         out.height = round(box)

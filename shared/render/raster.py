@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
@@ -30,9 +31,9 @@ class Inked:
 def ink(placed: Sequence[Placed], faces: FaceCache, stroke: int) -> list[Inked]:
     out: list[Inked] = []
     for pc in placed:
-        fill = faces.bitmap(pc.key, pc.text, pc.direction, pc.features, None, 0)
+        fill = faces.bitmap(pc.key, pc.text, pc.direction, pc.features, pc.language, 0)
         stroked = (
-            faces.bitmap(pc.key, pc.text, pc.direction, pc.features, None, stroke)
+            faces.bitmap(pc.key, pc.text, pc.direction, pc.features, pc.language, stroke)
             if stroke and not pc.color
             else None
         )
@@ -86,8 +87,42 @@ def draw_masks(
     return mask
 
 
+# (RGB bytes of each coverage level 0..255, alpha of each level)
+MaskPalette = tuple[tuple[bytes, ...], bytes]
+
+
+@lru_cache(maxsize=256)
+def mask_palette(fill: RGBA, background: RGBA) -> MaskPalette:
+    """What coverage level i becomes on the canvas: the compositor run on a 0..255 strip.
+
+    Compositing is per pixel, so a mask's image is exactly this table looked up per pixel;
+    the palette path and the RGBA path therefore cannot disagree.
+    """
+    strip = Image.frombytes("L", (256, 1), bytes(range(256)))
+    canvas = Image.new("RGBA", (256, 1), background)
+    _paint(canvas, strip, fill, empty=background[3] == 0)
+    data = canvas.tobytes()
+    entries = tuple(data[i * 4 : i * 4 + 3] for i in range(256))
+    alphas = bytes(data[i * 4 + 3] for i in range(256))
+    return entries, alphas
+
+
 def has_color_pieces(inked: Sequence[Inked]) -> bool:
     return any(item.placed.color for item in inked)
+
+
+def _paint(canvas: Image.Image, mask: Image.Image, rgba: RGBA, empty: bool) -> None:
+    """Composite `rgba` through `mask` onto the canvas.
+
+    On a still-empty transparent canvas this is exactly ImageDraw.text's blend (colour where
+    the mask is non-zero, alpha = mask x colour alpha), so single-colour RGBA output matches
+    Pillow and the palette path bit for bit; later layers use true alpha compositing.
+    """
+    if empty:
+        draw = ImageDraw.Draw(canvas).draw
+        draw.draw_bitmap((0, 0), mask.im, draw.draw_ink(rgba))
+    else:
+        canvas.alpha_composite(_color_layer(mask, rgba))
 
 
 def _color_layer(mask: Image.Image, rgba: RGBA) -> Image.Image:
@@ -134,6 +169,7 @@ def compose_rgba(
 ) -> Image.Image:
     """The RGBA image: background, shadow, stroke, fill, then colour glyphs on top."""
     canvas = Image.new("RGBA", size, background)
+    empty = background[3] == 0
     fill_mask = draw_masks(inked, size, origin, use_stroke=False)
     stroke_mask = draw_masks(inked, size, origin, use_stroke=True) if stroke is not None else None
     emoji = emoji_layer(inked, size, origin) if has_color_pieces(inked) else None
@@ -146,10 +182,12 @@ def compose_rgba(
         shifted.paste(source, (dx, dy))
         if blur > 0:
             shifted = shifted.filter(ImageFilter.GaussianBlur(blur))
-        canvas.alpha_composite(_color_layer(shifted, shadow_rgba))
+        _paint(canvas, shifted, shadow_rgba, empty)
+        empty = False
     if stroke_mask is not None and stroke is not None:
-        canvas.alpha_composite(_color_layer(stroke_mask, stroke))
-    canvas.alpha_composite(_color_layer(fill_mask, fill))
+        _paint(canvas, stroke_mask, stroke, empty)
+        empty = False
+    _paint(canvas, fill_mask, fill, empty)
     if emoji is not None:
         canvas.alpha_composite(emoji)
     return canvas

@@ -34,7 +34,17 @@ class Shadow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defa
 
 
 class Style(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
-    """How one item is drawn. Every field has a default; JSON names equal attribute names."""
+    """How one item is drawn. Every field has a default; JSON names equal attribute names.
+
+    Sizes are pixels. `width`/`height` fix the whole canvas (padding included); without them
+    the canvas fits the text. `max_width`/`max_height` bound the text area and make lines wrap
+    (columns, in vertical text). `padding` is 1, 2 (vertical, horizontal) or 4 (top, right,
+    bottom, left) values. `auto_fit` searches the largest size between `min_size` and `size`
+    (or beyond `size` with `auto_fit_grow`) at which the text fits the box without splitting a
+    word. `weight`/`axes` set variable-font axes. `language` (BCP 47) selects localised glyphs
+    through the shaper. `strict` fails the item when a character has no font instead of
+    skipping it; `control_chars` strips or refuses control and invisible characters.
+    """
 
     # --- font -------------------------------------------------------------------------------
     font: str = "sans"
@@ -51,12 +61,14 @@ class Style(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defau
     height: Side | None = None
     max_width: Side | None = None
     max_height: Side | None = None
-    align: Literal["left", "center", "right", "justify"] = "left"
+    # start/end follow the text direction (right-aligned Arabic); in vertical text
+    # start/left/justify mean the top of the column and end/right its bottom.
+    align: Literal["start", "left", "center", "right", "end", "justify"] = "start"
     valign: Literal["top", "middle", "bottom"] = "top"
-    overflow: Literal["error", "clip"] = "error"
+    overflow: Literal["error", "clip"] = "error"  # ink outside a fixed canvas
     # --- spacing ----------------------------------------------------------------------------
-    line_spacing: Annotated[float, msgspec.Meta(ge=0.5, le=5.0)] = 1.0
-    letter_spacing: Annotated[float, msgspec.Meta(ge=-100, le=500)] = 0.0
+    line_spacing: Annotated[float, msgspec.Meta(ge=0.5, le=5.0)] = 1.0  # x the fonts' line height
+    letter_spacing: Annotated[float, msgspec.Meta(ge=-100, le=500)] = 0.0  # px between clusters
     # --- auto-fit ---------------------------------------------------------------------------
     auto_fit: bool = False
     auto_fit_grow: bool = False

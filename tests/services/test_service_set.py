@@ -249,7 +249,7 @@ async def test_db_job_streams_a_query(client: Client, db: asyncpg.Connection) ->
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.kind, final.done, final.failed) == ("completed", expected, 0)
     assert final.output is not None
-    names = sorted(p.name for p in Path(final.output).iterdir())
+    names = sorted(p.name for p in Path(final.output).glob("*.png"))
     assert names == sorted(f"{r['code']}.png" for r in rows if r["provinceCode"] == "11")
 
 

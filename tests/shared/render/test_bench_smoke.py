@@ -1,0 +1,22 @@
+"""The render benchmark still runs (tiny sizes; the real run is `bench/bench_render.py`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_bench_render_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_render.py"), "--count", "40", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ratios: engine/pillow" in result.stdout
+    assert "pixel mismatch" not in result.stdout
