@@ -51,6 +51,23 @@ TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})
 _ERRORS: dict[int, type[ImagegenError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 503: Busy}
 
 
+def _decode_lenient(data: bytes, type_: type[T]) -> T:
+    """Decode a stream message, ignoring fields this client does not know yet.
+
+    The wire Structs forbid unknown fields (right for requests: a typo is refused), but a newer
+    server may add optional fields to events and results; an older client must still see its
+    job complete rather than skip the event.
+    """
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except msgspec.ValidationError:
+        raw = msgspec.json.decode(data)
+        if not isinstance(raw, dict):
+            raise
+        known = {f.encode_name for f in msgspec.structs.fields(type_)}  # type: ignore[arg-type]
+        return msgspec.convert({k: v for k, v in raw.items() if k in known}, type_)
+
+
 class ServiceUnavailable(ImagegenError):
     """No service answered the request (none running, or NATS unreachable)."""
 
@@ -173,7 +190,7 @@ class Client:
         try:
             async for msg in sub.messages:
                 try:
-                    yield msgspec.json.decode(msg.data, type=type_)
+                    yield _decode_lenient(msg.data, type_)
                 except msgspec.MsgspecError:
                     continue  # not ours to judge; a client keeps reading
         finally:

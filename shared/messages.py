@@ -20,6 +20,7 @@ from shared.render.style import Style
 
 JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="job id")]
 ColumnRef = str | Annotated[int, Meta(ge=0)]
+StyleField = Annotated[str, Meta(pattern=r"^[a-z_]{1,40}$")]
 NameTemplate = Annotated[str, Meta(min_length=1, max_length=200)]
 
 
@@ -39,6 +40,11 @@ class SubmitCsv(_Wire):
 
     Exactly one of `csv` (the text inline), `object` (a name in the `imagegen-inputs` bucket)
     or `path` (relative to the server's allowed folder) names the file.
+
+    Per-row overrides: `filename_column` names each image after that column's value (instead
+    of `name_template`); `style_columns` maps style fields to columns whose non-empty cells
+    override the job's style for that row (`color_column` / `font_column` are shorthands).
+    A bad override value fails that row's item, not the job.
     """
 
     column: ColumnRef
@@ -52,6 +58,23 @@ class SubmitCsv(_Wire):
     name_template: NameTemplate = "{index}"
     job_id: JobId | None = None
     batch_size: Annotated[int, Meta(ge=1, le=1000)] | None = None
+    filename_column: ColumnRef | None = None
+    style_columns: dict[StyleField, ColumnRef] = field(default_factory=dict)
+    color_column: ColumnRef | None = None
+    font_column: ColumnRef | None = None
+
+    def override_columns(self) -> dict[str, str | int]:
+        """Every per-row style override, the shorthands folded in: {style field: column}."""
+        columns: dict[str, str | int] = dict(self.style_columns)
+        for name, column in (("color", self.color_column), ("font", self.font_column)):
+            if column is not None:
+                if name in columns:
+                    raise BadRequest(
+                        f"{name} is mapped twice (style_columns.{name} and {name}_column)",
+                        field=f"{name}_column",
+                    )
+                columns[name] = column
+        return columns
 
 
 class SubmitDb(_Wire):
@@ -101,13 +124,16 @@ class RenderItem(Struct, array_like=True):
     """One row to render: its 0-based position in the source, its text and output name.
 
     `error` set means ingest already found the row bad (empty cell, ragged row): the renderer
-    reports it as that item's failure, so every item is counted on one path.
+    reports it as that item's failure, so every item is counted on one path. `style` holds the
+    row's raw style overrides ({field: cell text}); the renderer merges and validates them.
+    Fields are only ever appended, with defaults, so older encodings still decode.
     """
 
     index: int
     text: str
     name: str
     error: str | None = None
+    style: dict[str, str] | None = None
 
 
 class RenderTask(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -169,6 +195,7 @@ class JobEvent(_Wire):
     output: str | None = None
     message: str | None = None
     at: datetime = field(default_factory=utcnow)
+    manifest: str | None = None  # on `completed`: the CSV manifest beside the images
 
 
 class ItemFailure(_Wire):

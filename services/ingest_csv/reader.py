@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -58,18 +58,22 @@ class CsvLayout:
     header: list[str] | None
     column_index: int
     column_name: str
+    # Per-row overrides, resolved to positions: the file-name column and {style field: column}.
+    filename_index: int | None = None
+    style_indices: tuple[tuple[str, int], ...] = ()
 
 
-def resolve_column(column: str | int, header: list[str] | None) -> tuple[int, str]:
+def resolve_column(column: str | int, header: list[str] | None, *, field: str = "column") -> tuple[int, str]:
+    """The 0-based position and display name of `column`; `field` names it in errors."""
     if isinstance(column, int):
         if header is not None and column >= len(header):
-            raise BadRequest(f"index {column} is past the last column ({len(header) - 1})", field="column")
+            raise BadRequest(f"index {column} is past the last column ({len(header) - 1})", field=field)
         return column, header[column] if header else str(column)
     if header is None:
-        raise BadRequest("a column name needs a header row (or give the column index)", field="column")
+        raise BadRequest("a column name needs a header row (or give the column index)", field=field)
     if column not in header:
         shown = ", ".join(repr(name) for name in header[:20])
-        raise BadRequest(f"no column {column!r} in the header ({shown})", field="column")
+        raise BadRequest(f"no column {column!r} in the header ({shown})", field=field)
     return header.index(column), column
 
 
@@ -96,9 +100,20 @@ def open_text(raw: IO[bytes], encoding: str | None) -> io.TextIOWrapper:
 
 
 def layout_of(
-    text: io.TextIOWrapper, *, column: str | int, has_header: bool, delimiter: str | None
+    text: io.TextIOWrapper,
+    *,
+    column: str | int,
+    has_header: bool,
+    delimiter: str | None,
+    filename_column: str | int | None = None,
+    style_columns: Mapping[str, tuple[str, str | int]] | None = None,
 ) -> CsvLayout:
-    """Read the head of an open file to find dialect, header and the text column."""
+    """Read the head of an open file to find dialect, header and the text column.
+
+    `style_columns` maps a style field to (the request field that named it, the column), so a
+    missing column is reported against the field the user wrote (`color_column`,
+    `style_columns.size`).
+    """
     try:
         sample = text.read(SNIFF_BYTES)
     except UnicodeDecodeError as exc:
@@ -117,7 +132,24 @@ def layout_of(
             raise BadRequest("the file has no header row", field="csv")
         header = [name.lstrip("\ufeff").strip() for name in header]
     index, name = resolve_column(column, header)
-    return CsvLayout(str(text.encoding), delim, header, index, name)
+    filename_index = None
+    if filename_column is not None:
+        filename_index, _ = resolve_column(filename_column, header, field="filename_column")
+    style_indices = tuple(
+        (style_field, resolve_column(ref, header, field=request_field)[0])
+        for style_field, (request_field, ref) in (style_columns or {}).items()
+    )
+    return CsvLayout(str(text.encoding), delim, header, index, name, filename_index, style_indices)
+
+
+def _overrides(record: list[str], layout: CsvLayout) -> dict[str, str] | None:
+    """The row's non-empty style cells: an empty cell means "use the job's style"."""
+    found = {
+        style_field: record[i].strip()
+        for style_field, i in layout.style_indices
+        if i < len(record) and record[i].strip()
+    }
+    return found or None
 
 
 def iter_rows(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[Row]:
@@ -134,19 +166,25 @@ def iter_rows(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[Row]:
                 continue
             line = reader.line_num
             values = dict(zip(layout.header, record, strict=False)) if layout.header else None
+            filename = None
+            if layout.filename_index is not None and layout.filename_index < len(record):
+                filename = record[layout.filename_index]
+            style = _overrides(record, layout) if layout.style_indices else None
             if width is not None and len(record) != width:
                 error = f"row {index + 1} (line {line}): {len(record)} fields, expected {width}"
                 text_value = record[layout.column_index] if layout.column_index < len(record) else ""
-                yield Row(index, text_value, values, error)
+                yield Row(index, text_value, values, error, filename, style)
             elif not record[layout.column_index].strip() if layout.column_index < len(record) else True:
                 yield Row(
                     index,
                     "",
                     values,
                     f"row {index + 1} (line {line}): empty text in column {layout.column_name!r}",
+                    filename,
+                    style,
                 )
             else:
-                yield Row(index, record[layout.column_index], values)
+                yield Row(index, record[layout.column_index], values, None, filename, style)
             index += 1
     except UnicodeDecodeError as exc:
         raise SourceError(

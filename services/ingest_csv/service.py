@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
@@ -11,19 +12,41 @@ from pathlib import Path
 from typing import Any
 
 import aiofiles.os
+import msgspec
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
-from services.ingest_csv.reader import iter_rows, layout_of, open_source, open_text
+from services.ingest_csv.reader import CsvLayout, iter_rows, layout_of, open_source, open_text
 from shared.bus.service import Endpoint, Service
 from shared.errors import BadRequest
 from shared.ingest import Row, accept_submit, ingest_worker
 from shared.ledger import Ledger
 from shared.messages import IngestRequest, SubmitCsv, SubmitDb, decode_json
-from shared.render import FontCatalogue, parse_style
+from shared.render import FontCatalogue, Style, parse_style
 from shared.storage import DirectoryStore, NameTemplate
 from shared.subjects import BUCKET_INPUTS, CONSUMER_INGEST_CSV, SUBMIT_CSV
 
 ROWS_PER_YIELD = 256
+# Style fields a CSV cell can override: every scalar field. `shadow` and `axes` are nested
+# objects, which a single cell cannot spell unambiguously.
+OVERRIDABLE = frozenset(f.name for f in msgspec.structs.fields(Style)) - {"shadow", "axes"}
+
+
+def override_columns(submit: SubmitCsv) -> dict[str, tuple[str, str | int]]:
+    """The request's per-row style overrides as {style field: (request field, column)},
+    checked: known, overridable fields, each mapped once."""
+    columns = submit.override_columns()
+    resolved: dict[str, tuple[str, str | int]] = {}
+    for style_field, column in columns.items():
+        shorthand = {"color": submit.color_column, "font": submit.font_column}.get(style_field)
+        request_field = f"{style_field}_column" if shorthand is not None else f"style_columns.{style_field}"
+        if style_field not in OVERRIDABLE:
+            known = ", ".join(sorted(OVERRIDABLE))
+            raise BadRequest(
+                f"{style_field!r} cannot be set per row; overridable style fields: {known}",
+                field=request_field,
+            )
+        resolved[style_field] = (request_field, column)
+    return resolved
 
 
 class IngestCsv(Service):
@@ -95,16 +118,30 @@ class IngestCsv(Service):
             )
         with open_source(submit.csv, path) as raw:
             text = open_text(raw, submit.encoding)
-            layout = layout_of(
-                text, column=submit.column, has_header=submit.has_header, delimiter=submit.delimiter
-            )
+            layout = self.layout(submit, text)
             if not any(True for _ in zip(range(1), iter_rows(text, layout), strict=False)):
                 raise BadRequest("the file has no data rows", field="csv")
+
+    @staticmethod
+    def layout(submit: SubmitCsv, text: io.TextIOWrapper) -> CsvLayout:
+        return layout_of(
+            text,
+            column=submit.column,
+            has_header=submit.has_header,
+            delimiter=submit.delimiter,
+            filename_column=submit.filename_column,
+            style_columns=override_columns(submit),
+        )
 
     async def submit(self, payload: bytes) -> bytes:
         submit = decode_json(payload, SubmitCsv)
         parse_style(submit.style, catalogue=self.catalogue)
         NameTemplate(submit.name_template)
+        if submit.filename_column is not None and submit.name_template != "{index}":
+            raise BadRequest(
+                "give either filename_column or name_template, not both", field="filename_column"
+            )
+        override_columns(submit)
         given = [name for name in ("csv", "object", "path") if getattr(submit, name) is not None]
         if len(given) != 1:
             raise BadRequest("give exactly one of csv, object or path", field="csv")
@@ -121,9 +158,7 @@ class IngestCsv(Service):
     async def _rows_of(self, submit: SubmitCsv, path: Path | None) -> AsyncGenerator[Row, None]:
         with open_source(submit.csv, path) as raw:
             text = open_text(raw, submit.encoding)
-            layout = layout_of(
-                text, column=submit.column, has_header=submit.has_header, delimiter=submit.delimiter
-            )
+            layout = self.layout(submit, text)
             for count, row in enumerate(iter_rows(text, layout), 1):
                 yield row
                 if count % ROWS_PER_YIELD == 0:

@@ -1,4 +1,8 @@
-"""Following a job from the terminal: a live progress bar fed by its events, then a summary."""
+"""Following a job from the terminal: a live progress bar fed by its events, then a summary.
+
+The bar shows items finished of the total (unknown until ingest has read the whole source),
+how many failed, the rate over the last seconds and the time left at that rate.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,28 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from shared.client import Client
 from shared.messages import JobEvent, JobInfo
 
 console = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, from rich's moving estimate of the task's speed."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None and task.elapsed and task.completed:
+            speed = task.completed / task.elapsed  # too few samples for an estimate yet
+        return Text("-- items/s" if speed is None else f"{speed:,.0f} items/s", style="progress.data.speed")
 
 
 async def follow_job(
@@ -29,12 +46,14 @@ async def follow_job(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[failed]} failed"),
+        RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=False,
     ) as progress:
-        bar = progress.add_task(job_id, total=None, failed=0)
+        console.print(f"following job [bold]{job_id}[/bold]", soft_wrap=True)
+        bar = progress.add_task("accepted", total=None, failed=0)
 
         def on_event(event: JobEvent) -> None:
             progress.update(
@@ -42,13 +61,14 @@ async def follow_job(
                 total=event.total,
                 completed=event.done + event.failed,
                 failed=event.failed,
-                description=f"{job_id} {event.status}",
+                description=event.status,
             )
 
         return await client.wait(job_id, attempt=attempt, on_event=on_event)
 
 
-def print_summary(job: JobInfo) -> None:
+def print_summary(job: JobInfo, final: JobEvent | None = None) -> None:
+    """What a person wants after a job: status, counts, speed, where the files and manifest are."""
     took = ""
     if job.finished_at and job.started_at:
         seconds = (job.finished_at - job.started_at).total_seconds()
@@ -59,8 +79,12 @@ def print_summary(job: JobInfo) -> None:
         f"  items: {'?' if job.total is None else job.total} total, {job.done} rendered, {job.failed} failed"
     )
     if job.output:
-        console.print(f"  images: {job.output}")
+        console.print(f"  images: {job.output}", soft_wrap=True)  # paths stay whole
+    if final is not None and final.manifest:
+        console.print(f"  manifest: {final.manifest}", soft_wrap=True)
     if job.error:
-        console.print(f"  error: {job.error}")
+        console.print(f"  error: {job.error}", markup=False, soft_wrap=True)
     for failure in job.failures[:20]:
-        console.print(f"  item {failure.index}: {failure.reason}")
+        console.print(f"  item {failure.index}: {failure.reason}", markup=False, soft_wrap=True)
+    if job.failed > len(job.failures[:20]):
+        console.print(f"  ... {job.failed - len(job.failures[:20])} more failures (see the manifest)")

@@ -3,11 +3,14 @@
 imagegen run                       start the local stack, render the sample CSV, stop
 imagegen up / down                 keep the local stack running in the background / stop it
 imagegen serve SERVICE             run one service in the foreground (what containers do)
-imagegen submit csv FILE --column NAME [--wait]
+imagegen submit csv FILE --column NAME [style options] [per-row columns] [--wait]
 imagegen submit db --source S --query SQL --column NAME [--wait]
-imagegen jobs show JOB | jobs list
+imagegen jobs show|cancel|retry JOB | jobs list
 imagegen fonts
 imagegen render TEXT -o out.png    render locally, no servers needed
+
+`--json` (before or after the command) prints machine-readable output. Exit codes: 0 success,
+1 the job failed or some of its items did, 2 a refused request or an unreachable server.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats.errors
 
 from shared.cli.follow import follow_job, print_summary
 from shared.cli.stack import SERVICES, LocalStack
-from shared.client import Client
-from shared.errors import ImagegenError
+from shared.client import Client, ServiceUnavailable
+from shared.errors import BadRequest, ImagegenError
 from shared.messages import SubmitCsv, SubmitDb
 from shared.render import RenderEngine, parse_style
 from shared.settings import Settings
@@ -56,6 +60,43 @@ def _style_from(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             style[flag] = value
     return style
+
+
+def _column(value: str) -> str | int:
+    """A column as typed: digits mean an index (for header-less files), anything else a name."""
+    return int(value) if value.isdigit() else value
+
+
+def _column_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("per-row columns (a name, or a 0-based index with --no-header)")
+    group.add_argument("--filename-column", help="name each image after this column's value")
+    group.add_argument("--color-column", help="text colour per row (empty cell: the job's colour)")
+    group.add_argument("--font-column", help="font per row (empty cell: the job's font)")
+    group.add_argument(
+        "--style-column",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="any style field per row, e.g. size=pt (repeatable)",
+    )
+
+
+def _style_columns(args: argparse.Namespace) -> dict[str, str | int]:
+    columns: dict[str, str | int] = {}
+    for spec in args.style_column:
+        field, sep, column = spec.partition("=")
+        if not sep or not field or not column:
+            raise BadRequest(f"expected FIELD=COLUMN, got {spec!r}", field="--style-column")
+        columns[field.strip()] = _column(column.strip()) if args.no_header else column.strip()
+    return columns
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    # Also accepted after the command (`imagegen jobs list --json`); SUPPRESS keeps the global
+    # flag's value when it is not repeated here.
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,8 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     csv_p.add_argument("--no-header", action="store_true")
     csv_p.add_argument("--name-template", default="{index}")
     csv_p.add_argument("--job-id")
+    csv_p.add_argument("--encoding", help="the file's encoding (default: detected)")
+    csv_p.add_argument("--delimiter", help="the field delimiter (default: sniffed)")
+    csv_p.add_argument("--batch-size", type=int, help="items per render task")
     csv_p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     _style_args(csv_p)
+    _column_args(csv_p)
     db_p = submit.add_parser("db", help="render one image per row of a query")
     db_p.add_argument("--source", required=True, help="a data source name configured on the server")
     db_p.add_argument("--query", required=True)
@@ -123,11 +168,34 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("text")
     render.add_argument("-o", "--output", type=Path, required=True)
     _style_args(render)
+    for command in (csv_p, db_p, show, lst, render, *(jobs.choices[a] for a in ("cancel", "retry"))):
+        _json_flag(command)
+    _json_flag(sub.choices["fonts"])
     return parser
 
 
 def _nats_url(args: argparse.Namespace) -> str:
     return args.nats_url or Settings().nats_url
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py prints every connection error with a traceback; the CLI reports it once."""
+
+
+async def _connect(args: argparse.Namespace) -> Client:
+    """A client for one command: fail fast when NATS is unreachable instead of retrying for
+    minutes (the services retry for ever; a person at a shell wants the error now)."""
+    url = _nats_url(args)
+    try:
+        client = await Client.connect(
+            url, connect_timeout=3, max_reconnect_attempts=2, reconnect_time_wait=1, error_cb=_quiet
+        )
+    except (OSError, nats.errors.Error) as exc:
+        raise ServiceUnavailable(f"cannot reach NATS at {url} ({exc or type(exc).__name__})") from exc
+    # nats-py uses one setting for the first connect and for reconnects: once connected, ride out
+    # a NATS restart for two minutes while following a long job.
+    client.nc.options["max_reconnect_attempts"] = 120
+    return client
 
 
 def _print(args: argparse.Namespace, value: Any) -> None:
@@ -138,20 +206,28 @@ def _print(args: argparse.Namespace, value: Any) -> None:
 
 
 async def _submit(args: argparse.Namespace) -> int:
-    async with await Client.connect(_nats_url(args)) as client:
+    async with await _connect(args) as client:
         style = parse_style(_style_from(args))
         if args.source == "csv":
-            column: str | int = int(args.column) if args.no_header else args.column
-            accepted = await client.submit_csv_file(
-                args.file,
-                SubmitCsv(
-                    column=column,
-                    has_header=not args.no_header,
-                    style=style,
-                    name_template=args.name_template,
-                    job_id=args.job_id,
-                )
+
+            def col(value: str | None) -> str | int | None:
+                return None if value is None else (_column(value) if args.no_header else value)
+
+            request = SubmitCsv(
+                column=_column(args.column) if args.no_header else args.column,
+                has_header=not args.no_header,
+                style=style,
+                name_template=args.name_template,
+                job_id=args.job_id,
+                encoding=args.encoding,
+                delimiter=args.delimiter,
+                batch_size=args.batch_size,
+                filename_column=col(args.filename_column),
+                color_column=col(args.color_column),
+                font_column=col(args.font_column),
+                style_columns=_style_columns(args),
             )
+            accepted = await client.submit_csv_file(args.file, request)
         else:
             accepted = await client.submit_db(
                 SubmitDb(
@@ -170,14 +246,14 @@ async def _submit(args: argparse.Namespace) -> int:
         final = await follow_job(client, accepted.job_id, quiet=args.json)
         job = await client.get_job(accepted.job_id)
         if args.json:
-            _print(args, job)
+            _print(args, {**msgspec.to_builtins(job), "manifest": final.manifest})
         else:
-            print_summary(job)
+            print_summary(job, final)
         return 0 if final.kind == "completed" and final.failed == 0 else 1
 
 
 async def _jobs(args: argparse.Namespace) -> int:
-    async with await Client.connect(_nats_url(args)) as client:
+    async with await _connect(args) as client:
         if args.action in ("show", "cancel", "retry"):
             if args.action == "show":
                 job = await client.get_job(args.job_id)
@@ -206,7 +282,7 @@ async def _jobs(args: argparse.Namespace) -> int:
 
 
 async def _fonts(args: argparse.Namespace) -> int:
-    async with await Client.connect(_nats_url(args)) as client:
+    async with await _connect(args) as client:
         fonts = await client.fonts()
     if args.json:
         _print(args, fonts)

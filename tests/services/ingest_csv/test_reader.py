@@ -7,6 +7,7 @@ import csv
 import io
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -328,3 +329,36 @@ def test_real_data_areas_csv() -> None:
     assert texts(rows) == [record["name"] for record in expected]
     assert [dict(row.values or {}) for row in rows] == expected
     assert any(any("\u4e00" <= ch <= "\u9fff" for ch in row.text) for row in rows)
+
+
+def test_filename_and_style_columns_travel_with_each_row() -> None:
+    data = b"name,sku,colour,pt\nA,a-1,red,12\nB,,,\nC,c/3, blue ,\n"
+    with io.BytesIO(data) as raw:
+        text = open_text(raw, None)
+        layout = layout_of(
+            text,
+            column="name",
+            has_header=True,
+            delimiter=None,
+            filename_column="sku",
+            style_columns={"color": ("color_column", "colour"), "size": ("style_columns.size", 3)},
+        )
+        rows = list(iter_rows(text, layout))
+    assert [row.filename for row in rows] == ["a-1", "", "c/3"]
+    # Empty cells mean "the job's style"; values are trimmed.
+    assert [row.style for row in rows] == [{"color": "red", "size": "12"}, None, {"color": "blue"}]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"filename_column": "nope"}, "filename_column"),
+        ({"style_columns": {"color": ("color_column", "nope")}}, "color_column"),
+        ({"style_columns": {"size": ("style_columns.size", 7)}}, "style_columns.size"),
+    ],
+)
+def test_a_missing_override_column_names_the_request_field(kwargs: dict[str, Any], field: str) -> None:
+    text = open_text(io.BytesIO(b"name,sku\nA,1\n"), None)
+    with pytest.raises(BadRequest) as info:
+        layout_of(text, column="name", has_header=True, delimiter=None, **kwargs)
+    assert info.value.field == field

@@ -94,3 +94,78 @@ def test_render_locally_needs_no_server(tmp_path: Path) -> None:
     assert image.size == (info["width"], info["height"])
     assert corners_transparent(image) and ink_pixels(image) > 100
     assert info["missing_glyphs"] == []
+
+
+def test_submit_with_per_row_columns_shows_progress_and_the_manifest(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("sku,name,colour,pt\nA1,红色,#ff0000,20\nB2,Blue,blue,\nC3,Bad,nocolour,\n", "utf-8")
+    done = imagegen(
+        "submit", "csv", str(csv_file), "--column", "name", "--filename-column", "sku",
+        "--color-column", "colour", "--style-column", "size=pt", "--size", "30", "--wait",
+        nats_url=stack.nats_url,
+    )
+    # One row has a bad colour: it fails alone, and the exit code says so.
+    assert done.returncode == 1, done.stdout + done.stderr
+    err = done.stderr
+    assert "completed_with_errors" in err and "3 total, 2 rendered, 1 failed" in err
+    assert "items/s" in err  # the progress bar's rate column
+    assert "row 3: bad color 'nocolour'" in err
+    manifest_line = next(line for line in err.splitlines() if "manifest:" in line)
+    manifest = Path(manifest_line.split("manifest:", 1)[1].strip())
+    lines = manifest.read_text("utf-8-sig").splitlines()
+    assert lines[0] == "row,text,file,width,height,status,error" and len(lines) == 4
+    out = manifest.parent
+    red = decode_rgba((out / "A1.png").read_bytes())
+    blue = decode_rgba((out / "B2.png").read_bytes())
+    assert {px[:3] for px in red.get_flattened_data() if px[3] == 255} == {(255, 0, 0)}
+    assert {px[:3] for px in blue.get_flattened_data() if px[3] == 255} == {(0, 0, 255)}
+    assert red.height < blue.height  # 20 px from the row, 30 px from --size
+
+
+def test_a_failed_job_makes_a_non_zero_exit(stack: LocalStack, tmp_path: Path) -> None:
+    # Valid UTF-8 for the first 64 KiB (what detection reads), then a byte that is not: the job
+    # fails mid-stream with the reason, after the rows before it were queued.
+    csv_file = tmp_path / "breaks.csv"
+    good = "".join(f"row {i}\n" for i in range(12_000))
+    csv_file.write_bytes(b"name\n" + good.encode() + b"bad \xff\xfe byte\n")
+    done = imagegen("submit", "csv", str(csv_file), "--column", "name", "--wait", "--json",
+                    nats_url=stack.nats_url)
+    assert done.returncode == 1, done.stdout + done.stderr
+    job = json.loads(done.stdout)
+    assert job["status"] == "failed" and "stops decoding as utf-8" in job["error"]
+
+
+def test_json_is_accepted_after_the_command(stack: LocalStack) -> None:
+    listed = imagegen("jobs", "list", "--limit", "3", "--json", nats_url=stack.nats_url)
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)
+    assert isinstance(jobs, list) and len(jobs) <= 3
+    fonts = imagegen("fonts", "--json", nats_url=stack.nats_url)
+    assert fonts.returncode == 0, fonts.stderr
+    assert "sans" in {font["name"] for font in json.loads(fonts.stdout)}
+
+
+def test_unreachable_nats_is_a_quick_clear_error() -> None:
+    done = imagegen("jobs", "list", nats_url="nats://127.0.0.1:1", timeout=30)
+    assert done.returncode == 2
+    assert "cannot reach NATS at nats://127.0.0.1:1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_python_example_runs_against_the_stack(stack: LocalStack) -> None:
+    env = dict(os.environ, IMAGEGEN_NATS_URL=stack.nats_url, PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "examples/submit_and_wait.py", "examples/products.csv", "--column", "name"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("job ") and lines[0].endswith(" accepted")
+    assert "completed" in done.stdout and "24 rendered, 0 failed" in done.stdout
+    manifest = Path(next(line for line in lines if line.startswith("manifest:")).split(":", 1)[1].strip())
+    rows = manifest.read_text("utf-8-sig").splitlines()[1:]
+    assert len(rows) == 24 and all(",ok," in row for row in rows)
+    images = sorted(manifest.parent.glob("*.png"))
+    assert len(images) == 24 and all(ink_pixels(decode_rgba(p.read_bytes())) > 50 for p in images)
