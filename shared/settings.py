@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     renderer_prefetch: Annotated[int, Field(ge=1, le=256)] = 4
     renderer_max_ack_pending: Annotated[int, Field(ge=1)] = 1024
     item_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    fault_injection: bool = Field(
+        default=False,
+        description="Test-only: items with the texts in services/renderer/worker.py hang or crash.",
+    )
     progress_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
 
     # --- streams -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from services.result_notifier.progress import ProgressThrottle
+from shared import metrics
 from shared.bus.consumer import pull_batches
 from shared.bus.service import Endpoint, Service
 from shared.cancellation import Cancellations
@@ -25,6 +26,7 @@ from shared.events import announce
 from shared.ingest.publisher import TaskPublisher
 from shared.ledger import JobStatus, Ledger
 from shared.logging import get_logger
+from shared.manifest import finish_job
 from shared.messages import (
     BatchResult,
     JobRef,
@@ -99,6 +101,7 @@ class ResultNotifier(Service):
         await self.cancellations.cancel(job_id)
         log.info("audit.cancel", job_id=job_id, changed=changed)
         if changed:
+            metrics.JOBS.labels(state="cancelled").inc()
             await announce(self.ctx.js, job, "cancelled")
             self.progress.forget(job_id)
         return encode_json(job)
@@ -131,6 +134,7 @@ class ResultNotifier(Service):
             result = decode_json(msg.data, BatchResult)
         except BadRequest as exc:
             log.error("result.malformed", subject=msg.subject, error=str(exc))
+            metrics.MESSAGES_REJECTED.labels(kind="result").inc()
             await msg.term()
             return
         structlog.contextvars.bind_contextvars(job_id=result.job_id, batch=result.batch)
@@ -143,14 +147,20 @@ class ResultNotifier(Service):
             return
         finally:
             structlog.contextvars.unbind_contextvars("job_id", "batch")
+        metrics.RESULTS_RECORDED.labels(outcome="recorded" if outcome.recorded else "duplicate").inc()
+        if outcome.completed and outcome.job is not None:
+            metrics.JOBS.labels(state=outcome.job.status).inc()
         job = outcome.job
         if job is None:
             log.warning("result.unknown_job", job_id=result.job_id)
         elif outcome.completed or (not outcome.recorded and job.status in _COMPLETED):
             # On a redelivery the earlier attempt may have committed but failed to announce;
             # the event's Nats-Msg-Id keeps a second announcement out of the stream.
-            await announce(self.ctx.js, job, "completed")
+            # The manifest is written by a task (this loop goes on with other results); the
+            # task then announces `completed`, naming the manifest, and acks this message.
             self.progress.forget(job.job_id)
+            finish_job(self.ctx.js, job, msg, self.settings.output_dir)
+            return
         elif outcome.recorded and self.progress.due(job.job_id):
             await announce(self.ctx.js, job, "progress")
         await msg.ack()

@@ -190,13 +190,16 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
         await _ensure_stream(js, config)
     for bucket in bucket_configs(settings):
         await _ensure_bucket(js, bucket)
-    await _ensure_kv(js, KeyValueConfig(
-        bucket=subjects.BUCKET_CANCELLED,
-        description="Cancelled jobs: ingest stops publishing and renderers skip their tasks",
-        ttl=settings.results_max_age_hours * HOUR,
-        storage=StorageType.FILE,
-        history=1,
-    ))
+    await _ensure_kv(
+        js,
+        KeyValueConfig(
+            bucket=subjects.BUCKET_CANCELLED,
+            description="Cancelled jobs: ingest stops publishing and renderers skip their tasks",
+            ttl=settings.results_max_age_hours * HOUR,
+            storage=StorageType.FILE,
+            history=1,
+        ),
+    )
     for stream, consumers in consumer_configs(settings).items():
         for consumer in consumers:
             try:

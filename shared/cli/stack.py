@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shared.bus.connect import connect
 from shared.bus.discovery import wait_for_services
-from shared.localstack import NatsServer, PostgresServer
+from shared.localstack import NatsServer, PostgresServer, free_port
 from shared.localstack._proc import die_with_parent_hook
 from shared.settings import Settings
 
@@ -46,6 +46,7 @@ class ServiceProcess:
     name: str
     process: subprocess.Popen[bytes]
     log_file: Path
+    metrics_port: int | None = None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.process.poll() is None:
@@ -75,6 +76,7 @@ class LocalStack:
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
+    metrics: bool = False
 
     def start_servers(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,11 @@ class LocalStack:
         """Start one more process of service `name` (e.g. a renderer replica)."""
         label = instance or f"{name}-{sum(p.name == name for p in self.processes) + 1}"
         log_file = self.state_dir / "logs" / f"{label}.log"
+        metrics_port = None
+        if self.metrics and "IMAGEGEN_METRICS_PORT" not in env:
+            # Each process on this host gets its own /metrics port.
+            metrics_port = free_port()
+            env["IMAGEGEN_METRICS_PORT"] = str(metrics_port)
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", SERVICES[name]],
@@ -118,7 +125,7 @@ class LocalStack:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent_hook(),
             )
-        proc = ServiceProcess(name, process, log_file)
+        proc = ServiceProcess(name, process, log_file, metrics_port)
         self.processes.append(proc)
         return proc
 

@@ -13,6 +13,7 @@ import nats.errors
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
+from shared import metrics
 from shared.errors import Busy
 from shared.events import announce
 from shared.ledger import Ledger
@@ -58,6 +59,7 @@ async def accept_submit(
         except (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
             await ledger.fail_job(job_id, job.attempt, f"could not queue the request: {exc}")
             raise Busy(f"the request queue is not accepting work right now ({exc})") from exc
+        metrics.JOBS.labels(state="accepted").inc()
         await announce(js, job, "accepted")
     return encode_json(
         Accepted(

@@ -15,6 +15,7 @@ import nats.errors
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
+from shared import metrics
 from shared.logging import get_logger
 from shared.messages import RenderItem, RenderTask, encode_msgpack
 from shared.render.style import Style
@@ -106,6 +107,8 @@ class TaskPublisher:
                     error=str(exc) or type(exc).__name__,
                     retry_in=delay,
                 )
+                metrics.PUBLISH_WAITS.inc()
+                metrics.PUBLISH_WAIT_SECONDS.inc(delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

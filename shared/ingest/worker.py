@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import structlog
 from nats.aio.msg import Msg
 
+from shared import metrics
 from shared.bus.consumer import pull_batches
 from shared.bus.service import ServiceContext
 from shared.cancellation import Cancellations
@@ -23,6 +24,7 @@ from shared.events import announce
 from shared.ingest.publisher import TaskPublisher
 from shared.ledger import Ledger
 from shared.logging import get_logger
+from shared.manifest import complete_job
 from shared.messages import IngestRequest, RenderItem, SubmitCsv, SubmitDb, decode_json
 from shared.storage.naming import NameTemplate
 from shared.subjects import STREAM_REQUESTS
@@ -35,12 +37,28 @@ CANCEL_CHECK_SECONDS = 0.5
 @dataclass(frozen=True, slots=True)
 class Row:
     """One source row: its 0-based index, its text, its values by column (for name templates),
-    or the reason it cannot be rendered."""
+    or the reason it cannot be rendered; `filename` is the file-name column's cell (when the
+    request names one) and `style` the row's style overrides {field: cell}."""
 
     index: int
     text: str
     values: Mapping[str, str] | None = None
     error: str | None = None
+    filename: str | None = None
+    style: dict[str, str] | None = None
+
+
+# `filename_column` reuses the template machinery (sanitising, collisions) through one
+# placeholder fed with the row's file-name cell.
+_FILENAME_KEY = "filename"
+_FILENAME_TEMPLATE = "{row[filename]}"
+
+
+def name_template_for(submit: SubmitCsv | SubmitDb) -> NameTemplate:
+    """The request's output-name template: `filename_column` wins over `name_template`."""
+    if isinstance(submit, SubmitCsv) and submit.filename_column is not None:
+        return NameTemplate(_FILENAME_TEMPLATE, field="filename_column")
+    return NameTemplate(submit.name_template)
 
 
 RowSource = Callable[[IngestRequest, SubmitCsv | SubmitDb], AsyncGenerator[Row, None]]
@@ -59,6 +77,7 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
         request = decode_json(msg.data, IngestRequest)
     except BadRequest as exc:
         log.error("ingest.bad_message", subject=msg.subject, error=str(exc))
+        metrics.MESSAGES_REJECTED.labels(kind="request").inc()
         await msg.term()
         return
     submit = request.csv or request.db
@@ -80,7 +99,8 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
         submit.style,
         batch_size=submit.batch_size or ctx.settings.batch_size,
     )
-    template = NameTemplate(submit.name_template)
+    template = name_template_for(submit)
+    by_filename = isinstance(submit, SubmitCsv) and submit.filename_column is not None
     cancellations = Cancellations(ctx.js)
     beat = asyncio.create_task(_heartbeat(msg, max(ctx.settings.ack_wait_seconds / 3, 0.5)))
     loop = asyncio.get_running_loop()
@@ -89,8 +109,9 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
     try:
         async with contextlib.aclosing(rows(request, submit)) as source:
             async for row in source:
-                name = template.render(row.index, row.values)
-                await publisher.add(RenderItem(row.index, row.text, name, row.error))
+                values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
+                name = template.render(row.index, values)
+                await publisher.add(RenderItem(row.index, row.text, name, row.error, row.style))
                 if loop.time() >= next_check:
                     next_check = loop.time() + CANCEL_CHECK_SECONDS
                     if await cancellations.is_cancelled(request.job_id):
@@ -104,6 +125,7 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
         log.warning("ingest.source_failed", error=str(exc), published=published)
         failed = await ledger.fail_job(request.job_id, request.attempt, str(exc), total_items=published)
         if failed:
+            metrics.JOBS.labels(state="failed").inc()
             await announce(ctx.js, failed, "failed")
         await msg.ack()
         return
@@ -114,7 +136,13 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
     )
     log.info("ingest.done", items=total_items, batches=total_batches, cancelled=cancelled)
     if finished and completed:
-        await announce(ctx.js, finished, "completed")
+        # Every result was counted before the totals were known: completion is ours to announce,
+        # manifest first (see shared/manifest.py).
+        async def keep_alive() -> None:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+        await complete_job(ctx.js, finished, ctx.settings.output_dir, heartbeat=keep_alive)
     await msg.ack()
 
 

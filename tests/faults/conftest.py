@@ -30,6 +30,8 @@ class FaultStack:
 def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
     marker = request.node.get_closest_marker("renderers")
     renderers = marker.args[0] if marker else 2
+    env_marker = request.node.get_closest_marker("stack_env")
+    extra_env: dict[str, str] = dict(env_marker.args[0]) if env_marker else {}
     root = Path(tempfile.mkdtemp(prefix="imagegen-fault-"))
     nats = NatsServer.start(root / "nats")
     postgres = PostgresServer.start(root / "pg")
@@ -45,6 +47,7 @@ def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
                 "IMAGEGEN_LOG_FORMAT": "json",
                 "IMAGEGEN_CSV_ALLOWED_DIR": str(root),
                 "IMAGEGEN_PROGRESS_INTERVAL_SECONDS": "0.1",
+                **extra_env,
             },
         )
         stack.start()

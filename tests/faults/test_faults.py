@@ -166,3 +166,64 @@ async def test_ten_clients_submit_at_once(fault_stack: FaultStack) -> None:
             await assert_exact(client, final, rows)
 
     await asyncio.gather(*(one(i, rows) for i, rows in enumerate(sizes)))
+
+
+@pytest.mark.stack_env({"IMAGEGEN_FAULT_INJECTION": "1", "IMAGEGEN_ITEM_TIMEOUT_SECONDS": "2"})
+async def test_poison_items_fail_alone_and_no_replica_crash_loops(fault_stack: FaultStack) -> None:
+    """One item hangs its render, one kills the render process: both become recorded item
+    failures with their reasons; every other item renders; the replicas stay up."""
+    from services.renderer.worker import FAULT_CRASH, FAULT_HANG
+
+    stack = fault_stack.stack
+    rows = [f"正常 {i}" for i in range(300)]
+    rows[57], rows[211] = FAULT_HANG, FAULT_CRASH
+    async with await Client.connect(stack.nats_url) as client:
+        csv_text = "name\n" + "\n".join(rows) + "\n"
+        accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name", batch_size=16))
+        final = await client.wait(accepted.job_id, timeout=120)
+        assert (final.status, final.done, final.failed) == ("completed_with_errors", 298, 2)
+        job = await client.get_job(accepted.job_id)
+        reasons = {f.index: f.reason for f in job.failures}
+        assert set(reasons) == {57, 211}
+        assert "hung" in reasons[57] and "2s" in reasons[57]
+        assert "died" in reasons[211] and "-9" in reasons[211]
+        # Nothing is left to redeliver: no loop on the poison batch.
+        info = await client.js.consumer_info("IMAGEGEN_TASKS", "renderer")
+        assert (info.num_pending, info.num_ack_pending) == (0, 0)
+        results = await results_of(client, accepted.job_id, 300)
+        assert sorted(i.index for r in results for i in r.items) == list(range(300))
+    for proc in stack.processes:
+        assert proc.process.poll() is None, f"{proc.name} exited"
+
+
+@pytest.mark.stack_env({"IMAGEGEN_OUTPUT_STORE": "object"})
+async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_stack: FaultStack) -> None:
+    """Two renderers, each with its own working folder and no shared output directory: images
+    land in the imagegen-images bucket and results name the objects."""
+    stack = fault_stack.stack
+    for i, proc in enumerate(p for p in list(stack.processes) if p.name == "renderer"):
+        proc.stop()
+        stack.processes.remove(proc)
+        own = stack.state_dir / f"host-{i}"
+        own.mkdir()
+        stack.spawn("renderer", instance=f"renderer-host-{i}", IMAGEGEN_OUTPUT_DIR=str(own))
+    rows = 400
+    async with await Client.connect(stack.nats_url) as client:
+        await wait_for_services(client.nc, {"renderer": 2}, timeout=30)
+        csv_text = "name\n" + "".join(f"对象 {i}\n" for i in range(rows))
+        accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name", batch_size=10))
+        final = await client.wait(accepted.job_id, timeout=120)
+        assert (final.done, final.failed) == (rows, 0)
+        results = await results_of(client, accepted.job_id, rows)
+        assert {r.renderer for r in results} == {"renderer-host-0", "renderer-host-1"}
+        store = await client.js.object_store("imagegen-images")
+        for item in [i for r in results for i in r.items][::37]:
+            assert item.file == f"{accepted.job_id}/{item.index}.png"
+            data = (await store.get(item.file)).data
+            from tests.images import corners_transparent, decode_rgba, ink_pixels
+
+            image = decode_rgba(data)
+            assert image.size == (item.width, item.height) and len(data) == item.bytes
+            assert corners_transparent(image) and ink_pixels(image) > 50
+    for i in range(2):
+        assert not any((stack.state_dir / f"host-{i}").rglob("*.png"))

@@ -1,0 +1,214 @@
+"""The render worker: a child process that renders a replica's batches and writes their files.
+
+Rendering runs outside the replica's event-loop process for two reasons. A render that hangs or
+crashes the interpreter (a pathological input, a native-library bug) can then cost one item
+instead of the replica: the parent notices the silence or the dead pipe, kills and restarts the
+child, and renders the batch again one item at a time with a per-item timeout, so the poison item
+fails with its reason and the rest succeed. And the parent's event loop (fetching, publishing,
+heartbeats) never competes with rendering for the GIL.
+
+Parent and child speak MessagePack over a pipe: a `RenderTask` in, a list of `WorkerOutcome`s out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import msgspec
+
+from services.renderer.batch import ItemOutcome, render_batch, write_files
+from shared.errors import ImagegenError, StorageError
+from shared.logging import get_logger
+from shared.messages import RenderTask, decode_msgpack, encode_msgpack
+from shared.render import FontCatalogue, RenderedImage, RenderEngine, Style
+from shared.storage import DirectoryStore
+
+log = get_logger(__name__)
+
+# Fault injection for the fault tests (off unless IMAGEGEN_FAULT_INJECTION is set): an item whose
+# text is one of these hangs or kills the worker, the way a real poison input would.
+FAULT_HANG = "imagegen:fault:hang"
+FAULT_CRASH = "imagegen:fault:crash"
+
+
+class WorkerOutcome(msgspec.Struct, array_like=True):
+    """One item's outcome as the child reports it. `data` is only sent back when the parent
+    stores the images itself (object store); with a directory the child wrote the file."""
+
+    index: int
+    ok: bool
+    file: str | None = None
+    width: int | None = None
+    height: int | None = None
+    size: int | None = None
+    missing_glyphs: list[str] = []
+    error: str | None = None
+    data: bytes | None = None
+    render_seconds: float = 0.0
+    encode_seconds: float = 0.0
+
+
+class WorkerLost(ImagegenError):
+    """The child hung past its timeout or died; it has been replaced."""
+
+
+class _FaultyEngine(RenderEngine):
+    def render(self, text: str, style: Style) -> RenderedImage:
+        if text == FAULT_HANG:
+            time.sleep(3600)
+        if text == FAULT_CRASH:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().render(text, style)
+
+
+def _outcomes(outcomes: list[ItemOutcome], store: DirectoryStore | None, job_id: str) -> list[WorkerOutcome]:
+    files = [(o.filename, o.image.data) for o in outcomes if o.filename and o.image]
+    locations: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    if store is not None and files:
+        try:
+            locations = dict(zip((n for n, _ in files), write_files(store, job_id, files), strict=True))
+        except (OSError, StorageError):
+            # One unwritable name must fail that item only: write them one by one.
+            for name, data in files:
+                try:
+                    locations[name] = write_files(store, job_id, [(name, data)])[0]
+                except (OSError, StorageError) as exc:
+                    failed[name] = f"could not store {name!r}: {exc}"
+    out = []
+    for o in outcomes:
+        if o.image is None or o.filename is None or o.filename in failed:
+            error = failed.get(o.filename or "", o.error)
+            out.append(WorkerOutcome(o.item.index, False, error=error))
+            continue
+        out.append(
+            WorkerOutcome(
+                o.item.index,
+                True,
+                file=locations.get(o.filename, o.filename),
+                width=o.image.width,
+                height=o.image.height,
+                size=len(o.image.data),
+                missing_glyphs=list(o.image.missing_glyphs),
+                data=None if store is not None else o.image.data,
+                render_seconds=o.image.render_seconds,
+                encode_seconds=o.image.encode_seconds,
+            )
+        )
+    return out
+
+
+def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, faults: bool) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    engine_type = _FaultyEngine if faults else RenderEngine
+    engine = engine_type(FontCatalogue.load([Path(d) for d in font_dirs]))
+    engine.warm_up()
+    store = DirectoryStore(Path(output_dir)) if output_dir else None
+    conn.send_bytes(b"ready")
+    while True:
+        try:
+            payload = conn.recv_bytes()
+        except EOFError:
+            return
+        if payload == b"stop":
+            return
+        task = decode_msgpack(payload, RenderTask)
+        outcomes = _outcomes(render_batch(engine, task), store, task.job_id)
+        conn.send_bytes(encode_msgpack(outcomes))
+
+
+class RenderWorker:
+    """The parent's handle on its render child. `run` blocks: call it from one thread."""
+
+    def __init__(self, *, font_dirs: list[Path], output_dir: Path | None, faults: bool = False) -> None:
+        self.font_dirs = [str(d) for d in font_dirs]
+        self.output_dir = str(output_dir) if output_dir else None
+        self.faults = faults
+        self._context = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+
+    def start(self, timeout: float = 60.0) -> None:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_child_main,
+            args=(child, self.font_dirs, self.output_dir, self.faults),
+            name="imagegen-render-worker",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        if not parent.poll(timeout) or parent.recv_bytes() != b"ready":
+            process.kill()
+            raise WorkerLost("the render worker did not start")
+        self._process, self._conn = process, parent
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send_bytes(b"stop")
+            self._conn.close()
+        if self._process is not None:
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        self._process = self._conn = None
+
+    def _replace(self, *, timed_out: bool) -> str:
+        """Kill (if needed) and restart the child; returns what happened to the old one."""
+        process = self._process
+        assert process is not None
+        if timed_out:
+            process.kill()
+            process.join()
+            what = "hung"
+        else:
+            # The pipe broke: the child is dead or dying; reap it for its exit code.
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+            what = f"died (exit code {process.exitcode})"
+        if self._conn is not None:
+            self._conn.close()
+        self._process = self._conn = None
+        self.restarts += 1
+        self.start()
+        return what
+
+    def run(self, task: RenderTask, timeout: float) -> list[WorkerOutcome]:
+        """Render a batch in the child; `WorkerLost` if it hangs past `timeout` or dies."""
+        if self._conn is None:
+            self.start()
+        assert self._conn is not None
+        timed_out = False
+        try:
+            self._conn.send_bytes(encode_msgpack(task))
+            if self._conn.poll(timeout):
+                return msgspec.msgpack.decode(self._conn.recv_bytes(), type=list[WorkerOutcome])
+            timed_out = True
+        except (EOFError, OSError):
+            pass
+        what = self._replace(timed_out=timed_out)
+        raise WorkerLost(f"render worker {what} after {timeout:g}s" if timed_out else f"render worker {what}")
+
+    def run_isolated(self, task: RenderTask, item_timeout: float) -> list[WorkerOutcome]:
+        """Render each item alone: a poison item fails with the reason, the others succeed."""
+        outcomes: list[WorkerOutcome] = []
+        for item in task.items:
+            single = msgspec.structs.replace(task, items=[item])
+            try:
+                outcomes.extend(self.run(single, item_timeout))
+            except WorkerLost as exc:
+                log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
+                outcomes.append(WorkerOutcome(item.index, False, error=f"render failed: {exc}"))
+        return outcomes
