@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # --- behaviour ---------------------------------------------------------------------------
     output_dir: Path = Path("output")
-    batch_size: Annotated[int, Field(ge=1, le=1000)] = 32
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 128
     max_inline_csv_bytes: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
     csv_allowed_dir: Path | None = None
     db_statement_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0

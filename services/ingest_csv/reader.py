@@ -152,8 +152,11 @@ def _overrides(record: list[str], layout: CsvLayout) -> dict[str, str] | None:
     return found or None
 
 
-def iter_rows(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[Row]:
-    """Each data row as a `Row`; a ragged or empty row becomes an item error, not a job error."""
+def iter_rows(text: io.TextIOWrapper, layout: CsvLayout, *, with_values: bool = True) -> Iterator[Row]:
+    """Each data row as a `Row`; a ragged or empty row becomes an item error, not a job error.
+
+    `with_values=False` skips the per-row {column: value} mapping when no name template needs
+    it (it is most of ingest's per-row cost on wide files)."""
     reader = csv.reader(text, delimiter=layout.delimiter)
     width = len(layout.header) if layout.header else None
     index = 0
@@ -165,7 +168,7 @@ def iter_rows(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[Row]:
             if not record:  # a blank line is not a row
                 continue
             line = reader.line_num
-            values = dict(zip(layout.header, record, strict=False)) if layout.header else None
+            values = dict(zip(layout.header, record, strict=False)) if with_values and layout.header else None
             filename = None
             if layout.filename_index is not None and layout.filename_index < len(record):
                 filename = record[layout.filename_index]

@@ -159,7 +159,8 @@ class IngestCsv(Service):
         with open_source(submit.csv, path) as raw:
             text = open_text(raw, submit.encoding)
             layout = self.layout(submit, text)
-            for count, row in enumerate(iter_rows(text, layout), 1):
+            with_values = bool(NameTemplate(submit.name_template).columns)
+            for count, row in enumerate(iter_rows(text, layout, with_values=with_values), 1):
                 yield row
                 if count % ROWS_PER_YIELD == 0:
                     await asyncio.sleep(0)  # let heartbeats and replies through on huge files

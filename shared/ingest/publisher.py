@@ -43,6 +43,7 @@ class TaskPublisher:
         style: Style,
         *,
         batch_size: int,
+        ramp_from: int | None = 8,
         window: int = 64,
         cancelled: asyncio.Event | None = None,
     ) -> None:
@@ -51,6 +52,10 @@ class TaskPublisher:
         self.attempt = attempt
         self.style = style
         self.batch_size = batch_size
+        # Batches start small and double up to `batch_size`: a small job still spreads over
+        # every replica at once, a large one soon pays the per-message cost once per
+        # `batch_size` items (bench/bench_pipeline.py: 128 per message keeps it near zero).
+        self._size = min(batch_size, ramp_from) if ramp_from else batch_size
         self.subject = tasks_subject(job_id)
         self.items_published = 0
         self.batches_published = 0
@@ -61,7 +66,8 @@ class TaskPublisher:
 
     async def add(self, item: RenderItem) -> None:
         self._pending.append(item)
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self._size:
+            self._size = min(self._size * 2, self.batch_size)
             await self._flush()
 
     async def _flush(self) -> None:

@@ -98,6 +98,8 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
         request.attempt,
         submit.style,
         batch_size=submit.batch_size or ctx.settings.batch_size,
+        # A batch size the client chose is used as it is; the default ramps up to it.
+        ramp_from=None if submit.batch_size else 8,
     )
     template = name_template_for(submit)
     by_filename = isinstance(submit, SubmitCsv) and submit.filename_column is not None

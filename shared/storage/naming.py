@@ -66,6 +66,8 @@ class NameTemplate:
     def render(self, index: int, row: Mapping[str, str] | None = None) -> str:
         """The sanitised name of item `index`; falls back to the index when empty, and
         de-duplicates deterministically by appending `-<index>`."""
+        if self.template == "{index}":
+            return str(index)  # the default, once per row of every job: skip the regex
 
         def substitute(match: re.Match[str]) -> str:
             if match["index"]:

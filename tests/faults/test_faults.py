@@ -112,11 +112,11 @@ async def test_nats_restart_mid_job(fault_stack: FaultStack) -> None:
 
 async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> None:
     stack, postgres = fault_stack.stack, fault_stack.postgres
-    rows = 4000
+    rows = 10_000  # long enough that Postgres goes away well before the job could finish
     async with await Client.connect(stack.nats_url) as client:
         name = write_csv(stack.state_dir.parent, "pg.csv", rows)
         accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
-        await wait_progress(client, accepted.job_id, 200)
+        await wait_progress(client, accepted.job_id, 100)
         postgres.stop()
         stopped = time.monotonic()
         await asyncio.sleep(15)

@@ -13,7 +13,6 @@ Each test starts its own nats-server so a million tasks never touch the session'
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from shared.cli.stack import LocalStack
 from shared.client import Client
 from shared.localstack import NatsServer
-from shared.messages import JobInfo, SubmitCsv
+from shared.messages import JobInfo, RenderTask, SubmitCsv, decode_msgpack
 from shared.subjects import STREAM_TASKS
 from tests.conftest import create_database
 
@@ -118,8 +117,15 @@ async def test_million_rows_ingest_in_flat_memory(
         assert (job.status, job.total) == ("rendering", ROWS), job
 
         info = await client.js.stream_info(STREAM_TASKS)
-        batches = math.ceil(ROWS / 32)
-        assert info.state.messages == batches, "every batch is queued, exactly once"
+        # Batches ramp up (8, 16, ... up to the batch size): the stream holds one message per
+        # batch number, no gaps and no duplicates, and their items add up to every row.
+        first = decode_msgpack((await client.js.get_msg(STREAM_TASKS, seq=1)).data, RenderTask)
+        last = decode_msgpack(
+            (await client.js.get_msg(STREAM_TASKS, seq=info.state.last_seq)).data, RenderTask
+        )
+        assert info.state.messages == last.batch + 1, "every batch is queued, exactly once"
+        assert (first.batch, len(first.items), first.items[0].index) == (0, 8, 0)
+        assert last.items[-1].index == ROWS - 1
 
     peak = peak_rss_mb(ingest.process.pid)
     print(
