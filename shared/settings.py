@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # --- behaviour ---------------------------------------------------------------------------
     output_dir: Path = Path("output")
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 128
+    ingest_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    max_queued_batches_per_job: Annotated[int, Field(ge=0)] = Field(
+        default=32,
+        description="Fairness: a job keeps at most this many batches in the task queue (0: no cap).",
+    )
     max_inline_csv_bytes: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
     csv_allowed_dir: Path | None = None
     db_statement_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0

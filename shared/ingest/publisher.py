@@ -19,9 +19,11 @@ from shared import metrics
 from shared.logging import get_logger
 from shared.messages import RenderItem, RenderTask, encode_msgpack
 from shared.render.style import Style
-from shared.subjects import tasks_subject
+from shared.subjects import STREAM_TASKS, tasks_subject
 
 log = get_logger(__name__)
+
+_FAIRNESS_CHECK_EVERY = 4
 
 _RETRYABLE = (
     TimeoutError,
@@ -44,6 +46,7 @@ class TaskPublisher:
         *,
         batch_size: int,
         ramp_from: int | None = 8,
+        max_queued: int = 0,
         window: int = 64,
         cancelled: asyncio.Event | None = None,
     ) -> None:
@@ -52,6 +55,7 @@ class TaskPublisher:
         self.attempt = attempt
         self.style = style
         self.batch_size = batch_size
+        self.max_queued = max_queued
         # Batches start small and double up to `batch_size`: a small job still spreads over
         # every replica at once, a large one soon pays the per-message cost once per
         # `batch_size` items (bench/bench_pipeline.py: 128 per message keeps it near zero).
@@ -83,12 +87,34 @@ class TaskPublisher:
             style=self.style,
         )
         self._pending = []
+        await self._wait_for_turn()
         self.batches_published += 1
         self.items_published += len(task.items)
         await self._slots.acquire()
         publish = asyncio.create_task(self._publish(task))
         self._in_flight.add(publish)
         publish.add_done_callback(self._done)
+
+    async def _wait_for_turn(self) -> None:
+        """Fairness between jobs: keep at most `max_queued` of this job's batches in the work
+        queue. The queue is FIFO, so a job that queued all its batches at once would make every
+        job submitted after it wait for its whole duration; capped, a big job is fed in as it is
+        consumed and a later small job's batches sit behind at most `max_queued` of them."""
+        if not self.max_queued or self.batches_published < self.max_queued:
+            return
+        if self.batches_published % _FAIRNESS_CHECK_EVERY:
+            return
+        delay = 0.05
+        while True:
+            try:
+                info = await self.js.stream_info(STREAM_TASKS, subjects_filter=self.subject)
+                queued = (info.state.subjects or {}).get(self.subject, 0)
+            except _RETRYABLE:
+                queued = 0  # can't tell now: the publish path has its own retry
+            if queued < self.max_queued:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -100,6 +100,7 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
         batch_size=submit.batch_size or ctx.settings.batch_size,
         # A batch size the client chose is used as it is; the default ramps up to it.
         ramp_from=None if submit.batch_size else 8,
+        max_queued=ctx.settings.max_queued_batches_per_job,
     )
     template = name_template_for(submit)
     by_filename = isinstance(submit, SubmitCsv) and submit.filename_column is not None
@@ -148,14 +149,29 @@ async def ingest_one(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSou
     await msg.ack()
 
 
+async def _ingest_guarded(ctx: ServiceContext, ledger: Ledger, msg: Msg, rows: RowSource) -> None:
+    try:
+        await ingest_one(ctx, ledger, msg, rows)
+    except Exception:
+        # Leave the message un-acked: it is redelivered after ack_wait, up to max_deliver.
+        log.exception("ingest.crashed")
+
+
 async def ingest_worker(ctx: ServiceContext, ledger: Ledger, durable: str, rows: RowSource) -> None:
-    """Pull ingest requests one at a time until the service stops."""
+    """Pull ingest requests until the service stops, several jobs at a time: a big job that is
+    being fed in at the renderers' pace (the fairness cap) must not hold up the next job's
+    ingest. Each job runs in its own task (and so its own logging context)."""
+    slots = asyncio.Semaphore(ctx.settings.ingest_concurrency)
+    running: set[asyncio.Task[None]] = set()
     async for msgs in pull_batches(ctx.js, STREAM_REQUESTS, durable, batch=1, stop=ctx.stop):
         for msg in msgs:
-            try:
-                await ingest_one(ctx, ledger, msg, rows)
-            except Exception:
-                # Leave the message un-acked: it is redelivered after ack_wait, up to max_deliver.
-                log.exception("ingest.crashed")
-            finally:
-                structlog.contextvars.unbind_contextvars("job_id")
+            await slots.acquire()
+            task = asyncio.create_task(_ingest_guarded(ctx, ledger, msg, rows))
+            running.add(task)
+            task.add_done_callback(running.discard)
+            task.add_done_callback(lambda _: slots.release())
+        # Do not fetch (and so hold) a request we have no slot for: another replica may.
+        await slots.acquire()
+        slots.release()
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)

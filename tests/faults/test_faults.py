@@ -227,3 +227,27 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
             assert corners_transparent(image) and ink_pixels(image) > 50
     for i in range(2):
         assert not any((stack.state_dir / f"host-{i}").rglob("*.png"))
+
+
+@pytest.mark.stack_env({"IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "16"})
+async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultStack) -> None:
+    """Fairness: a job keeps at most N batches in the FIFO work queue, so a small job submitted
+    behind a 100,000-item job waits for those N batches, not for the whole big job."""
+    stack = fault_stack.stack
+    big_rows = 100_000
+    async with await Client.connect(stack.nats_url) as client:
+        name = write_csv(stack.state_dir.parent, "big.csv", big_rows)
+        big = await client.submit_csv(SubmitCsv(path=name, column="name"))
+        await wait_progress(client, big.job_id, 1000)
+        started = time.monotonic()
+        small_csv = "name\n" + "".join(f"小{i}\n" for i in range(50))
+        small = await client.submit_csv(SubmitCsv(csv=small_csv, column="name"))
+        final = await client.wait(small.job_id, timeout=60)
+        waited = time.monotonic() - started
+        big_now = await client.get_job(big.job_id)
+        print(f"small job done in {waited:.1f}s; big job at {big_now.done:,}/{big_rows:,}")
+        assert (final.kind, final.done) == ("completed", 50)
+        # The big job is still being fed in at the renderers' pace, far from done.
+        assert big_now.status in ("ingesting", "rendering") and big_now.done < big_rows / 2, big_now
+        assert waited < 15, waited
+        await client.cancel_job(big.job_id)  # no need to render the rest

@@ -60,7 +60,8 @@ async def own_stack(
         renderers=renderers,
         nats_url=nats_server.url,
         database_url=database_url,
-        extra_env={"IMAGEGEN_LOG_FORMAT": "json", **env},
+        # No fairness cap: these tests measure ingest alone, with no renderer draining the queue.
+        extra_env={"IMAGEGEN_LOG_FORMAT": "json", "IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "0", **env},
     )
     try:
         # LocalStack.start runs its own event loop (asyncio.run): give it a thread.
