@@ -16,13 +16,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Only what pip cannot serve: PostgreSQL server binaries (the fault tests always start their own),
-# FriBiDi (Pillow's bundled raqm loads it for right-to-left text) and Compose v1, which the
-# tests use to validate compose.yaml offline.
+# FriBiDi (Pillow's bundled raqm loads it for right-to-left text), Compose v1 (the tests
+# validate compose.yaml with it offline) and Chromium (the web console's browser test).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
+	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

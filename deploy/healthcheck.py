@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-SERVICES = ("ingest-csv", "ingest-db", "renderer", "result-notifier")
+SERVICES = ("ingest-csv", "ingest-db", "renderer", "result-notifier", "gateway")
 
 
 def service_of_pid1() -> str | None:

@@ -118,8 +118,10 @@ class Client:
                 message, field = reply.error, reply.field
             except msgspec.MsgspecError:
                 message, field = headers.get("Nats-Service-Error", "error"), None
-            error_type = _ERRORS.get(int(code), ImagegenError)
-            raise error_type(message, field=field)
+            status = int(code) if code.isdigit() else 500
+            error = _ERRORS.get(status, ImagegenError)(message, field=field)
+            error.code = status  # keep the service's own code (e.g. 422 for an item error)
+            raise error
         return msg.data
 
     async def _call(self, subject: str, message: Any, reply_type: type[T], timeout: float | None = None) -> T:

@@ -320,7 +320,9 @@ def _run(args: argparse.Namespace) -> int:
     stack.start()
     try:
         print(
-            f"stack up in {time.monotonic() - started:.1f}s (NATS {stack.nats_url}); submitting {args.csv}",
+            f"stack up in {time.monotonic() - started:.1f}s (NATS {stack.nats_url})\n"
+            f"  web console: {asyncio.run(stack.console_url())}\n"
+            f"submitting {args.csv}",
             flush=True,
         )
 
@@ -373,6 +375,7 @@ def _up(args: argparse.Namespace) -> int:
         print(
             f"stack up (pid {info['pid']})\n  NATS:     {info['nats_url']}\n"
             f"  Postgres: {info['database_url']}\n"
+            f"  console:  {info.get('console_url')}\n"
             f"  images:   {info['output_dir']}\n  logs:     {state / 'logs'}\n"
             f"try: IMAGEGEN_NATS_URL={info['nats_url']} "
             "imagegen submit csv examples/products.csv --column name --wait\n"
@@ -397,6 +400,7 @@ def _up(args: argparse.Namespace) -> int:
                     "nats_url": stack.nats_url,
                     "database_url": stack.database_url,
                     "output_dir": str(stack.output_dir),
+                    "console_url": asyncio.run(stack.console_url()),
                 }
             )
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.bus.connect import connect
-from shared.bus.discovery import wait_for_services
+from shared.bus.discovery import ping_all, wait_for_services
 from shared.localstack import NatsServer, PostgresServer, free_port
 from shared.localstack._proc import die_with_parent_hook
 from shared.settings import Settings
@@ -28,6 +28,7 @@ SERVICES: dict[str, str] = {
     "ingest-db": "services.ingest_db",
     "renderer": "services.renderer",
     "result-notifier": "services.result_notifier",
+    "gateway": "services.gateway",
 }
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,7 @@ class LocalStack:
             IMAGEGEN_NATS_URL=self.nats_url,
             IMAGEGEN_DATABASE_URL=self.database_url,
             IMAGEGEN_OUTPUT_DIR=str(self.output_dir),
+            IMAGEGEN_GATEWAY_PORT=env.get("IMAGEGEN_GATEWAY_PORT", "0"),  # a free port; see console_url
             IMAGEGEN_DATA_SOURCES=env.get("IMAGEGEN_DATA_SOURCES", f'{{"local": "{self.database_url}"}}'),
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
         )
@@ -142,6 +144,17 @@ class LocalStack:
             if key.startswith("IMAGEGEN_NATS_") and key != "IMAGEGEN_NATS_URL"
         }
         return Settings.model_validate({**nats_options, "nats_url": self.nats_url})
+
+    async def console_url(self) -> str | None:
+        """The web console's address, as the gateway announces it in its service metadata."""
+        nc = await connect(self.client_settings(), "imagegen-stack", retry_for=10)
+        try:
+            for reply in await ping_all(nc, name="gateway", wait=0.5):
+                if url := (reply.get("metadata") or {}).get("url"):
+                    return str(url)
+        finally:
+            await nc.close()
+        return None
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
         expected = {name: (self.renderers if name == "renderer" else 1) for name in SERVICES}

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from shared import subjects
+from services.gateway.settings import GatewaySettings
 from shared.cli.stack import SERVICES
 from shared.settings import Settings
 
@@ -76,6 +77,7 @@ def served_service(command: list[str]) -> str:
 def assert_known_settings(keys: list[str], where: str) -> None:
     """Every IMAGEGEN_* variable must be a Settings field (a typo would be silently ignored)."""
     fields = {f"IMAGEGEN_{name.upper()}" for name in Settings.model_fields}
+    fields |= {f"IMAGEGEN_GATEWAY_{name.upper()}" for name in GatewaySettings.model_fields}
     unknown = sorted(k for k in keys if k.startswith("IMAGEGEN_") and k not in fields | EXTRA_ENV)
     assert not unknown, f"{where}: not settings of imagegen: {unknown}"
 

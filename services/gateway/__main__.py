@@ -1,0 +1,86 @@
+"""`python -m services.gateway` runs the gateway: uvicorn serving the app, registered on NATS.
+
+Once listening, it registers a `gateway` service with the NATS services API whose metadata
+carries the console's URL, so `$SRV.PING`/`$SRV.INFO` find it like every other service and a
+launcher can print where the console is (port 0 picks a free port). SIGTERM stops accepting,
+gives open requests `shutdown_grace_seconds`, then drains the NATS connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+
+import uvicorn
+from nats.micro import add_service
+
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from shared.bus.service import VERSION, instance_name
+from shared.logging import configure_logging, get_logger
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+
+def listening_url(server: uvicorn.Server, gateway: GatewaySettings) -> str:
+    if gateway.public_url:
+        return gateway.public_url.rstrip("/") + "/"
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    if host in {"0.0.0.0", "::"}:
+        host = socket.gethostname()  # a wildcard address is not somewhere a browser can go
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+async def main() -> None:
+    settings = Settings()
+    gateway = GatewaySettings()
+    configure_logging(settings.log_format, settings.log_level, service="gateway")
+    app = create_app(settings, gateway)
+    config = uvicorn.Config(
+        app,
+        host=gateway.host,
+        port=gateway.port,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(gateway.shutdown_grace_seconds) or None,
+        proxy_headers=True,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT while serving (graceful stop), then restores the previous
+    # handlers and raises the signal again. With the defaults that kills the process before it
+    # unregisters and drains NATS; these no-op handlers let the re-raised signal pass so the
+    # shutdown below runs and the process exits 0 like every other service.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    serving = asyncio.create_task(server.serve())
+    # uvicorn offers no start-up event to await; `started` flips once its sockets listen.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if serving.done():
+        await serving  # start-up failed (port taken, NATS settings): let it raise
+        return
+    url = listening_url(server, gateway)
+    svc = await add_service(
+        app.state.client.nc,
+        name="gateway",
+        version=VERSION,
+        description="HTTP API and web console of imagegen",
+        metadata={"url": url, "instance": instance_name(settings, "gateway")},
+    )
+    log.info("gateway.listening", url=url)
+    try:
+        await serving
+    finally:
+        with contextlib.suppress(Exception):
+            await svc.stop()
+        log.info("gateway.stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

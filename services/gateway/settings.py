@@ -1,0 +1,47 @@
+"""Settings of the gateway, read from `IMAGEGEN_GATEWAY_*` environment variables.
+
+The connection to NATS and the output folder come from the shared `Settings` (`IMAGEGEN_NATS_URL`,
+`IMAGEGEN_OUTPUT_DIR`...); only what is HTTP-specific lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """HTTP knobs of the gateway. Field `x` is set by `IMAGEGEN_GATEWAY_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGEN_GATEWAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535, description="0 picks a free port")] = 8080
+    public_url: str | None = Field(
+        default=None, description="The URL users reach the gateway at (behind a proxy); shown in logs."
+    )
+    # Comma-separated (or a JSON list): browsers on these origins may call the API.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, every API call needs it (X-API-Key or Bearer)."
+    )
+    max_upload_bytes: Annotated[int, Field(ge=1)] = 256 * 1024 * 1024
+    max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
+    request_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    sse_keepalive_seconds: Annotated[float, Field(gt=0)] = 15.0
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
+    max_list_files: Annotated[int, Field(ge=1)] = 10_000
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
