@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shared import subjects
 from services.gateway.settings import GatewaySettings
+from shared import subjects
 from shared.cli.stack import SERVICES
 from shared.settings import Settings
 
