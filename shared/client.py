@@ -81,6 +81,8 @@ class Client:
         self.nc = nc
         self.js = nc.jetstream()
         self.timeout = timeout
+        options = getattr(nc, "options", {}) or {}
+        self.identity = str(options.get("user") or options.get("name") or "imagegen-client")
 
     @classmethod
     async def connect(cls, servers: str | list[str] = "nats://127.0.0.1:4222", **options: Any) -> Client:
@@ -105,7 +107,12 @@ class Client:
     async def request(self, subject: str, payload: bytes, *, timeout: float | None = None) -> bytes:
         """Send a request; return the reply body or raise the service's error."""
         try:
-            msg = await self.nc.request(subject, payload, timeout=timeout or self.timeout)
+            msg = await self.nc.request(
+                subject,
+                payload,
+                timeout=timeout or self.timeout,
+                headers={subjects.CLIENT_HEADER: self.identity},
+            )
         except nats.errors.NoRespondersError as exc:
             raise ServiceUnavailable(f"no service answers {subject}") from exc
         except nats.errors.TimeoutError as exc:
@@ -212,6 +219,34 @@ class Client:
         """A job's result batches from the first, then live (never ends by itself)."""
         async for result in self._replay(subjects.results_subject(job_id), BatchResult):
             yield result
+
+    async def fetch_images(self, job_id: str, out_dir: Path) -> int:
+        """Copy a finished job's images into `out_dir`, wherever the renderers put them: objects
+        in the `imagegen-images` bucket, or files on a disk this machine can read. Returns how
+        many were written. The result stream says which files exist."""
+        job = await self.get_job(job_id, failures_limit=0)
+        expected = job.done + job.failed
+        await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+        store = None
+        written = seen = 0
+        if expected == 0:
+            return 0
+        async for result in self.results(job_id):
+            for item in result.items:
+                seen += 1
+                if not item.ok or not item.file:
+                    continue
+                name = Path(item.file).name
+                if item.file.startswith("/"):
+                    data = await asyncio.to_thread(Path(item.file).read_bytes)
+                else:
+                    store = store or await self.js.object_store(subjects.BUCKET_IMAGES)
+                    data = (await store.get(item.file)).data or b""
+                await asyncio.to_thread((out_dir / name).write_bytes, data)
+                written += 1
+            if seen >= expected:
+                break
+        return written
 
     async def wait(
         self,

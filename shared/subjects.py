@@ -50,6 +50,9 @@ EVENT_KINDS: Final = (
     "cancelled",
 )
 
+# Request header naming who asks (connection name or user), logged on audit lines.
+CLIENT_HEADER: Final = "Imagegen-Client"
+
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 

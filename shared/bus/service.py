@@ -29,6 +29,7 @@ from shared.logging import configure_logging, get_logger
 from shared.messages import ErrorReply, encode_json
 from shared.metrics import serve_metrics
 from shared.settings import Settings
+from shared.subjects import CLIENT_HEADER
 
 log = get_logger(__name__)
 
@@ -94,6 +95,9 @@ def _wrap(endpoint: Endpoint, tasks: set[asyncio.Task[None]]) -> Callable[[Reque
     """Answer each request in its own task: micro awaits handlers one at a time per endpoint."""
 
     async def answer(req: Request) -> None:
+        # Who asked, for the audit lines (the client sends its connection name / user).
+        headers = req.headers or {}
+        structlog.contextvars.bind_contextvars(client=headers.get(CLIENT_HEADER, "unknown"))
         try:
             reply = await endpoint.handler(req.data)
         except ImagegenError as exc:

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", help="query jobs").add_subparsers(dest="action", required=True)
     show = jobs.add_parser("show", help="one job's status, counts and failures")
     show.add_argument("job_id")
+    fetch = jobs.add_parser("fetch", help="download a job's images (from the object store or disk)")
+    fetch.add_argument("job_id")
+    fetch.add_argument("-o", "--output", type=Path, required=True, help="folder to write them to")
     for action, text in (
         ("cancel", "stop a running job"),
         ("retry", "re-render a finished job's failed items"),
@@ -254,6 +257,15 @@ async def _submit(args: argparse.Namespace) -> int:
 
 async def _jobs(args: argparse.Namespace) -> int:
     async with await _connect(args) as client:
+        if args.action == "fetch":
+            count = await client.fetch_images(args.job_id, args.output)
+            _print(
+                args,
+                {"job_id": args.job_id, "images": count, "folder": str(args.output)}
+                if args.json
+                else f"{count} images written to {args.output}",
+            )
+            return 0
         if args.action in ("show", "cancel", "retry"):
             if args.action == "show":
                 job = await client.get_job(args.job_id)

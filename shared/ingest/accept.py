@@ -7,6 +7,7 @@ to the work-queue stream with `Nats-Msg-Id` = job id, and only then does the cli
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import nats.errors
@@ -22,6 +23,8 @@ from shared.messages import Accepted, IngestRequest, SubmitCsv, SubmitDb, encode
 from shared.subjects import (
     REQUESTS_CSV,
     REQUESTS_DB,
+    STREAM_REQUESTS,
+    STREAM_TASKS,
     events_filter,
     new_job_id,
     results_subject,
@@ -29,6 +32,41 @@ from shared.subjects import (
 )
 
 log = get_logger(__name__)
+
+
+FULL_AT = 0.9  # share of a work queue's byte or message limit at which submits are refused
+_full_until = 0.0
+
+
+async def refuse_when_full(js: JetStreamContext) -> None:
+    """Refuse new work with `Busy` while the task or request queue is near its limits.
+
+    Those streams discard *new* messages when full, so accepted work is never dropped; this
+    check turns "the queue is full" into a clear answer at submit time instead of a job that
+    stalls. A full verdict is remembered for a second so a burst of submits costs one lookup.
+    """
+    global _full_until
+    loop = asyncio.get_running_loop()
+    if loop.time() < _full_until:
+        raise Busy("the render queue is full; try again shortly", field=None)
+    for stream in (STREAM_TASKS, STREAM_REQUESTS):
+        try:
+            info = await js.stream_info(stream)
+        except (APIError, nats.errors.TimeoutError) as exc:
+            raise Busy(f"the queue is not reachable right now ({exc})") from exc
+        limits, state = info.config, info.state
+        over_bytes = bool(
+            limits.max_bytes and limits.max_bytes > 0 and state.bytes >= FULL_AT * limits.max_bytes
+        )
+        over_msgs = bool(
+            limits.max_msgs and limits.max_msgs > 0 and state.messages >= FULL_AT * limits.max_msgs
+        )
+        if over_bytes or over_msgs:
+            _full_until = loop.time() + 1.0
+            log.warning("submit.busy", stream=stream, bytes=state.bytes, messages=state.messages)
+            raise Busy(
+                f"the {'render' if stream == STREAM_TASKS else 'request'} queue is full; try again shortly"
+            )
 
 
 async def accept_submit(
@@ -41,8 +79,10 @@ async def accept_submit(
     """Create (or find) the job for a validated submit and hand it to ingest. Returns the reply."""
     source = "csv" if isinstance(submit, SubmitCsv) else "db"
     job_id = validate_job_id(submit.job_id) if submit.job_id else new_job_id()
+    await refuse_when_full(js)
     job, created = await ledger.create_job(job_id, source, encode_json(submit), output_for(job_id))
-    log.info("job.submitted", job_id=job_id, source=source, created=created)
+    # The audit line: who asked is bound by the endpoint wrapper (the client's name / user).
+    log.info("audit.submit", job_id=job_id, source=source, created=created)
     if created:
         request = (
             IngestRequest(job_id=job_id, attempt=job.attempt, csv=submit)

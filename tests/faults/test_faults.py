@@ -225,6 +225,10 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
             image = decode_rgba(data)
             assert image.size == (item.width, item.height) and len(data) == item.bytes
             assert corners_transparent(image) and ink_pixels(image) > 50
+        # A client with no access to any renderer's disk fetches the whole job.
+        fetched = stack.state_dir / "fetched"
+        assert await client.fetch_images(accepted.job_id, fetched) == rows
+        assert sorted(int(p.stem) for p in fetched.glob("*.png")) == list(range(rows))
     for i in range(2):
         assert not any((stack.state_dir / f"host-{i}").rglob("*.png"))
 
@@ -251,3 +255,31 @@ async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultSt
         assert big_now.status in ("ingesting", "rendering") and big_now.done < big_rows / 2, big_now
         assert waited < 15, waited
         await client.cancel_job(big.job_id)  # no need to render the rest
+
+
+@pytest.mark.renderers(0)
+@pytest.mark.stack_env({"IMAGEGEN_TASKS_MAX_BYTES": "60000", "IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "0"})
+async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(fault_stack: FaultStack) -> None:
+    """With the task queue at its limit, a new submit gets a clear 503 "busy" instead of being
+    accepted into a stall; the work already accepted is kept and completes once renderers run."""
+    from shared.errors import Busy
+
+    stack = fault_stack.stack
+    rows = 2000
+    async with await Client.connect(stack.nats_url, name="busy-test") as client:
+        name = write_csv(stack.state_dir.parent, "fill.csv", rows)
+        first = await client.submit_csv(SubmitCsv(path=name, column="name"))
+        # No renderer yet: ingest fills the queue to its limit and waits for room.
+        for _ in range(100):
+            info = await client.js.stream_info("IMAGEGEN_TASKS")
+            if info.state.bytes >= 0.9 * 60000:
+                break
+            await asyncio.sleep(0.1)
+        with pytest.raises(Busy) as refused:
+            await client.submit_csv(SubmitCsv(csv="name\nlate\n", column="name"))
+        assert refused.value.code == 503 and "full" in str(refused.value)
+        stack.spawn("renderer")
+        final = await client.wait(first.job_id, timeout=120)
+        await assert_exact(client, final, rows)
+    logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "ingest-csv")
+    assert "submit.busy" in logs and '"client": "busy-test"' in logs

@@ -102,8 +102,20 @@ def test_submit_with_per_row_columns_shows_progress_and_the_manifest(
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text("sku,name,colour,pt\nA1,红色,#ff0000,20\nB2,Blue,blue,\nC3,Bad,nocolour,\n", "utf-8")
     done = imagegen(
-        "submit", "csv", str(csv_file), "--column", "name", "--filename-column", "sku",
-        "--color-column", "colour", "--style-column", "size=pt", "--size", "30", "--wait",
+        "submit",
+        "csv",
+        str(csv_file),
+        "--column",
+        "name",
+        "--filename-column",
+        "sku",
+        "--color-column",
+        "colour",
+        "--style-column",
+        "size=pt",
+        "--size",
+        "30",
+        "--wait",
         nats_url=stack.nats_url,
     )
     # One row has a bad colour: it fails alone, and the exit code says so.
@@ -130,8 +142,9 @@ def test_a_failed_job_makes_a_non_zero_exit(stack: LocalStack, tmp_path: Path) -
     csv_file = tmp_path / "breaks.csv"
     good = "".join(f"row {i}\n" for i in range(12_000))
     csv_file.write_bytes(b"name\n" + good.encode() + b"bad \xff\xfe byte\n")
-    done = imagegen("submit", "csv", str(csv_file), "--column", "name", "--wait", "--json",
-                    nats_url=stack.nats_url)
+    done = imagegen(
+        "submit", "csv", str(csv_file), "--column", "name", "--wait", "--json", nats_url=stack.nats_url
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     job = json.loads(done.stdout)
     assert job["status"] == "failed" and "stops decoding as utf-8" in job["error"]
@@ -158,7 +171,12 @@ def test_the_python_example_runs_against_the_stack(stack: LocalStack) -> None:
     env = dict(os.environ, IMAGEGEN_NATS_URL=stack.nats_url, PYTHONPATH=str(REPO))
     done = subprocess.run(
         [sys.executable, "examples/submit_and_wait.py", "examples/products.csv", "--column", "name"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -169,3 +187,24 @@ def test_the_python_example_runs_against_the_stack(stack: LocalStack) -> None:
     assert len(rows) == 24 and all(",ok," in row for row in rows)
     images = sorted(manifest.parent.glob("*.png"))
     assert len(images) == 24 and all(ink_pixels(decode_rgba(p.read_bytes())) > 50 for p in images)
+
+
+def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> None:
+    done = imagegen(
+        "--json",
+        "submit",
+        "csv",
+        "examples/products.csv",
+        "--column",
+        "name",
+        "--wait",
+        nats_url=stack.nats_url,
+    )
+    job = json.loads(done.stdout)
+    fetched = imagegen(
+        "--json", "jobs", "fetch", job["job_id"], "-o", str(tmp_path / "out"), nats_url=stack.nats_url
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["images"] == job["done"] == 24
+    for path in sorted((tmp_path / "out").glob("*.png")):
+        assert path.read_bytes() == (Path(job["output"]) / path.name).read_bytes()
