@@ -7,6 +7,7 @@ a fresh database, so runs never see each other's jobs. Fault tests start their o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import tempfile
@@ -115,3 +116,15 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def stacks() -> AsyncIterator[list[tuple[NatsServer, LocalStack]]]:
+    """Stacks a test started with `tests.stacks.own_stack`, stopped after it."""
+    started: list[tuple[NatsServer, LocalStack]] = []
+    try:
+        yield started
+    finally:
+        for server, stack in started:
+            await asyncio.to_thread(stack.stop)
+            server.stop()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,20 +21,12 @@ import pytest
 from shared.cli.stack import LocalStack
 from shared.client import Client
 from shared.localstack import NatsServer
-from shared.messages import JobInfo, RenderTask, SubmitCsv, decode_msgpack
+from shared.messages import RenderTask, SubmitCsv, decode_msgpack
 from shared.subjects import STREAM_TASKS
-from tests.conftest import create_database
+from tests.stacks import own_stack, peak_rss_mb, wait_ingested
 
 ROWS = 1_000_000
 RSS_LIMIT_MB = 150
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM in /proc status")
 
 
 def write_big_csv(path: Path, rows: int) -> None:
@@ -48,50 +39,6 @@ def write_big_csv(path: Path, rows: int) -> None:
                 handle.write("".join(chunk))
                 chunk.clear()
         handle.write("".join(chunk))
-
-
-async def own_stack(
-    tmp: Path, postgres_admin_url: str, *, renderers: int, **env: str
-) -> tuple[NatsServer, LocalStack]:
-    nats_server = NatsServer.start(tmp / "nats", log_file=tmp / "nats-server.log")
-    database_url = await create_database(postgres_admin_url, prefix="imagegen_large")
-    stack = LocalStack(
-        tmp / "stack",
-        renderers=renderers,
-        nats_url=nats_server.url,
-        database_url=database_url,
-        # No fairness cap: these tests measure ingest alone, with no renderer draining the queue.
-        extra_env={"IMAGEGEN_LOG_FORMAT": "json", "IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "0", **env},
-    )
-    try:
-        # LocalStack.start runs its own event loop (asyncio.run): give it a thread.
-        await asyncio.to_thread(stack.start)
-    except BaseException:
-        nats_server.stop()
-        raise
-    return nats_server, stack
-
-
-@pytest.fixture
-async def stacks() -> AsyncIterator[list[tuple[NatsServer, LocalStack]]]:
-    started: list[tuple[NatsServer, LocalStack]] = []
-    try:
-        yield started
-    finally:
-        for server, stack in started:
-            await asyncio.to_thread(stack.stop)
-            server.stop()
-
-
-async def wait_ingested(client: Client, job_id: str, timeout: float) -> JobInfo:
-    """Poll until ingest has written the job's totals (or it failed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = await client.get_job(job_id)
-        if job.total is not None or job.status == "failed":
-            return job
-        assert time.monotonic() < deadline, f"ingest not finished after {timeout}s: {job}"
-        await asyncio.sleep(0.5)
 
 
 @pytest.mark.slow

@@ -1,0 +1,55 @@
+"""Test helpers for stacks of their own: a private nats-server and fresh database per test, for
+tests that flood or break the servers (the session's servers are never touched)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from shared.cli.stack import LocalStack
+from shared.client import Client
+from shared.localstack import NatsServer
+from shared.messages import JobInfo
+from tests.conftest import create_database
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+async def own_stack(
+    tmp: Path, postgres_admin_url: str, *, renderers: int, **env: str
+) -> tuple[NatsServer, LocalStack]:
+    nats_server = NatsServer.start(tmp / "nats", log_file=tmp / "nats-server.log")
+    database_url = await create_database(postgres_admin_url, prefix="imagegen_large")
+    stack = LocalStack(
+        tmp / "stack",
+        renderers=renderers,
+        nats_url=nats_server.url,
+        database_url=database_url,
+        # No fairness cap: these tests measure ingest alone, with no renderer draining the queue.
+        extra_env={"IMAGEGEN_LOG_FORMAT": "json", "IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "0", **env},
+    )
+    try:
+        # LocalStack.start runs its own event loop (asyncio.run): give it a thread.
+        await asyncio.to_thread(stack.start)
+    except BaseException:
+        nats_server.stop()
+        raise
+    return nats_server, stack
+
+
+async def wait_ingested(client: Client, job_id: str, timeout: float) -> JobInfo:
+    """Poll until ingest has written the job's totals (or it failed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = await client.get_job(job_id)
+        if job.total is not None or job.status == "failed":
+            return job
+        assert time.monotonic() < deadline, f"ingest not finished after {timeout}s: {job}"
+        await asyncio.sleep(0.5)
