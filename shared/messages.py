@@ -162,6 +162,7 @@ class ItemResult(_Wire):
     missing_glyphs: list[str] = field(default_factory=list)
     text: str | None = None  # set on failed items: what to render again on retry
     name: str | None = None
+    style: dict[str, str] | None = None  # a failed item's per-row style overrides, for retry
 
 
 class BatchResult(_Wire):

@@ -219,7 +219,14 @@ class Renderer(Service):
                 # Failed items carry their text and name so a retry can re-render them.
                 item = by_index[o.index]
                 items.append(
-                    ItemResult(index=o.index, ok=False, error=o.error, text=item.text, name=item.name)
+                    ItemResult(
+                        index=o.index,
+                        ok=False,
+                        error=o.error,
+                        text=item.text,
+                        name=item.name,
+                        style=item.style,
+                    )
                 )
             else:
                 items.append(

@@ -116,7 +116,7 @@ class ResultNotifier(Service):
         batch_size = request.get("batch_size") or self.settings.batch_size
         publisher = TaskPublisher(self.ctx.js, job_id, job.attempt, style, batch_size=batch_size)
         for item in items:
-            await publisher.add(RenderItem(item.index, item.text, item.name, None))
+            await publisher.add(RenderItem(item.index, item.text, item.name, None, item.style))
         _, batches = await publisher.close()
         await self.ledger.set_batches(job_id, job.attempt, batches)
         await announce(self.ctx.js, job, "started", message=f"retrying {len(items)} failed items")

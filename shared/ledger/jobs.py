@@ -8,6 +8,7 @@ announces it.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -58,6 +59,7 @@ class RetryItem:
     index: int
     text: str
     name: str
+    style: dict[str, str] | None = None  # the row's style overrides
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +228,7 @@ class Ledger:
                 )
             failures = await conn.fetch(
                 """SELECT item_index, coalesce(text, '') AS text,
-                          coalesce(name, item_index::text) AS name
+                          coalesce(name, item_index::text) AS name, style::text AS style
                      FROM imagegen_item_failures
                     WHERE job_id = $1 AND attempt = $2 ORDER BY item_index""",
                 job_id,
@@ -245,7 +247,12 @@ class Ledger:
                 len(failures),
             )
             assert updated is not None  # the row is locked FOR UPDATE above
-            items = [RetryItem(r["item_index"], r["text"], r["name"]) for r in failures]
+            items = [
+                RetryItem(
+                    r["item_index"], r["text"], r["name"], json.loads(r["style"]) if r["style"] else None
+                )
+                for r in failures
+            ]
             return _job_info(updated), items
 
     async def set_batches(self, job_id: str, attempt: int, total_batches: int) -> None:
@@ -290,8 +297,8 @@ class Ledger:
             if failed:
                 await conn.executemany(
                     """INSERT INTO imagegen_item_failures
-                              (job_id, attempt, item_index, reason, text, name)
-                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+                              (job_id, attempt, item_index, reason, text, name, style)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) ON CONFLICT DO NOTHING""",
                     [
                         (
                             result.job_id,
@@ -300,6 +307,7 @@ class Ledger:
                             item.error or "unknown error",
                             item.text,
                             item.name,
+                            json.dumps(item.style, ensure_ascii=False) if item.style else None,
                         )
                         for item in failed
                     ],

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from shared.cli.stack import LocalStack
 from shared.client import Client
 from shared.errors import Conflict, NotFound
 from shared.messages import JobEvent, SubmitCsv
+from tests.images import decode_rgba
 
 
 async def test_cancel_in_the_middle_of_a_job(client: Client, csv_dir: Path) -> None:
@@ -99,3 +102,28 @@ async def test_list_filters_by_status_and_pages(client: Client) -> None:
         >= first[1].created_at
         >= (second[0].created_at if second else first[1].created_at)
     )
+
+
+async def test_retry_recovers_an_item_and_keeps_its_row_style(client: Client, stack: LocalStack) -> None:
+    """Item 2 cannot be stored the first time (its file name is taken by a folder); after that is
+    cleared, a retry renders just that item, with its per-row colour."""
+    job_id = f"retry-{int(time.time() * 1000)}"
+    blocker = stack.output_dir / job_id / "2.png"
+    blocker.mkdir(parents=True)
+    csv_text = "name,colour\nzero,\none,\ntwo 二,#ff0000\nthree,\n"
+    accepted = await client.submit_csv(
+        SubmitCsv(csv=csv_text, column="name", color_column="colour", job_id=job_id)
+    )
+    final = await client.wait(accepted.job_id, timeout=60)
+    assert (final.status, final.done, final.failed) == ("completed_with_errors", 3, 1)
+    job = await client.get_job(job_id)
+    assert [f.index for f in job.failures] == [2] and "could not store" in job.failures[0].reason
+
+    blocker.rmdir()
+    retried = await client.retry_job(job_id)
+    assert retried.attempt == 2
+    again = await client.wait(job_id, attempt=2, timeout=60)
+    assert (again.status, again.done, again.failed) == ("completed", 4, 0)
+    image = decode_rgba((stack.output_dir / job_id / "2.png").read_bytes())
+    opaque = {px[:3] for px in image.get_flattened_data() if px[3] == 255}
+    assert opaque == {(255, 0, 0)}, opaque  # the row's own colour survived the retry
