@@ -52,11 +52,15 @@ async def connect(settings: Settings, name: str, *, retry_for: float | None = No
         log.warning("nats.error", error=str(exc) or type(exc).__name__)
 
     async def on_disconnected() -> None:
+        if nc is not None and (nc.is_closed or nc.is_draining):
+            return  # our own close or drain, not an outage
         log.warning("nats.disconnected")
 
     async def on_reconnected() -> None:
-        log.info("nats.reconnected", server=str(nc.connected_url.netloc if nc.connected_url else ""))
+        url = nc.connected_url if nc is not None else None
+        log.info("nats.reconnected", server=str(url.netloc if url else ""))
 
+    nc: NATS | None = None
     options = connect_options(settings, name)
     loop = asyncio.get_running_loop()
     deadline = None if retry_for is None else loop.time() + retry_for
