@@ -114,3 +114,49 @@ async def test_list_and_get(ledger: Ledger) -> None:
 
     with pytest.raises(NotFound):
         await ledger.get_job("nope")
+
+
+async def test_cancel_transitions(ledger: Ledger) -> None:
+    from shared.errors import Conflict
+
+    # accepted -> cancelled: ingest then never starts it
+    job, _ = await ledger.create_job("cancel-early", "csv", b"{}", None)
+    cancelled, changed = await ledger.cancel_job("cancel-early")
+    assert changed and cancelled.status == "cancelled" and cancelled.finished_at is not None
+    assert await ledger.start_ingest("cancel-early", 1) is None
+    # ingesting -> cancelled: totals may still be written, the state stays cancelled
+    await _new_job(ledger, "cancel-mid")
+    await ledger.cancel_job("cancel-mid")
+    after, completed = await ledger.finish_ingest("cancel-mid", 1, total_items=3, total_batches=1)
+    assert after is not None and (after.status, after.total) == ("cancelled", 3) and not completed
+    # results that were in flight are counted, and never complete a cancelled job
+    outcome = await ledger.record_batch(_result("cancel-mid", 0, ok=3))
+    assert outcome.recorded and not outcome.completed
+    assert outcome.job is not None and (outcome.job.status, outcome.job.done) == ("cancelled", 3)
+    # cancelling again is a no-op; a finished job cannot be cancelled
+    again, changed = await ledger.cancel_job("cancel-mid")
+    assert not changed and again.status == "cancelled"
+    await _new_job(ledger, "cancel-done")
+    await ledger.finish_ingest("cancel-done", 1, total_items=0, total_batches=0)
+    with pytest.raises(Conflict):
+        await ledger.cancel_job("cancel-done")
+
+
+async def test_retry_transitions(ledger: Ledger) -> None:
+    from shared.errors import Conflict
+
+    await _new_job(ledger, "retry-me")
+    await ledger.finish_ingest("retry-me", 1, total_items=3, total_batches=1)
+    done = await ledger.record_batch(_result("retry-me", 0, ok=2, failed=1))
+    assert done.job is not None and done.job.status == "completed_with_errors"
+    job, items = await ledger.retry_job("retry-me")  # completed_with_errors -> rendering
+    assert (job.status, job.attempt, job.total, job.done, job.failed) == ("rendering", 2, 3, 2, 0)
+    assert [(i.index, i.text) for i in items] == [(2, "")]
+    with pytest.raises(Conflict):
+        await ledger.retry_job("retry-me")  # not finished: no second attempt on top
+    result = BatchResult(job_id="retry-me", attempt=2, batch=0, items=[ItemResult(index=2, ok=True)])
+    finished = await ledger.record_batch(result)
+    assert finished.completed and finished.job is not None
+    assert (finished.job.status, finished.job.done, finished.job.failed) == ("completed", 3, 0)
+    with pytest.raises(Conflict):
+        await ledger.retry_job("retry-me")  # nothing failed any more
