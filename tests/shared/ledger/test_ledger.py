@@ -120,7 +120,8 @@ async def test_cancel_transitions(ledger: Ledger) -> None:
     from shared.errors import Conflict
 
     # accepted -> cancelled: ingest then never starts it
-    job, _ = await ledger.create_job("cancel-early", "csv", b"{}", None)
+    created, _ = await ledger.create_job("cancel-early", "csv", b"{}", None)
+    assert created.status == "accepted"
     cancelled, changed = await ledger.cancel_job("cancel-early")
     assert changed and cancelled.status == "cancelled" and cancelled.finished_at is not None
     assert await ledger.start_ingest("cancel-early", 1) is None
