@@ -6,7 +6,7 @@ temporary state folder. Every round measures, back to back on the same machine:
   base-1   the renderer's own render code in one process, one thread: `render_batch` (the same
            `RenderEngine`, the default `Style`, the same strings, PNG encode included) over
            batches of `--batch-size` items, each image written to disk by the renderer's own
-           `write_files` (temporary file, then rename into the job folder)
+           `DirectoryStore.write_many` (temporary file, then rename into the job folder)
   base-2   the same loop in two processes, each taking every other batch (the fair ceiling on a
            two-core machine)
   pipe-1   the service set with one renderer replica: a CSV of `--rows` rows submitted by server
@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.renderer.batch import render_batch, write_files  # noqa: E402
+from services.renderer.batch import render_batch  # noqa: E402
 from shared.cli.stack import LocalStack  # noqa: E402
 from shared.client import Client  # noqa: E402
 from shared.messages import RenderItem, RenderTask, SubmitCsv  # noqa: E402
@@ -91,13 +91,13 @@ def tasks_for(texts: Sequence[str], batch_size: int, job_id: str) -> list[Render
 
 def render_and_write(engine: RenderEngine, tasks: Sequence[RenderTask], out: Path) -> int:
     """What a replica's render thread does with its tasks, minus the messaging: the renderer's
-    own `render_batch` and `write_files` (temporary file, then rename, into the job folder)."""
+    own `render_batch` and `DirectoryStore.write_many` (temporary file, then rename, into the job folder)."""
     store = DirectoryStore(out)
     written = 0
     for task in tasks:
         outcomes = render_batch(engine, task)
         files = [(o.filename, o.image.data) for o in outcomes if o.filename and o.image]
-        written += len(write_files(store, task.job_id, files))
+        written += len(store.write_many(task.job_id, files))
     return written
 
 

@@ -11,11 +11,7 @@ replica then delivered ~0.5 of the in-process rate; see bench/bench_pipeline.py)
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -24,7 +20,6 @@ from shared.errors import BadRequest, ImagegenError
 from shared.logging import get_logger
 from shared.messages import RenderItem, RenderTask
 from shared.render import RenderedImage, RenderEngine, Style, merge_style
-from shared.storage import DirectoryStore
 
 log = get_logger(__name__)
 
@@ -110,44 +105,3 @@ def render_batch(engine: RenderEngine, task: RenderTask) -> list[ItemOutcome]:
             continue
         outcomes.append(ItemOutcome(item, f"{item.name}.{image.format}", image, None))
     return outcomes
-
-
-def write_files(store: DirectoryStore, job_id: str, files: Sequence[tuple[str, bytes]]) -> list[str]:
-    """Write one batch's images into the job's folder synchronously; returns their locations.
-
-    Same rules as `DirectoryStore.put_many`: no name may leave the job's folder, and each file is
-    written to its own temporary name and renamed into place, so a reader never sees half an
-    image and a re-render replaces it atomically. Plain `os` calls: this runs once per image.
-    """
-    if not files:
-        return []
-    job_dir = store.path_for(job_id, files[0][0]).parent
-    job_dir.mkdir(parents=True, exist_ok=True)
-    folder = str(job_dir)
-    suffix = f"{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    locations = []
-    for name, _ in files:
-        if name in ("", ".", "..") or "/" in name or "\0" in name:
-            # Not a plain file name: the store decides (it raises StorageError for an escape).
-            locations.append(str(store.path_for(job_id, name)))
-        else:
-            # A plain name in the resolved job folder cannot leave it; a symlink already there
-            # is replaced by the rename, never written through. Saves a realpath per image.
-            locations.append(f"{folder}/{name}")
-    # Every name is checked before the first write, as put_many does.
-    for path, (_, data) in zip(locations, files, strict=True):
-        tmp = f"{folder}/.{path.rpartition('/')[2]}.{suffix}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)  # noqa: PTH105 (hot path: no Path objects per image)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)  # noqa: PTH108
-            raise
-    return locations

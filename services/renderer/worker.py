@@ -22,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 
-from services.renderer.batch import ItemOutcome, render_batch, write_files
+from services.renderer.batch import ItemOutcome, render_batch
 from shared.errors import ImagegenError, StorageError
 from shared.logging import get_logger
 from shared.messages import RenderTask, decode_msgpack, encode_msgpack
@@ -73,12 +73,12 @@ def _outcomes(outcomes: list[ItemOutcome], store: DirectoryStore | None, job_id:
     failed: dict[str, str] = {}
     if store is not None and files:
         try:
-            locations = dict(zip((n for n, _ in files), write_files(store, job_id, files), strict=True))
+            locations = dict(zip((n for n, _ in files), store.write_many(job_id, files), strict=True))
         except (OSError, StorageError):
             # One unwritable name must fail that item only: write them one by one.
             for name, data in files:
                 try:
-                    locations[name] = write_files(store, job_id, [(name, data)])[0]
+                    locations[name] = store.write_many(job_id, [(name, data)])[0]
                 except (OSError, StorageError) as exc:
                     failed[name] = f"could not store {name!r}: {exc}"
     out = []

@@ -80,16 +80,28 @@ async def test_names_escaping_the_job_folder_are_refused(tmp_path: Path, name: s
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) in ([], ["out"])
 
 
-async def test_symlink_out_of_the_job_folder_is_refused(tmp_path: Path) -> None:
+async def test_a_symlink_in_the_job_folder_is_replaced_never_written_through(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     store = DirectoryStore(tmp_path / "out")
     job_dir = tmp_path / "out" / "job"
     job_dir.mkdir(parents=True)
     (job_dir / "link.png").symlink_to(outside / "target.png")
-    with pytest.raises(StorageError):
-        await store.put_many("job", [("link.png", b"evil")])
+    await store.put_many("job", [("link.png", b"image")])
     assert not (outside / "target.png").exists()
+    assert not (job_dir / "link.png").is_symlink()
+    assert (job_dir / "link.png").read_bytes() == b"image"
+
+
+async def test_a_job_folder_that_links_out_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "job").symlink_to(outside, target_is_directory=True)
+    store = DirectoryStore(tmp_path / "out")
+    with pytest.raises(StorageError):
+        await store.put_many("job", [("0.png", b"evil")])
+    assert list(outside.iterdir()) == []
 
 
 @pytest.mark.parametrize("job_id", ["..", "../x", "a/b", "a.b", "a b", "", "*", ">", "x" * 65, "a\nb"])
