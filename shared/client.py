@@ -125,7 +125,7 @@ class Client:
                 message, field = reply.error, reply.field
             except msgspec.MsgspecError:
                 message, field = headers.get("Nats-Service-Error", "error"), None
-            status = int(code) if code.isdigit() else 500
+            status = int(code) if code.isdigit() and 400 <= int(code) <= 599 else 500
             error = _ERRORS.get(status, ImagegenError)(message, field=field)
             error.code = status  # keep the service's own code (e.g. 422 for an item error)
             raise error

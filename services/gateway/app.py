@@ -32,7 +32,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.images import JobImages, media_type
-from services.gateway.nats_client import GatewayClient
 from services.gateway.settings import GatewaySettings
 from shared import subjects
 from shared.bus.connect import connect
@@ -369,7 +368,7 @@ def create_app(
             yield
             return
         nc = await connect(settings, settings.instance or "gateway")
-        owned = GatewayClient(nc, timeout=gateway.request_timeout_seconds)
+        owned = Client(nc, timeout=gateway.request_timeout_seconds)
         app.state.client = owned
         try:
             yield

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from services.gateway.app import create_app
-from services.gateway.nats_client import GatewayClient
 from services.gateway.settings import GatewaySettings
 from shared.cli.stack import LocalStack
+from shared.client import Client
 from shared.localstack import NatsServer
 from shared.messages import SubmitCsv
 from shared.settings import Settings
@@ -266,13 +266,13 @@ async def test_uploads_over_the_limit_get_413(http: httpx.AsyncClient) -> None:
 
 
 @pytest.fixture
-async def app_client(stack: LocalStack) -> AsyncIterator[GatewayClient]:
-    async with await GatewayClient.connect(stack.nats_url) as client:
+async def app_client(stack: LocalStack) -> AsyncIterator[Client]:
+    async with await Client.connect(stack.nats_url) as client:
         yield client
 
 
 async def test_api_key_guards_the_api_but_not_health_or_console(
-    app_client: GatewayClient, stack: LocalStack
+    app_client: Client, stack: LocalStack
 ) -> None:
     app = create_app(
         Settings(nats_url=stack.nats_url, output_dir=stack.output_dir),
@@ -298,7 +298,7 @@ async def test_api_key_guards_the_api_but_not_health_or_console(
         assert_error(response, 413)
 
 
-async def test_images_from_the_object_store(app_client: GatewayClient, stack: LocalStack) -> None:
+async def test_images_from_the_object_store(app_client: Client, stack: LocalStack) -> None:
     """With `IMAGEGEN_OUTPUT_STORE=object` images are read from the `imagegen-images` bucket."""
     accepted = await app_client.submit_csv(SubmitCsv(csv="t\nhello\n", column="t"))
     await app_client.wait(accepted.job_id, timeout=30)
@@ -326,7 +326,7 @@ async def test_images_from_the_object_store(app_client: GatewayClient, stack: Lo
 async def test_health_is_503_without_the_services(tmp_path: Path) -> None:
     server = NatsServer.start(tmp_path)  # a NATS with no imagegen service on it
     try:
-        async with await GatewayClient.connect(server.url) as client:
+        async with await Client.connect(server.url) as client:
             app = create_app(Settings(nats_url=server.url), GatewaySettings(), client=client)
             app.state.client = client
             transport = httpx.ASGITransport(app=app)
