@@ -44,7 +44,6 @@ from shared.messages import (
     ErrorReply,
     JobEvent,
     JobInfo,
-    JobsList,
     JobsListReply,
     JobStatusName,
     PreviewRequest,
@@ -590,8 +589,8 @@ def create_app(
         before: Annotated[datetime | None, Query()] = None,
         since: Annotated[datetime | None, Query()] = None,
     ) -> Response:
-        query = JobsList(status=status, limit=limit, before=before, since=since)
-        return json_bytes(await client.request(subjects.JOBS_LIST, encode_json(query)))
+        jobs = await client.list_jobs(status=status, limit=limit, before=before, since=since)
+        return json_bytes(encode_json(JobsListReply(jobs=jobs)))
 
     @app.get(
         "/jobs/{job_id}",
@@ -603,8 +602,7 @@ def create_app(
     async def get_job(
         client: Nats, job_id: JobIdPath, failures_limit: Annotated[int, Query(ge=0, le=10_000)] = 100
     ) -> Response:
-        payload = encode_json({"job_id": job_id, "failures_limit": failures_limit})
-        return json_bytes(await client.request(subjects.JOBS_GET, payload))
+        return json_bytes(encode_json(await client.get_job(job_id, failures_limit=failures_limit)))
 
     @app.post(
         "/jobs/{job_id}/cancel",
@@ -614,7 +612,7 @@ def create_app(
         responses={200: _json_reply("JobInfo"), **_errors(400, 404, 409)},
     )
     async def cancel_job(client: Nats, job_id: JobIdPath) -> Response:
-        return json_bytes(await client.request(subjects.JOBS_CANCEL, encode_json({"job_id": job_id})))
+        return json_bytes(encode_json(await client.cancel_job(job_id)))
 
     @app.post(
         "/jobs/{job_id}/retry",
@@ -624,7 +622,7 @@ def create_app(
         responses={200: _json_reply("JobInfo"), **_errors(400, 404, 409)},
     )
     async def retry_job(client: Nats, job_id: JobIdPath) -> Response:
-        return json_bytes(await client.request(subjects.JOBS_RETRY, encode_json({"job_id": job_id})))
+        return json_bytes(encode_json(await client.retry_job(job_id)))
 
     @app.get(
         "/jobs/{job_id}/events",

@@ -6,6 +6,9 @@ others find it there; a changed configuration is applied as an update.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -160,26 +163,16 @@ def bucket_configs(settings: Settings) -> list[ObjectStoreConfig]:
     ]
 
 
-async def _ensure_bucket(js: JetStreamContext, config: ObjectStoreConfig) -> None:
-    assert config.bucket is not None
+async def _ensure_bucket(
+    name: str, lookup: Callable[[str], Awaitable[object]], create: Callable[[], Awaitable[object]]
+) -> None:
+    """Create an Object Store or KV bucket unless it exists (another service may race us)."""
     try:
-        await js.object_store(config.bucket)
+        await lookup(name)
     except NotFoundError:
         try:
-            await js.create_object_store(config.bucket, config=config)
-            log.info("bucket.created", bucket=config.bucket)
-        except BadRequestError:
-            pass  # created concurrently by another service
-
-
-async def _ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> None:
-    assert config.bucket is not None
-    try:
-        await js.key_value(config.bucket)
-    except NotFoundError:
-        try:
-            await js.create_key_value(config=config)
-            log.info("bucket.created", bucket=config.bucket)
+            await create()
+            log.info("bucket.created", bucket=name)
         except BadRequestError:
             pass  # created concurrently by another service
 
@@ -189,16 +182,17 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
     for config in stream_configs(settings):
         await _ensure_stream(js, config)
     for bucket in bucket_configs(settings):
-        await _ensure_bucket(js, bucket)
-    await _ensure_kv(
-        js,
-        KeyValueConfig(
-            bucket=subjects.BUCKET_CANCELLED,
-            description="Cancelled jobs: ingest stops publishing and renderers skip their tasks",
-            ttl=settings.results_max_age_hours * HOUR,
-            storage=StorageType.FILE,
-            history=1,
-        ),
+        name = bucket.bucket or ""  # every config names its bucket
+        await _ensure_bucket(name, js.object_store, partial(js.create_object_store, name, config=bucket))
+    cancelled = KeyValueConfig(
+        bucket=subjects.BUCKET_CANCELLED,
+        description="Cancelled jobs: ingest stops publishing and renderers skip their tasks",
+        ttl=settings.results_max_age_hours * HOUR,
+        storage=StorageType.FILE,
+        history=1,
+    )
+    await _ensure_bucket(
+        subjects.BUCKET_CANCELLED, js.key_value, partial(js.create_key_value, config=cancelled)
     )
     for stream, consumers in consumer_configs(settings).items():
         for consumer in consumers:

@@ -60,6 +60,15 @@ async def assert_exact(client: Client, final: JobEvent, rows: int) -> list[Batch
     return results
 
 
+async def start_job(client: Client, fault_stack: FaultStack, name: str, rows: int, progress: int) -> str:
+    """Submit a `rows`-row CSV by server path (16 items per task) and return once `progress`
+    items are done: the moment to break something mid-job."""
+    write_csv(fault_stack.stack.state_dir.parent, name, rows)
+    accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
+    await wait_progress(client, accepted.job_id, progress)
+    return accepted.job_id
+
+
 async def wait_progress(client: Client, job_id: str, at_least: int) -> None:
     async def go() -> None:
         async for event in client.watch(job_id):
@@ -74,12 +83,10 @@ async def test_kill_9_of_a_renderer_mid_job(fault_stack: FaultStack) -> None:
     stack = fault_stack.stack
     rows = 5000
     async with await Client.connect(stack.nats_url) as client:
-        name = write_csv(stack.state_dir.parent, "kill.csv", rows)
-        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
-        await wait_progress(client, accepted.job_id, 300)
+        job_id = await start_job(client, fault_stack, "kill.csv", rows, 300)
         victim = next(p for p in stack.processes if p.name == "renderer")
         os.kill(victim.process.pid, signal.SIGKILL)
-        final = await client.wait(accepted.job_id, timeout=120)
+        final = await client.wait(job_id, timeout=120)
         results = await assert_exact(client, final, rows)
     assert victim.process.wait(5) == -signal.SIGKILL
     # The dead replica's unacked batches were redelivered to the survivors.
@@ -92,15 +99,13 @@ async def test_nats_restart_mid_job(fault_stack: FaultStack) -> None:
     async with await Client.connect(
         stack.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5
     ) as client:
-        name = write_csv(stack.state_dir.parent, "restart.csv", rows)
-        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
-        await wait_progress(client, accepted.job_id, 200)
+        job_id = await start_job(client, fault_stack, "restart.csv", rows, 200)
         nats.stop()
         await asyncio.sleep(3)
         # The same port and the same JetStream store: a real restart, not a new server.
         restarted = type(nats).start(nats.store_dir, port=nats.port)
         fault_stack.nats = restarted
-        final = await client.wait(accepted.job_id, timeout=120)
+        final = await client.wait(job_id, timeout=120)
         await assert_exact(client, final, rows)
         # Every service reconnected by itself: all of them still answer.
         await wait_for_services(
@@ -114,9 +119,7 @@ async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> 
     stack, postgres = fault_stack.stack, fault_stack.postgres
     rows = 10_000  # long enough that Postgres goes away well before the job could finish
     async with await Client.connect(stack.nats_url) as client:
-        name = write_csv(stack.state_dir.parent, "pg.csv", rows)
-        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
-        await wait_progress(client, accepted.job_id, 100)
+        job_id = await start_job(client, fault_stack, "pg.csv", rows, 100)
         postgres.stop()
         stopped = time.monotonic()
         await asyncio.sleep(15)
@@ -124,7 +127,7 @@ async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> 
         info = await client.js.consumer_info("IMAGEGEN_RESULTS", "result-notifier")
         assert info.num_pending + info.num_ack_pending > 0
         postgres.restart()
-        final = await client.wait(accepted.job_id, timeout=120)
+        final = await client.wait(job_id, timeout=120)
         assert time.monotonic() - stopped >= 15
         await assert_exact(client, final, rows)
     logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "result-notifier")
@@ -135,15 +138,13 @@ async def test_renderers_added_and_removed_during_a_job(fault_stack: FaultStack)
     stack = fault_stack.stack
     rows = 6000
     async with await Client.connect(stack.nats_url) as client:
-        name = write_csv(stack.state_dir.parent, "scale.csv", rows)
-        accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
-        await wait_progress(client, accepted.job_id, 300)
+        job_id = await start_job(client, fault_stack, "scale.csv", rows, 300)
         added = [stack.spawn("renderer", instance=f"renderer-extra-{i}") for i in range(2)]
         await wait_for_services(client.nc, {"renderer": 4}, timeout=30)
-        await wait_progress(client, accepted.job_id, 2500)
+        await wait_progress(client, job_id, 2500)
         original = next(p for p in stack.processes if p.name == "renderer" and p not in added)
         original.stop()  # SIGTERM: graceful
-        final = await client.wait(accepted.job_id, timeout=120)
+        final = await client.wait(job_id, timeout=120)
         results = await assert_exact(client, final, rows)
     split = collections.Counter()
     for r in results:

@@ -30,21 +30,22 @@ def imagegen(
     )
 
 
-def test_submit_wait_prints_the_job_and_exits_zero(stack: LocalStack) -> None:
-    done = imagegen(
-        "--json",
+def submit_products(stack: LocalStack, *options: str) -> subprocess.CompletedProcess[str]:
+    """`imagegen submit csv examples/products.csv --column name OPTIONS...` against the stack."""
+    return imagegen(
+        *[o for o in options if o == "--json"],
         "submit",
         "csv",
         "examples/products.csv",
         "--column",
         "name",
-        "--size",
-        "32",
-        "--color",
-        "navy",
-        "--wait",
+        *[o for o in options if o != "--json"],
         nats_url=stack.nats_url,
     )
+
+
+def test_submit_wait_prints_the_job_and_exits_zero(stack: LocalStack) -> None:
+    done = submit_products(stack, "--json", "--size", "32", "--color", "navy", "--wait")
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
     assert job["status"] == "completed" and job["done"] == job["total"] == 24
@@ -71,16 +72,7 @@ def test_failed_items_make_a_non_zero_exit(stack: LocalStack, tmp_path: Path) ->
 
 
 def test_bad_style_is_reported_with_its_field(stack: LocalStack) -> None:
-    done = imagegen(
-        "submit",
-        "csv",
-        "examples/products.csv",
-        "--column",
-        "name",
-        "--color",
-        "not-a-colour",
-        nats_url=stack.nats_url,
-    )
+    done = submit_products(stack, "--color", "not-a-colour")
     assert done.returncode == 2
     assert "style.color" in done.stderr
 
@@ -190,16 +182,7 @@ def test_the_python_example_runs_against_the_stack(stack: LocalStack) -> None:
 
 
 def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> None:
-    done = imagegen(
-        "--json",
-        "submit",
-        "csv",
-        "examples/products.csv",
-        "--column",
-        "name",
-        "--wait",
-        nats_url=stack.nats_url,
-    )
+    done = submit_products(stack, "--json", "--wait")
     job = json.loads(done.stdout)
     fetched = imagegen(
         "--json", "jobs", "fetch", job["job_id"], "-o", str(tmp_path / "out"), nats_url=stack.nats_url
