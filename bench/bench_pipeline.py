@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from services.renderer.batch import render_batch  # noqa: E402
 from shared.cli.stack import LocalStack  # noqa: E402
 from shared.client import Client  # noqa: E402
-from shared.messages import RenderItem, RenderTask, SubmitCsv  # noqa: E402
+from shared.contract.messages import RenderItem, RenderTask, SubmitCsv  # noqa: E402
 from shared.render import FontCatalogue, RenderEngine, Style  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.storage import DirectoryStore  # noqa: E402

@@ -28,9 +28,9 @@ import sys
 from pathlib import Path
 
 from shared.client import Client
-from shared.errors import BadRequest
-from shared.messages import JobEvent, SubmitCsv
-from shared.render import Style
+from shared.contract.errors import BadRequest
+from shared.contract.messages import JobEvent, SubmitCsv
+from shared.contract.style import Style
 
 
 async def main(csv_file: Path, column: str, nats_url: str, color: str) -> int:

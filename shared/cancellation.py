@@ -13,7 +13,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from shared.subjects import BUCKET_CANCELLED, validate_job_id
+from shared.contract.subjects import BUCKET_CANCELLED, validate_job_id
 
 CACHE_SECONDS = 1.0
 

@@ -24,48 +24,30 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from shared import subjects
-from shared.errors import BadRequest, Busy, Conflict, ImagegenError, NotFound
-from shared.messages import (
+from shared.contract import subjects
+from shared.contract.codec import decode_lenient, encode_json
+from shared.contract.errors import BadRequest, Busy, Conflict, ImagegenError, NotFound
+from shared.contract.messages import (
     Accepted,
     BatchResult,
     ErrorReply,
+    FontInfo,
     JobEvent,
     JobInfo,
     JobRef,
     JobsGet,
     JobsList,
     JobsListReply,
-    JobStatusName,
     PreviewRequest,
     SubmitCsv,
     SubmitDb,
-    encode_json,
 )
-from shared.render.fonts import FontInfo
-from shared.render.style import Style
+from shared.contract.states import TERMINAL_EVENTS, JobStatus
+from shared.contract.style import Style
 
 T = TypeVar("T")
 
-TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})
 _ERRORS: dict[int, type[ImagegenError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 503: Busy}
-
-
-def _decode_lenient(data: bytes, type_: type[T]) -> T:
-    """Decode a stream message, ignoring fields this client does not know yet.
-
-    The wire Structs forbid unknown fields (right for requests: a typo is refused), but a newer
-    server may add optional fields to events and results; an older client must still see its
-    job complete rather than skip the event.
-    """
-    try:
-        return msgspec.json.decode(data, type=type_)
-    except msgspec.ValidationError:
-        raw = msgspec.json.decode(data)
-        if not isinstance(raw, dict):
-            raise
-        known = {f.encode_name for f in msgspec.structs.fields(type_)}  # type: ignore[arg-type]
-        return msgspec.convert({k: v for k, v in raw.items() if k in known}, type_)
 
 
 class ServiceUnavailable(ImagegenError):
@@ -162,7 +144,7 @@ class Client:
     async def list_jobs(
         self,
         *,
-        status: JobStatusName | None = None,
+        status: JobStatus | None = None,
         limit: int = 50,
         before: datetime | None = None,
         since: datetime | None = None,
@@ -199,7 +181,7 @@ class Client:
         try:
             async for msg in sub.messages:
                 try:
-                    yield _decode_lenient(msg.data, type_)
+                    yield decode_lenient(msg.data, type_)
                 except msgspec.MsgspecError:
                     continue  # not ours to judge; a client keeps reading
         finally:

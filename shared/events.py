@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from nats.js.client import JetStreamContext
 
+from shared.contract.codec import encode_json
+from shared.contract.messages import JobEvent, JobInfo
+from shared.contract.subjects import events_subject
 from shared.logging import get_logger
-from shared.messages import JobEvent, JobInfo, encode_json
-from shared.subjects import events_subject
 
 log = get_logger(__name__)
 

@@ -35,11 +35,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from shared.contract.messages import BatchResult, ItemResult, JobEvent, JobInfo
+from shared.contract.subjects import STREAM_RESULTS, results_subject
 from shared.events import event_from_job, publish_event
 from shared.logging import get_logger
-from shared.messages import BatchResult, ItemResult, JobEvent, JobInfo
 from shared.storage import DirectoryStore
-from shared.subjects import STREAM_RESULTS, results_subject
 
 log = get_logger(__name__)
 

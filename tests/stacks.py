@@ -9,8 +9,8 @@ from pathlib import Path
 
 from shared.cli.stack import LocalStack
 from shared.client import Client
+from shared.contract.messages import JobInfo
 from shared.localstack import NatsServer
-from shared.messages import JobInfo
 from tests.conftest import create_database
 
 

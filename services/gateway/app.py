@@ -33,39 +33,35 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.gateway.images import JobImages, media_type
 from services.gateway.settings import GatewaySettings
-from shared import subjects
 from shared.bus.connect import connect
 from shared.bus.discovery import ping_all
-from shared.client import TERMINAL_EVENTS, Client
-from shared.errors import BadRequest, Conflict, ImagegenError
-from shared.logging import get_logger
-from shared.messages import (
+from shared.client import Client
+from shared.contract import subjects
+from shared.contract.codec import bad_request_from, decode_json, encode_json
+from shared.contract.errors import BadRequest, Conflict, ImagegenError
+from shared.contract.messages import (
     Accepted,
     ErrorReply,
+    FontInfo,
     JobEvent,
     JobInfo,
     JobsListReply,
-    JobStatusName,
     PreviewRequest,
     SubmitCsv,
     SubmitDb,
     ValidateReply,
-    bad_request_from,
-    decode_json,
-    encode_json,
 )
-from shared.render.fonts import FontInfo
-from shared.render.style import Style
+from shared.contract.states import TERMINAL_EVENTS, TERMINAL_STATUSES, JobStatus
+from shared.contract.style import Style
+from shared.contract.subjects import JOB_ID_PATTERN
+from shared.logging import get_logger
 from shared.settings import Settings
 
 log = get_logger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 REQUIRED_SERVICES = ("ingest-csv", "ingest-db", "renderer", "result-notifier")
-FINISHED = frozenset({"completed", "completed_with_errors", "failed", "cancelled"})
-JobIdPath = Annotated[
-    str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="1-64 letters, digits, '-', '_'")
-]
+JobIdPath = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="1-64 letters, digits, '-', '_'")]
 UPLOAD_PATHS = frozenset({"/generate/csv"})
 # Browsers only talk to the console's own origin; images may be blob: (previews) or data:.
 CONSOLE_CSP = (
@@ -503,7 +499,7 @@ def create_app(
         delimiter: Annotated[str | None, Form(min_length=1, max_length=1)] = None,
         encoding: Annotated[str | None, Form(max_length=40)] = None,
         name_template: Annotated[str, Form(min_length=1, max_length=200)] = "{index}",
-        job_id: Annotated[str | None, Form(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
+        job_id: Annotated[str | None, Form(pattern=JOB_ID_PATTERN)] = None,
         batch_size: Annotated[int | None, Form(ge=1, le=1000)] = None,
         style: Annotated[str | None, Form(description="A Style as JSON")] = None,
         font: Annotated[str | None, Form(max_length=200)] = None,
@@ -584,7 +580,7 @@ def create_app(
     )
     async def list_jobs(
         client: Nats,
-        status: Annotated[JobStatusName | None, Query()] = None,
+        status: Annotated[JobStatus | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         before: Annotated[datetime | None, Query()] = None,
         since: Annotated[datetime | None, Query()] = None,
@@ -642,7 +638,7 @@ def create_app(
     async def job_events(client: Nats, request: Request, job_id: JobIdPath) -> Response:
         job = await client.get_job(job_id, failures_limit=0)
         last_seen = _last_event_id(request)
-        if last_seen and job.status in FINISHED:
+        if last_seen and job.status in TERMINAL_STATUSES:
             return Response(status_code=204)
         return StreamingResponse(
             _sse(client, job, last_seen, gateway.sse_keepalive_seconds),
@@ -737,7 +733,7 @@ def create_app(
     )
     async def get_zip(client: Nats, job_id: JobIdPath) -> StreamingResponse:
         job, images = await job_images(client, job_id)
-        if job.status not in FINISHED:
+        if job.status not in TERMINAL_STATUSES:
             raise Conflict(
                 f"job {job_id} is still {job.status}: the zip is ready when it finishes", field="job_id"
             )

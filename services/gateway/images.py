@@ -22,9 +22,9 @@ from pathlib import Path
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError as ObjectNotFound
 
-from shared.errors import BadRequest, NotFound
+from shared.contract.errors import BadRequest, NotFound
+from shared.contract.subjects import BUCKET_IMAGES, validate_job_id
 from shared.storage.naming import sanitize_name
-from shared.subjects import BUCKET_IMAGES, validate_job_id
 
 IMAGE_TYPES = {".png": "image/png", ".webp": "image/webp"}
 OBJECT_SCHEME = "nats-object://"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from shared.errors import BadRequest, SourceError
+from shared.contract.errors import BadRequest, SourceError
 from shared.ingest import Row
 
 SNIFF_BYTES = 64 * 1024

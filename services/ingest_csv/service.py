@@ -17,13 +17,16 @@ from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from services.ingest_csv.reader import CsvLayout, iter_rows, layout_of, open_source, open_text
 from shared.bus.service import Endpoint, Service
-from shared.errors import BadRequest
+from shared.contract.codec import decode_json
+from shared.contract.errors import BadRequest
+from shared.contract.messages import IngestRequest, SubmitCsv, SubmitDb
+from shared.contract.style import Style
+from shared.contract.subjects import BUCKET_INPUTS, CONSUMER_INGEST_CSV, SUBMIT_CSV
 from shared.ingest import Row, accept_submit, ingest_worker
 from shared.ledger import Ledger
-from shared.messages import IngestRequest, SubmitCsv, SubmitDb, decode_json
-from shared.render import FontCatalogue, Style, parse_style
+from shared.render import FontCatalogue
+from shared.render.styles import parse_style
 from shared.storage import DirectoryStore, NameTemplate
-from shared.subjects import BUCKET_INPUTS, CONSUMER_INGEST_CSV, SUBMIT_CSV
 
 ROWS_PER_YIELD = 256
 # Style fields a CSV cell can override: every scalar field. `shadow` and `axes` are nested

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from shared.errors import BadRequest
+from shared.contract.errors import BadRequest
 
 # Fix: comments, string literals, quoted identifiers and dollar quotes are found in ONE
 # left-to-right scan, as the server's lexer does. Before, comments were removed first, so in

@@ -15,13 +15,15 @@ import asyncpg
 
 from services.ingest_db.query import check_select
 from shared.bus.service import Endpoint, Service
-from shared.errors import BadRequest, SourceError
+from shared.contract.codec import decode_json
+from shared.contract.errors import BadRequest, SourceError
+from shared.contract.messages import IngestRequest, SubmitCsv, SubmitDb
+from shared.contract.subjects import CONSUMER_INGEST_DB, SUBMIT_DB
 from shared.ingest import Row, accept_submit, ingest_worker
 from shared.ledger import Ledger
-from shared.messages import IngestRequest, SubmitCsv, SubmitDb, decode_json
-from shared.render import FontCatalogue, parse_style
+from shared.render import FontCatalogue
+from shared.render.styles import parse_style
 from shared.storage import DirectoryStore, NameTemplate
-from shared.subjects import CONSUMER_INGEST_DB, SUBMIT_DB
 
 CURSOR_PREFETCH = 1000
 

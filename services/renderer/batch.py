@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import msgspec
 
-from shared.errors import BadRequest, ImagegenError
+from shared.contract.errors import BadRequest, ImagegenError
+from shared.contract.messages import RenderItem, RenderTask
+from shared.contract.style import Style
 from shared.logging import get_logger
-from shared.messages import RenderItem, RenderTask
-from shared.render import RenderedImage, RenderEngine, Style, merge_style
+from shared.render import RenderedImage, RenderEngine
+from shared.render.styles import merge_style
 
 log = get_logger(__name__)
 

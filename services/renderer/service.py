@@ -24,21 +24,21 @@ from shared import metrics
 from shared.bus.consumer import pull_batches
 from shared.bus.service import Endpoint, Service
 from shared.cancellation import Cancellations
-from shared.errors import BadRequest
-from shared.logging import get_logger
-from shared.messages import (
-    BatchResult,
-    ItemResult,
-    PreviewRequest,
-    RenderTask,
-    ValidateReply,
-    decode_json,
-    decode_msgpack,
-    encode_json,
+from shared.contract.codec import decode_json, decode_msgpack, encode_json
+from shared.contract.errors import BadRequest
+from shared.contract.messages import BatchResult, ItemResult, PreviewRequest, RenderTask, ValidateReply
+from shared.contract.subjects import (
+    CONSUMER_RENDERER,
+    FONTS,
+    PREVIEW,
+    STREAM_TASKS,
+    VALIDATE,
+    results_subject,
 )
-from shared.render import FontCatalogue, RenderEngine, parse_style
+from shared.logging import get_logger
+from shared.render import FontCatalogue, RenderEngine
+from shared.render.styles import parse_style
 from shared.storage.objectstore import ObjectImageStore
-from shared.subjects import CONSUMER_RENDERER, FONTS, PREVIEW, STREAM_TASKS, VALIDATE, results_subject
 
 log = get_logger(__name__)
 

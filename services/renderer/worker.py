@@ -23,10 +23,12 @@ from pathlib import Path
 import msgspec
 
 from services.renderer.batch import ItemOutcome, render_batch
-from shared.errors import ImagegenError, StorageError
+from shared.contract.codec import decode_msgpack, encode_msgpack
+from shared.contract.errors import ImagegenError, StorageError
+from shared.contract.messages import RenderTask
+from shared.contract.style import Style
 from shared.logging import get_logger
-from shared.messages import RenderTask, decode_msgpack, encode_msgpack
-from shared.render import FontCatalogue, RenderedImage, RenderEngine, Style
+from shared.render import FontCatalogue, RenderedImage, RenderEngine
 from shared.storage import DirectoryStore
 
 log = get_logger(__name__)

@@ -21,24 +21,11 @@ from shared import metrics
 from shared.bus.consumer import pull_batches
 from shared.bus.service import Endpoint, Service
 from shared.cancellation import Cancellations
-from shared.errors import BadRequest
-from shared.events import announce
-from shared.ingest.publisher import TaskPublisher
-from shared.ledger import JobStatus, Ledger
-from shared.logging import get_logger
-from shared.manifest import finish_job
-from shared.messages import (
-    BatchResult,
-    JobRef,
-    JobsGet,
-    JobsList,
-    JobsListReply,
-    RenderItem,
-    decode_json,
-    encode_json,
-)
-from shared.render import parse_style
-from shared.subjects import (
+from shared.contract.codec import decode_json, encode_json
+from shared.contract.errors import BadRequest
+from shared.contract.messages import BatchResult, JobRef, JobsGet, JobsList, JobsListReply, RenderItem
+from shared.contract.states import COMPLETED_STATUSES
+from shared.contract.subjects import (
     CONSUMER_NOTIFIER,
     JOBS_CANCEL,
     JOBS_GET,
@@ -46,10 +33,15 @@ from shared.subjects import (
     JOBS_RETRY,
     STREAM_RESULTS,
 )
+from shared.events import announce
+from shared.ingest.publisher import TaskPublisher
+from shared.ledger import Ledger
+from shared.logging import get_logger
+from shared.manifest import finish_job
+from shared.render.styles import parse_style
 
 log = get_logger(__name__)
 
-_COMPLETED = (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS)
 _DB_DOWN = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -153,7 +145,7 @@ class ResultNotifier(Service):
         job = outcome.job
         if job is None:
             log.warning("result.unknown_job", job_id=result.job_id)
-        elif outcome.completed or (not outcome.recorded and job.status in _COMPLETED):
+        elif outcome.completed or (not outcome.recorded and job.status in COMPLETED_STATUSES):
             # On a redelivery the earlier attempt may have committed but failed to announce;
             # the event's Nats-Msg-Id keeps a second announcement out of the stream.
             # The manifest is written by a task (this loop goes on with other results); the

@@ -24,12 +24,13 @@ from nats.micro.request import Request
 
 from shared.bus.connect import connect
 from shared.bus.streams import ensure_topology
-from shared.errors import ImagegenError
+from shared.contract.codec import encode_json
+from shared.contract.errors import ImagegenError
+from shared.contract.messages import ErrorReply
+from shared.contract.subjects import CLIENT_HEADER
 from shared.logging import configure_logging, get_logger
-from shared.messages import ErrorReply, encode_json
 from shared.metrics import serve_metrics
 from shared.settings import Settings
-from shared.subjects import CLIENT_HEADER
 
 log = get_logger(__name__)
 

@@ -23,7 +23,7 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
-from shared import subjects
+from shared.contract import subjects
 from shared.logging import get_logger
 from shared.settings import Settings
 

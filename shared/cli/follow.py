@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.text import Text
 
 from shared.client import Client
-from shared.messages import JobEvent, JobInfo
+from shared.contract.messages import JobEvent, JobInfo
 
 console = Console(stderr=True)
 

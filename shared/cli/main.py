@@ -33,9 +33,10 @@ import nats.errors
 from shared.cli.follow import follow_job, print_summary
 from shared.cli.stack import SERVICES, LocalStack
 from shared.client import Client, ServiceUnavailable
-from shared.errors import BadRequest, ImagegenError
-from shared.messages import SubmitCsv, SubmitDb
-from shared.render import RenderEngine, parse_style
+from shared.contract.errors import BadRequest, ImagegenError
+from shared.contract.messages import SubmitCsv, SubmitDb
+from shared.render import RenderEngine
+from shared.render.styles import parse_style
 from shared.settings import Settings
 
 DEFAULT_STATE = Path(".imagegen")

@@ -15,12 +15,10 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
 from shared import metrics
-from shared.errors import Busy
-from shared.events import announce
-from shared.ledger import Ledger
-from shared.logging import get_logger
-from shared.messages import Accepted, IngestRequest, SubmitCsv, SubmitDb, encode_json
-from shared.subjects import (
+from shared.contract.codec import encode_json
+from shared.contract.errors import Busy
+from shared.contract.messages import Accepted, IngestRequest, SubmitCsv, SubmitDb
+from shared.contract.subjects import (
     REQUESTS_CSV,
     REQUESTS_DB,
     STREAM_REQUESTS,
@@ -30,6 +28,9 @@ from shared.subjects import (
     results_subject,
     validate_job_id,
 )
+from shared.events import announce
+from shared.ledger import Ledger
+from shared.logging import get_logger
 
 log = get_logger(__name__)
 

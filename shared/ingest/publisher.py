@@ -16,10 +16,11 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
 from shared import metrics
+from shared.contract.codec import encode_msgpack
+from shared.contract.messages import RenderItem, RenderTask
+from shared.contract.style import Style
+from shared.contract.subjects import STREAM_TASKS, tasks_subject
 from shared.logging import get_logger
-from shared.messages import RenderItem, RenderTask, encode_msgpack
-from shared.render.style import Style
-from shared.subjects import STREAM_TASKS, tasks_subject
 
 log = get_logger(__name__)
 

@@ -19,15 +19,16 @@ from shared import metrics
 from shared.bus.consumer import pull_batches
 from shared.bus.service import ServiceContext
 from shared.cancellation import Cancellations
-from shared.errors import BadRequest, ImagegenError
+from shared.contract.codec import decode_json
+from shared.contract.errors import BadRequest, ImagegenError
+from shared.contract.messages import IngestRequest, RenderItem, SubmitCsv, SubmitDb
+from shared.contract.subjects import STREAM_REQUESTS
 from shared.events import announce
 from shared.ingest.publisher import TaskPublisher
 from shared.ledger import Ledger
 from shared.logging import get_logger
 from shared.manifest import complete_job
-from shared.messages import IngestRequest, RenderItem, SubmitCsv, SubmitDb, decode_json
 from shared.storage.naming import NameTemplate
-from shared.subjects import STREAM_REQUESTS
 
 log = get_logger(__name__)
 

@@ -11,32 +11,19 @@ import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 import asyncpg
 
-from shared.errors import Conflict, NotFound
+from shared.contract.errors import Conflict, NotFound
+from shared.contract.messages import BatchResult, ItemFailure, JobInfo
+from shared.contract.states import ACTIVE_STATUSES, JobStatus
 from shared.ledger.migrate import migrate
 from shared.logging import get_logger
-from shared.messages import BatchResult, ItemFailure, JobInfo
 
 log = get_logger(__name__)
 
 
-class JobStatus(StrEnum):
-    ACCEPTED = "accepted"
-    INGESTING = "ingesting"
-    RENDERING = "rendering"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATUSES = frozenset(
-    {JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED}
-)
-_ACTIVE = [JobStatus.ACCEPTED, JobStatus.INGESTING, JobStatus.RENDERING]
+_ACTIVE = sorted(ACTIVE_STATUSES)
 
 _JOB_COLUMNS = """job_id, source, status, attempt, total_items, done_items, failed_items,
                   output, error, created_at, started_at, finished_at"""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.errors import ImagegenError
+from shared.contract.errors import ImagegenError
 
 # The machine's shared servers live here; a throwaway server must never bind or signal them.
 RESERVED_PORTS: frozenset[int] = frozenset({4222, 5432})

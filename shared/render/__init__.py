@@ -4,9 +4,11 @@ Used by the renderer service, the `imagegen.preview` / `validate` / `fonts` endp
 local `imagegen render` command, so all of them draw identically.
 """
 
+from shared.contract.messages import FontInfo
+from shared.contract.style import Shadow, Style
 from shared.render.engine import RenderedImage, RenderEngine
-from shared.render.fonts import FontCatalogue, FontInfo, default_catalogue
-from shared.render.style import Shadow, Style, merge_style, parse_style
+from shared.render.fonts import FontCatalogue, default_catalogue
+from shared.render.styles import merge_style, parse_style
 
 __all__ = [
     "FontCatalogue",

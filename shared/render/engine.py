@@ -15,8 +15,9 @@ from functools import lru_cache
 
 from PIL import Image
 
-from shared.errors import RenderError
-from shared.render.colors import RGBA, parse_color
+from shared.contract.colors import RGBA, parse_color
+from shared.contract.errors import RenderError
+from shared.contract.style import Style, padding_box
 from shared.render.encode import encode_mask, encode_rgba
 from shared.render.faces import FaceCache
 from shared.render.fonts import FontCatalogue, default_catalogue
@@ -33,7 +34,6 @@ from shared.render.raster import (
     ink_box,
     mask_palette,
 )
-from shared.render.style import Style, padding_box
 
 
 @dataclass(frozen=True, slots=True)

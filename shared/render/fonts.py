@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import msgspec
 from fontTools.ttLib import TTCollection, TTFont
+
+from shared.contract.messages import FontInfo
 
 FONTS_DIR_ENV = "IMAGEGEN_FONTS_DIR"
 FONT_SUFFIXES = frozenset({".ttf", ".otf", ".ttc", ".otc"})
@@ -39,24 +40,6 @@ SCRIPT_SAMPLES: dict[str, str] = {
     "Symbols": "\u2605\u2660\u263a",
     "Emoji": "\U0001f600\U0001f680",
 }
-
-
-class FontInfo(msgspec.Struct, kw_only=True, frozen=True):
-    """One catalogue entry as `imagegen.fonts` lists it."""
-
-    name: str
-    family: str
-    style: str
-    file: str
-    index: int = 0
-    scripts: list[str] = msgspec.field(default_factory=list)
-    fallback: list[str] = msgspec.field(default_factory=list)
-    # Variable-font axes as {tag: [min, default, max]}; empty for static fonts.
-    axes: dict[str, list[float]] = msgspec.field(default_factory=dict)
-    # Colour bitmap fonts load only at their strike size and are scaled to the text size.
-    color: bool = False
-    fixed_size: int | None = None
-    bundled: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from shared.errors import RenderError
+from shared.contract.errors import RenderError
 
 # Bidi embeddings, overrides and isolates, plus the implicit marks: layout decides direction.
 _BIDI_CONTROLS = frozenset([0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from shared.render.colors import RGBA
+from shared.contract.colors import RGBA
 from shared.render.faces import Bitmap, FaceCache
 from shared.render.layout import Placed
 

@@ -18,8 +18,8 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.errors import StorageError
-from shared.subjects import validate_job_id
+from shared.contract.errors import StorageError
+from shared.contract.subjects import validate_job_id
 
 
 class DirectoryStore:

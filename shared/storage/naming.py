@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from shared.errors import BadRequest
+from shared.contract.errors import BadRequest
 
 _PLACEHOLDER = re.compile(r"\{(?:(?P<index>index)(?::(?P<pad>0?\d{1,2}))?|row\[(?P<col>[^\]{}]+)\])\}")
 # Fix: C1 control characters (U+0080-U+009F) are control characters too, and were kept.

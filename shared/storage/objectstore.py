@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
-from shared.errors import StorageError
+from shared.contract.errors import StorageError
+from shared.contract.subjects import BUCKET_IMAGES, validate_job_id
 from shared.storage.naming import sanitize_name
-from shared.subjects import BUCKET_IMAGES, validate_job_id
 
 URL_SCHEME = "nats-object"
 

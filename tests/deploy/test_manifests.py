@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from services.gateway.settings import GatewaySettings
-from shared import subjects
 from shared.cli.stack import SERVICES
+from shared.contract import subjects
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import pytest
 
 from shared.bus.discovery import wait_for_services
 from shared.client import Client
-from shared.messages import BatchResult, JobEvent, SubmitCsv
+from shared.contract.messages import BatchResult, JobEvent, SubmitCsv
 from tests.faults.conftest import FaultStack
 
 pytestmark = pytest.mark.slow
@@ -263,7 +263,7 @@ async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultSt
 async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(fault_stack: FaultStack) -> None:
     """With the task queue at its limit, a new submit gets a clear 503 "busy" instead of being
     accepted into a stall; the work already accepted is kept and completes once renderers run."""
-    from shared.errors import Busy
+    from shared.contract.errors import Busy
 
     stack = fault_stack.stack
     rows = 2000

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.cli.stack import LocalStack
 from shared.client import Client
+from shared.contract.messages import SubmitCsv
 from shared.localstack import NatsServer
-from shared.messages import SubmitCsv
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -14,9 +14,10 @@ from PIL import Image
 from shared.bus.discovery import ping_all
 from shared.cli.stack import SERVICES, LocalStack
 from shared.client import Client
-from shared.errors import BadRequest
-from shared.messages import BatchResult, JobEvent, SubmitCsv, SubmitDb
-from shared.render import RenderEngine, Style
+from shared.contract.errors import BadRequest
+from shared.contract.messages import BatchResult, JobEvent, SubmitCsv, SubmitDb
+from shared.contract.style import Style
+from shared.render import RenderEngine
 from tests.conftest import DATA, REPO
 from tests.images import corners_transparent, decode_rgba, ink_bbox, ink_pixels
 

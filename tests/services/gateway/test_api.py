@@ -20,10 +20,10 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from shared.cli.stack import LocalStack
 from shared.client import Client
+from shared.contract.messages import SubmitCsv
+from shared.contract.subjects import BUCKET_IMAGES
 from shared.localstack import NatsServer
-from shared.messages import SubmitCsv
 from shared.settings import Settings
-from shared.subjects import BUCKET_IMAGES
 from tests.conftest import REPO
 from tests.images import corners_transparent, decode_rgba, ink_pixels
 from tests.services.gateway.conftest import MAX_UPLOAD

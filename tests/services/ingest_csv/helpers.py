@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from shared.client import Client
-from shared.messages import JobEvent, JobInfo, SubmitCsv
+from shared.contract.messages import JobEvent, JobInfo, SubmitCsv
 
 
 async def run_file(client: Client, path: Path, request: SubmitCsv) -> tuple[JobEvent, JobInfo]:

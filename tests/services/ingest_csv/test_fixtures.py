@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from shared.client import Client
-from shared.errors import BadRequest
-from shared.messages import SubmitCsv
-from shared.render import RenderEngine, Style
+from shared.contract.errors import BadRequest
+from shared.contract.messages import SubmitCsv
+from shared.contract.style import Style
+from shared.render import RenderEngine
 from tests.conftest import DATA
 from tests.data.csv.make_fixtures import EXPECTED, LONG_CELL
 from tests.images import corners_transparent, decode_rgba, ink_pixels

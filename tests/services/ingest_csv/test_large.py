@@ -20,9 +20,10 @@ import pytest
 
 from shared.cli.stack import LocalStack
 from shared.client import Client
+from shared.contract.codec import decode_msgpack
+from shared.contract.messages import RenderTask, SubmitCsv
+from shared.contract.subjects import STREAM_TASKS
 from shared.localstack import NatsServer
-from shared.messages import RenderTask, SubmitCsv, decode_msgpack
-from shared.subjects import STREAM_TASKS
 from tests.stacks import own_stack, peak_rss_mb, wait_ingested
 
 ROWS = 1_000_000

@@ -8,7 +8,7 @@ import contextlib
 import msgspec
 
 from shared.client import Client
-from shared.messages import BatchResult, SubmitCsv
+from shared.contract.messages import BatchResult, SubmitCsv
 from tests.conftest import DATA
 from tests.services.ingest_csv.helpers import read_manifest, run_file
 

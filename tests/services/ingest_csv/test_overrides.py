@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from shared.client import Client
-from shared.errors import BadRequest
-from shared.messages import SubmitCsv
-from shared.render import RenderEngine, Style
+from shared.contract.errors import BadRequest
+from shared.contract.messages import SubmitCsv
+from shared.contract.style import Style
+from shared.render import RenderEngine
 from tests.images import decode_rgba, ink_pixels
 from tests.services.ingest_csv.helpers import read_manifest, run_file
 

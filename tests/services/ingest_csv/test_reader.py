@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.ingest_csv.reader import CsvLayout, iter_rows, layout_of, open_source, open_text
-from shared.errors import BadRequest, SourceError
+from shared.contract.errors import BadRequest, SourceError
 from shared.ingest import Row
 
 DATA = Path(__file__).resolve().parents[2] / "data"

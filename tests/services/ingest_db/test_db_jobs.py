@@ -7,7 +7,7 @@ import pytest
 
 from shared.cli.stack import LocalStack
 from shared.client import Client
-from shared.messages import SubmitDb
+from shared.contract.messages import SubmitDb
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from shared.cli.stack import LocalStack
 from shared.client import Client
+from shared.contract.messages import SubmitDb
+from shared.contract.subjects import STREAM_TASKS
 from shared.localstack import NatsServer
-from shared.messages import SubmitDb
-from shared.subjects import STREAM_TASKS
 from tests.stacks import own_stack, peak_rss_mb, wait_ingested
 
 ROWS = 1_000_000

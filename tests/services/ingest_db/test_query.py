@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.ingest_db.query import check_select
-from shared.errors import BadRequest
+from shared.contract.errors import BadRequest
 
 ACCEPTED = [
     "SELECT name FROM products",

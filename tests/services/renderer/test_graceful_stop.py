@@ -10,7 +10,7 @@ import time
 from shared.bus.discovery import wait_for_services
 from shared.cli.stack import LocalStack
 from shared.client import Client
-from shared.messages import BatchResult, SubmitCsv
+from shared.contract.messages import BatchResult, SubmitCsv
 from tests.conftest import DATA
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from shared.cli.stack import LocalStack
 from shared.client import Client
-from shared.errors import Conflict, NotFound
-from shared.messages import JobEvent, SubmitCsv
+from shared.contract.errors import Conflict, NotFound
+from shared.contract.messages import JobEvent, SubmitCsv
 from tests.images import decode_rgba
 
 

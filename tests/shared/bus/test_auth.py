@@ -15,8 +15,8 @@ import pytest
 
 from shared.cli.stack import LocalStack
 from shared.client import Client
+from shared.contract.messages import SubmitCsv
 from shared.localstack import NatsServer
-from shared.messages import SubmitCsv
 
 
 async def test_the_service_set_works_end_to_end_behind_user_password_auth(database_url: str) -> None:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from shared.contract.messages import BatchResult, ItemResult
 from shared.ledger import Ledger, migrate
 from shared.ledger.migrate import available_migrations
-from shared.messages import BatchResult, ItemResult
 from tests.conftest import create_database
 
 
@@ -110,14 +110,14 @@ async def test_list_and_get(ledger: Ledger) -> None:
     assert [j.job_id for j in failed] == ["list-b"]
     everything = await ledger.list_jobs(limit=10)
     assert {"list-a", "list-b"} <= {j.job_id for j in everything}
-    from shared.errors import NotFound
+    from shared.contract.errors import NotFound
 
     with pytest.raises(NotFound):
         await ledger.get_job("nope")
 
 
 async def test_cancel_transitions(ledger: Ledger) -> None:
-    from shared.errors import Conflict
+    from shared.contract.errors import Conflict
 
     # accepted -> cancelled: ingest then never starts it
     created, _ = await ledger.create_job("cancel-early", "csv", b"{}", None)
@@ -144,7 +144,7 @@ async def test_cancel_transitions(ledger: Ledger) -> None:
 
 
 async def test_retry_transitions(ledger: Ledger) -> None:
-    from shared.errors import Conflict
+    from shared.contract.errors import Conflict
 
     await _new_job(ledger, "retry-me")
     await ledger.finish_ingest("retry-me", 1, total_items=3, total_batches=1)

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
+from shared.contract.colors import parse_color
 from shared.render import RenderEngine
-from shared.render.colors import parse_color
 from shared.render.faces import FaceKey
 
 from .helpers import decode, style

@@ -107,7 +107,7 @@ def _variable_font(path: Path) -> None:
 
 
 def test_variable_font_weight(tmp_path: Path) -> None:
-    from shared.errors import BadRequest
+    from shared.contract.errors import BadRequest
 
     _variable_font(tmp_path / "TestVar.ttf")
     catalogue = FontCatalogue.load([tmp_path])

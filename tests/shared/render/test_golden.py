@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import RenderError
+from shared.contract.errors import RenderError
 from shared.render import RenderEngine
 
 from .helpers import alpha_bbox, decode, ink_sum, line_crops, pixels, rows_with_ink, style

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import BadRequest
+from shared.contract.colors import parse_color
+from shared.contract.errors import BadRequest
+from shared.contract.style import padding_box
 from shared.render import Style, merge_style, parse_style
-from shared.render.colors import parse_color
-from shared.render.style import padding_box
 
 
 def test_defaults() -> None:

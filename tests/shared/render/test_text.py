@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from shared.errors import RenderError
+from shared.contract.errors import RenderError
 from shared.render import RenderEngine, Style
 from shared.render.hygiene import Limits, clean_text
 

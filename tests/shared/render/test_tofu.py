@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageFont
 
-from shared.errors import RenderError
+from shared.contract.errors import RenderError
 from shared.render import RenderEngine
 from shared.render.faces import FaceKey
 from shared.render.itemize import clusters_of

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import BadRequest, StorageError
+from shared.contract.errors import BadRequest, StorageError
 from shared.storage.directory import DirectoryStore
 
 

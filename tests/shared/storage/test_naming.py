@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import BadRequest
+from shared.contract.errors import BadRequest
 from shared.storage.naming import MAX_NAME_BYTES, NameTemplate, sanitize_name
 
 # --- the template language ----------------------------------------------------------------------

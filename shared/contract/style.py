@@ -1,24 +1,42 @@
 """The one typed style model, its validation, and per-item overrides.
 
-`Style` is what a job, a preview or a CSV/DB row override carries. msgspec checks types and
-ranges; `parse_style` adds the semantic checks msgspec cannot express (colour syntax, the font
-exists, padding has 1/2/4 values, auto-fit has a box) and turns every failure into a
+`Style` is what a job, a preview or a per-row override carries. msgspec checks types and
+ranges; `parse_style` adds the semantic checks msgspec cannot express (colour syntax, padding
+has 1/2/4 values, auto-fit has a box, and — given a `FontBook` such as the render engine's
+catalogue — the font exists and its axes take the values) and turns every failure into a
 `BadRequest` whose `field` names the offending field, e.g. `style.shadow.color`.
+
+This module is part of the wire contract, so it imports no imaging library: a client builds and
+checks a Style without loading the engine; the services pass their catalogue for the font checks.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Literal, Protocol
 
 import msgspec
 
-from shared.errors import BadRequest
-from shared.render.colors import parse_color
+from shared.contract.codec import bad_request_from
+from shared.contract.colors import parse_color
+from shared.contract.errors import BadRequest
 
-if TYPE_CHECKING:
-    from shared.render.fonts import FontCatalogue
+
+class FontAxes(Protocol):
+    """What the style checks need to know of one font: its variation axes (min, default, max)."""
+
+    @property
+    def axes(self) -> Mapping[str, Sequence[float]]: ...
+
+
+class FontBook(Protocol):
+    """The fonts a server offers, as the style checks see them (the engine's catalogue is one)."""
+
+    def __contains__(self, name: object) -> bool: ...
+
+    def names(self) -> Iterable[str]: ...
+
+    def info(self, name: str) -> FontAxes: ...
 
 Px = Annotated[int, msgspec.Meta(ge=0, le=4000)]
 Side = Annotated[int, msgspec.Meta(ge=1, le=16384)]
@@ -90,24 +108,6 @@ class Style(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defau
     control_chars: Literal["strip", "refuse"] = "strip"
 
 
-_AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
-
-
-def _field_of(message: str, prefix: str) -> tuple[str, str]:
-    """Turn msgspec's "Expected ... - at `$.shadow.color`" into ("style.shadow.color", reason)."""
-    path = ""
-    reason = message
-    at = _AT_PATH.search(message)
-    if at:
-        path = at.group("path")
-        reason = message[: at.start()]
-    unknown = _UNKNOWN.search(reason)
-    if unknown:
-        path = f"{path}.{unknown.group('name')}"
-    return prefix + path, reason
-
-
 def _check_color(value: str | None, field: str) -> None:
     if value is None:
         return
@@ -130,10 +130,32 @@ def padding_box(padding: int | tuple[int, ...]) -> tuple[int, int, int, int]:
     raise ValueError("padding takes 1, 2 or 4 values")
 
 
-def _check_semantics(style: Style, prefix: str, catalogue: FontCatalogue) -> None:
-    if style.font not in catalogue:
-        known = ", ".join(sorted(catalogue.names()))
+def _check_fonts(style: Style, prefix: str, fonts: FontBook) -> None:
+    if style.font not in fonts:
+        known = ", ".join(sorted(fonts.names()))
         raise BadRequest(f"unknown font {style.font!r}; known fonts: {known}", field=f"{prefix}.font")
+    if style.weight is not None or style.axes:
+        info = fonts.info(style.font)
+        if not info.axes:
+            raise BadRequest(
+                f"font {style.font!r} is not a variable font; pick a bold/regular font by name",
+                field=f"{prefix}.weight" if style.weight is not None else f"{prefix}.axes",
+            )
+        if style.weight is not None:
+            if "wght" not in info.axes:
+                raise BadRequest(f"font {style.font!r} has no weight axis", field=f"{prefix}.weight")
+            lo, _, hi = info.axes["wght"]
+            if not lo <= style.weight <= hi:
+                raise BadRequest(f"weight must be within {lo:g}-{hi:g}", field=f"{prefix}.weight")
+        for tag, value in (style.axes or {}).items():
+            if tag not in info.axes:
+                raise BadRequest(f"font {style.font!r} has no axis {tag!r}", field=f"{prefix}.axes.{tag}")
+            lo, _, hi = info.axes[tag]
+            if not lo <= value <= hi:
+                raise BadRequest(f"axis {tag} must be within {lo:g}-{hi:g}", field=f"{prefix}.axes.{tag}")
+
+
+def _check_semantics(style: Style, prefix: str) -> None:
     _check_color(style.color, f"{prefix}.color")
     _check_color(style.background, f"{prefix}.background")
     _check_color(style.stroke_color, f"{prefix}.stroke_color")
@@ -160,33 +182,14 @@ def _check_semantics(style: Style, prefix: str, catalogue: FontCatalogue) -> Non
                 f"min_size {style.min_size} is larger than size {style.size}",
                 field=f"{prefix}.min_size",
             )
-    if style.weight is not None or style.axes:
-        info = catalogue.info(style.font)
-        if not info.axes:
-            raise BadRequest(
-                f"font {style.font!r} is not a variable font; pick a bold/regular font by name",
-                field=f"{prefix}.weight" if style.weight is not None else f"{prefix}.axes",
-            )
-        if style.weight is not None:
-            if "wght" not in info.axes:
-                raise BadRequest(f"font {style.font!r} has no weight axis", field=f"{prefix}.weight")
-            lo, _, hi = info.axes["wght"]
-            if not lo <= style.weight <= hi:
-                raise BadRequest(f"weight must be within {lo:g}-{hi:g}", field=f"{prefix}.weight")
-        for tag, value in (style.axes or {}).items():
-            if tag not in info.axes:
-                raise BadRequest(f"font {style.font!r} has no axis {tag!r}", field=f"{prefix}.axes.{tag}")
-            lo, _, hi = info.axes[tag]
-            if not lo <= value <= hi:
-                raise BadRequest(f"axis {tag} must be within {lo:g}-{hi:g}", field=f"{prefix}.axes.{tag}")
 
 
-def parse_style(raw: object, field_prefix: str = "style", *, catalogue: FontCatalogue | None = None) -> Style:
-    """Validate `raw` (a mapping, a Style, or None for the defaults) into a Style."""
-    if catalogue is None:
-        from shared.render.fonts import default_catalogue
+def parse_style(raw: object, field_prefix: str = "style", *, fonts: FontBook | None = None) -> Style:
+    """Validate `raw` (a mapping, a Style, or None for the defaults) into a Style.
 
-        catalogue = default_catalogue()
+    Without `fonts` the font name and axes are not checked (a client does not know the server's
+    fonts); every service passes its catalogue.
+    """
     if raw is None:
         raw = {}
     elif isinstance(raw, Style):
@@ -196,9 +199,10 @@ def parse_style(raw: object, field_prefix: str = "style", *, catalogue: FontCata
     try:
         style = msgspec.convert(raw, Style, strict=False)
     except msgspec.ValidationError as exc:
-        field, reason = _field_of(str(exc), field_prefix)
-        raise BadRequest(reason, field=field) from None
-    _check_semantics(style, field_prefix, catalogue)
+        raise bad_request_from(exc, prefix=field_prefix) from None
+    _check_semantics(style, field_prefix)
+    if fonts is not None:
+        _check_fonts(style, field_prefix, fonts)
     return style
 
 
@@ -207,7 +211,7 @@ def merge_style(
     overrides: Mapping[str, object],
     *,
     field_prefix: str = "style",
-    catalogue: FontCatalogue | None = None,
+    fonts: FontBook | None = None,
 ) -> Style:
     """`base` with per-item `overrides` applied (a nested `shadow` mapping merges field-wise)."""
     if not overrides:
@@ -219,4 +223,4 @@ def merge_style(
             merged[key] = {**current, **value}
         else:
             merged[key] = value
-    return parse_style(merged, field_prefix, catalogue=catalogue)
+    return parse_style(merged, field_prefix, fonts=fonts)

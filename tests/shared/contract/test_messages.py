@@ -7,8 +7,9 @@ import json
 import msgspec
 import pytest
 
-from shared.errors import BadRequest
-from shared.messages import (
+from shared.contract.codec import decode_json, decode_msgpack, encode_json, encode_msgpack
+from shared.contract.errors import BadRequest
+from shared.contract.messages import (
     Accepted,
     BatchResult,
     ErrorReply,
@@ -18,12 +19,8 @@ from shared.messages import (
     RenderTask,
     SubmitCsv,
     SubmitDb,
-    decode_json,
-    decode_msgpack,
-    encode_json,
-    encode_msgpack,
 )
-from shared.render.style import Style
+from shared.contract.style import Style
 
 
 def field_of(payload: bytes, type_: type[object]) -> BadRequest:

@@ -1,24 +1,22 @@
 """Every message on the wire, as msgspec Structs: the single source of truth of the format.
 
 User-facing messages (submit requests, replies, results, events) are JSON so any NATS client in
-any language can speak them; the internal render task is MessagePack. `decode_json` /
-`decode_msgpack` turn a validation failure into `BadRequest` naming the field, so an edge never
-has to parse msgspec's wording itself.
+any language can speak them; the internal render task is MessagePack (`shared.contract.codec`).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any
 
-import msgspec
 from msgspec import Meta, Struct, field
 
-from shared.errors import BadRequest
-from shared.render.style import Style
+from shared.contract.errors import BadRequest
+from shared.contract.states import EventKind, JobStatus
+from shared.contract.style import Style
+from shared.contract.subjects import JOB_ID_PATTERN
 
-JobId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="job id")]
+JobId = Annotated[str, Meta(pattern=JOB_ID_PATTERN, description="job id")]
 ColumnRef = str | Annotated[int, Meta(ge=0)]
 StyleField = Annotated[str, Meta(pattern=r"^[a-z_]{1,40}$")]
 NameTemplate = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -94,7 +92,7 @@ class Accepted(_Wire):
     """Reply to a submit: the job exists and its work is durably queued."""
 
     job_id: str
-    status: str
+    status: JobStatus
     results_subject: str
     events_subject: str
     duplicate: bool = False
@@ -177,18 +175,12 @@ class BatchResult(_Wire):
     at: datetime = field(default_factory=utcnow)
 
 
-JobStatusName = Literal[
-    "accepted", "ingesting", "rendering", "completed", "completed_with_errors", "failed", "cancelled"
-]
-EventKind = Literal["accepted", "started", "progress", "completed", "failed", "cancelled"]
-
-
 class JobEvent(_Wire):
     """`imagegen.events.<job_id>.<kind>`: a step in a job's life, with its counts so far."""
 
     job_id: str
     kind: EventKind
-    status: str
+    status: JobStatus
     attempt: int = 1
     total: int | None = None
     done: int = 0
@@ -211,7 +203,7 @@ class JobInfo(_Wire):
 
     job_id: str
     source: str
-    status: str
+    status: JobStatus
     attempt: int
     total: int | None
     done: int
@@ -232,7 +224,7 @@ class JobsGet(_Wire):
 class JobsList(_Wire):
     """`imagegen.jobs.list`: newest first; page with `before` = last `created_at` seen."""
 
-    status: JobStatusName | None = None
+    status: JobStatus | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 50
     before: datetime | None = None
     since: datetime | None = None
@@ -255,62 +247,26 @@ class PreviewRequest(_Wire):
     style: Style = field(default_factory=Style)
 
 
+class FontInfo(Struct, kw_only=True, frozen=True):
+    """One catalogue entry as `imagegen.fonts` lists it."""
+
+    name: str
+    family: str
+    style: str
+    file: str
+    index: int = 0
+    scripts: list[str] = field(default_factory=list)
+    fallback: list[str] = field(default_factory=list)
+    # Variable-font axes as {tag: [min, default, max]}; empty for static fonts.
+    axes: dict[str, list[float]] = field(default_factory=dict)
+    # Colour bitmap fonts load only at their strike size and are scaled to the text size.
+    color: bool = False
+    fixed_size: int | None = None
+    bundled: bool = True
+
+
 class ValidateReply(_Wire):
     """Reply of `imagegen.validate`: the style as the server understood it, defaults filled."""
 
     ok: bool
     style: dict[str, Any]
-
-
-# --- codecs ---------------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-_json_encoder = msgspec.json.Encoder()
-_msgpack_encoder = msgspec.msgpack.Encoder()
-_NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
-_AT_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-
-
-def encode_json(message: Any) -> bytes:
-    return _json_encoder.encode(message)
-
-
-def encode_msgpack(message: Any) -> bytes:
-    return _msgpack_encoder.encode(message)
-
-
-def _field_of(path: str) -> str | None:
-    """`$.style.color` -> `style.color`; `$.items[3]` -> `items[3]`."""
-    path = path.lstrip(".")
-    return path or None
-
-
-def bad_request_from(exc: msgspec.MsgspecError, *, prefix: str = "") -> BadRequest:
-    """Turn msgspec's 'Expected `int`, got `str` - at `$.size`' into a BadRequest naming `size`."""
-    match = _AT_PATH.match(str(exc))
-    assert match is not None  # the pattern matches any string
-    field_name = _field_of(match.group("path") or "")
-    named = _NAMED_FIELD.search(match.group("msg"))
-    if named:  # "Object missing required field `column`": the field is the named one
-        field_name = f"{field_name}.{named.group(1)}" if field_name else named.group(1)
-    if prefix:
-        field_name = f"{prefix}.{field_name}" if field_name else prefix
-    message = match.group("msg")
-    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
-        message = f"malformed payload: {message}"
-    return BadRequest(message, field=field_name)
-
-
-def decode_json(data: bytes, type_: type[T]) -> T:
-    try:
-        return msgspec.json.decode(data, type=type_)
-    except msgspec.MsgspecError as exc:
-        raise bad_request_from(exc) from exc
-
-
-def decode_msgpack(data: bytes, type_: type[T]) -> T:
-    try:
-        return msgspec.msgpack.decode(data, type=type_)
-    except msgspec.MsgspecError as exc:
-        raise bad_request_from(exc) from exc

@@ -3,14 +3,14 @@ CSS names and `transparent`.
 
 Pillow's `ImageColor` knows the CSS names and hex forms but reads the alpha of `rgba()` as
 0-255, while CSS (and every designer) writes it as 0-1 or a percentage; so the functional forms
-are parsed here and only names fall through to Pillow.
+are parsed here. Names come from `webcolors`' CSS table, so the contract needs no Pillow.
 """
 
 from __future__ import annotations
 
 import re
 
-from PIL import ImageColor
+import webcolors
 
 RGBA = tuple[int, int, int, int]
 
@@ -19,6 +19,8 @@ TRANSPARENT: RGBA = (0, 0, 0, 0)
 _HEX = re.compile(r"#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 _FUNC = re.compile(r"(rgba?)\(\s*([^)]*)\)", re.IGNORECASE)
 _NAME = re.compile(r"[a-zA-Z]+")
+# CSS Color 4 added one name to the CSS3 table that webcolors carries.
+_CSS4_ONLY: dict[str, RGBA] = {"rebeccapurple": (0x66, 0x33, 0x99, 255)}
 
 
 def _channel(token: str) -> int:
@@ -71,9 +73,12 @@ def parse_color(text: str) -> RGBA:
             raise ValueError(f"{text!r}: {exc}") from None
         return (r, g, b, a)
     if _NAME.fullmatch(value):
+        name = value.lower()
+        if name in _CSS4_ONLY:
+            return _CSS4_ONLY[name]
         try:
-            rgb = ImageColor.getrgb(value.lower())
+            rgb = webcolors.name_to_rgb(name, spec=webcolors.CSS3)
         except ValueError:
             raise ValueError(f"{text!r} is not a CSS colour name") from None
-        return (rgb[0], rgb[1], rgb[2], 255 if len(rgb) == 3 else rgb[3])
+        return (rgb.red, rgb.green, rgb.blue, 255)
     raise ValueError(f"{text!r} is not a colour (#rrggbb, rgb(), rgba() or a CSS name)")

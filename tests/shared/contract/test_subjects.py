@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.errors import BadRequest
-from shared.subjects import (
+from shared.contract.errors import BadRequest
+from shared.contract.subjects import (
     events_filter,
     events_subject,
     job_id_from_subject,

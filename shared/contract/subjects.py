@@ -1,4 +1,4 @@
-"""Subject, stream, consumer and bucket names: the public contract of DESIGN.md, in one place.
+"""Subject, stream, consumer and bucket names: the public NATS contract, in one place.
 
 Job ids appear in subjects and paths, so they are validated here before any of them is built.
 """
@@ -10,7 +10,8 @@ import secrets
 import time
 from typing import Final
 
-from shared.errors import BadRequest
+from shared.contract.errors import BadRequest
+from shared.contract.states import EventKind
 
 PREFIX: Final = "imagegen"
 
@@ -41,19 +42,12 @@ BUCKET_INPUTS: Final = "imagegen-inputs"
 BUCKET_IMAGES: Final = "imagegen-images"
 BUCKET_CANCELLED: Final = "imagegen-cancelled"  # KV: job id -> reason, read by ingest and renderers
 
-EVENT_KINDS: Final = (
-    "accepted",
-    "started",
-    "progress",
-    "completed",
-    "failed",
-    "cancelled",
-)
-
 # Request header naming who asks (connection name or user), logged on audit lines.
 CLIENT_HEADER: Final = "Imagegen-Client"
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Job ids appear in subjects and file paths: letters, digits, '-' and '_' only.
+JOB_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def validate_job_id(job_id: str, *, field: str = "job_id") -> str:
@@ -76,10 +70,8 @@ def results_subject(job_id: str) -> str:
     return f"{PREFIX}.results.{validate_job_id(job_id)}"
 
 
-def events_subject(job_id: str, kind: str) -> str:
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"unknown event kind {kind!r}")
-    return f"{PREFIX}.events.{validate_job_id(job_id)}.{kind}"
+def events_subject(job_id: str, kind: EventKind) -> str:
+    return f"{PREFIX}.events.{validate_job_id(job_id)}.{EventKind(kind)}"
 
 
 def events_filter(job_id: str) -> str:
