@@ -7,27 +7,36 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest bench up down system-deps clean
+.PHONY: run test lint typecheck pytest bench up down status system-deps node-deps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./devstack
 	touch $(STAMP)
 
 # Only what pip cannot serve: PostgreSQL server binaries (the fault tests always start their own),
 # FriBiDi (Pillow's bundled raqm loads it for right-to-left text), Compose v1 (the tests
-# validate compose.yaml with it offline) and Chromium (the web console's browser test).
+# validate compose.yaml with it offline), Chromium (the web console's browser test) and Node.js
+# (the official AsyncAPI parser checks the generated document).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
+	if ! command -v npm >/dev/null 2>&1; then missing="$$missing nodejs npm"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# The AsyncAPI parser for the tests, pinned by its lock file.
+NODE_DEPS := tests/tools/asyncapi/node_modules/.installed
+$(NODE_DEPS): tests/tools/asyncapi/package-lock.json | system-deps
+	cd tests/tools/asyncapi && npm ci --silent --no-audit --no-fund
+	touch $(NODE_DEPS)
+node-deps: $(NODE_DEPS)
 
 run: $(STAMP) system-deps
 	$(PY) -m shared.cli.main run
@@ -38,13 +47,16 @@ up: $(STAMP) system-deps
 down: $(STAMP)
 	$(PY) -m shared.cli.main down
 
+status: $(STAMP)
+	$(PY) -m shared.cli.main status
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check shared services tests bench deploy
+	$(VENV)/bin/ruff check shared services devstack tests bench deploy examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(STAMP) system-deps node-deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

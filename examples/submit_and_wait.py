@@ -29,14 +29,15 @@ from pathlib import Path
 
 from shared.client import Client
 from shared.contract.errors import BadRequest
-from shared.contract.messages import JobEvent, SubmitCsv
+from shared.contract.messages import JobEvent
 from shared.contract.style import Style
+from shared.sources.csv import SubmitCsv
 
 
 async def main(csv_file: Path, column: str, nats_url: str, color: str) -> int:
     async with await Client.connect(nats_url) as client:
         try:
-            accepted = await client.submit_csv_file(
+            accepted = await client.submit_file(
                 csv_file, SubmitCsv(column=column, style=Style(size=40, color=color))
             )
         except BadRequest as exc:

@@ -17,9 +17,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.cli.stack import LocalStack
+from devstack import NatsServer, PostgresServer
+from devstack.stack import LocalStack
 from shared.client import Client
-from shared.localstack import NatsServer, PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
