@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shared.cli import stackfile
 from shared.contract.errors import ImagegenError
 
 # The machine's shared servers live here; a throwaway server must never bind or signal them.
@@ -129,15 +130,7 @@ def die_with_parent_hook(sig: int = signal.SIGTERM) -> Callable[[], None] | None
     return hook
 
 
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists (zombies included)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+pid_alive = stackfile.alive  # one definition of "this pid is a live process"
 
 
 def pid_cmdline(pid: int) -> list[str]:

@@ -8,7 +8,7 @@ Run it against a running stack (`imagegen up` prints the NATS URL):
 What it does, in the order a program of yours would:
 
 1. `Client.connect` - one NATS connection; every call below goes over it.
-2. `submit_csv_file` - uploads the file into the `imagegen-inputs` object store and submits it;
+2. `submit_file` - uploads the file into the `imagegen-inputs` object store and submits it;
    a bad request (no such column, an empty file, a bad colour) raises `BadRequest` whose
    `field` names what to fix, before any job exists.
 3. `watch` - the job's lifecycle events, replayed from the first, until a terminal one

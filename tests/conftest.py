@@ -81,7 +81,7 @@ def csv_dir() -> Iterator[Path]:
 def stack(
     nats_url: str, database_url: str, csv_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalStack]:
-    """The four services (two renderers) against the session's servers."""
+    """The service set (two renderers) against the session's servers."""
     state = tmp_path_factory.mktemp("stack")
     service_stack = LocalStack(
         state,

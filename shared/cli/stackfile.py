@@ -35,6 +35,7 @@ def info_file(state: Path) -> Path:
 
 
 def alive(pid: int) -> bool:
+    """True when a process with this pid exists (zombies included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,4 +1,4 @@
-"""ingest-db against a real Postgres: parameters, read-only enforcement, failures mid-stream."""
+"""The db source against a real Postgres: parameters, read-only enforcement, failures mid-stream."""
 
 from __future__ import annotations
 
