@@ -1,41 +1,53 @@
-"""Encoding: the palette fast path for single-colour text, RGBA PNG, and WebP.
+"""Encoding policy: which PNG an image becomes (palette or RGBA, filter, level), and WebP.
 
-When every pixel is a function of one coverage value (one text colour, any background, no
-shadow, stroke in the text colour), the image is an 8-bit index image plus a 256-entry palette:
-the compositor is run once on a 0..255 gradient strip to get the colour and alpha of each level
-(`raster.mask_palette`). Written as a palette PNG with a `tRNS` chunk that decodes pixel for
-pixel to the RGBA render, zlib has a quarter of the bytes to compress: faster and smaller than
-Pillow's default RGBA PNG.
+Single-colour text is one 8-bit coverage mask plus a 256-entry palette (the compositor run once
+on a 0..255 strip, `raster.mask_palette`): written as a palette PNG with `tRNS`, it decodes
+pixel for pixel to the RGBA render with a quarter of the bytes to compress. Multi-colour images
+(stroke in another colour, shadow, emoji) are RGBA, except that an image whose colours are told
+apart by one channel alone (text and shadow in one colour, say) is written exactly as a palette
+PNG keyed by that channel. The chunks are written by `png.py`; this module only decides.
 """
 
 from __future__ import annotations
 
 import io
+from functools import lru_cache
+from typing import cast
 
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
+from shared.render import png
 from shared.render.raster import MaskPalette
 
-# Measured on 48 px labels: level 2 is both faster and smaller than level 1 for palette masks.
-FAST_PNG_LEVEL = 2
-# RGBA images (stroke, shadow, emoji) keep more detail; level 3 is close to level 6 in size at
-# half its time for these small images.
-RGBA_PNG_LEVEL = 3
+# libdeflate levels (1-12). Palette masks: level 1 is within 2 % of level 6's size at 60 % of
+# its time on 48 px labels, and beats Pillow's level-2 palette save on both counts.
+PALETTE_LEVEL = 1
+# RGBA text (stroke, emoji): unfiltered rows at level 6 are ~12 % smaller than Pillow's default
+# (zlib 6, adaptive filters) in about a quarter of the time; every filter type measured larger on
+# crisp text, whose rows are long runs of one pixel value.
+RGBA_LEVEL = 6
+# Blurred shadows are smooth gradients: the Up filter makes them ~7 % smaller than no filter.
+BLURRED_FILTER = png.FILTER_UP
 COMPACT_PALETTE_MAX_PIXELS = 12_000
 
 
-def _compact_palette(mask: Image.Image, palette: MaskPalette) -> tuple[Image.Image, bytes, bytes]:
-    """PLTE and tRNS for the mask, indexing only the coverage levels a small mask uses.
+@lru_cache(maxsize=256)
+def _full_palette(palette: MaskPalette) -> bytes:
+    """PLTE + tRNS of all 256 levels, built once per colour pair (palettes hash by identity)."""
+    return png.palette_chunks(b"".join(palette.rgb), palette.alpha.rstrip(b"\xff"))
 
-    A full 256-entry PLTE + tRNS costs ~1 KB per file. On big images that is noise; on tiny
-    ones (a single glyph) it can triple the file, so small masks get a palette of just their
-    levels (remapped monotonically, so zlib sees the same runs). Not done for big masks: the
-    histogram and remap cost more time than the bytes are worth.
+
+def _compact(mask: Image.Image, palette: MaskPalette) -> tuple[Image.Image, bytes]:
+    """Indices and PLTE/tRNS chunks for the mask.
+
+    A full 256-entry PLTE + tRNS costs ~1 KB per file. On big images that is noise, and a 48 px
+    label uses ~250 of the levels anyway; on tiny ones (a single glyph) it can triple the file,
+    so small masks get a palette of just their levels (remapped monotonically, so deflate sees
+    the same runs).
     """
-    entries, alphas = palette
     if mask.width * mask.height > COMPACT_PALETTE_MAX_PIXELS:
-        return mask, b"".join(entries), alphas.rstrip(b"\xff")
+        return mask, _full_palette(palette)
     histogram = mask.histogram()
     used = [level for level, count in enumerate(histogram) if count]
     if len(used) < 256:
@@ -43,9 +55,9 @@ def _compact_palette(mask: Image.Image, palette: MaskPalette) -> tuple[Image.Ima
         for index, level in enumerate(used):
             lut[level] = index
         mask = mask.point(lut)
-    plte = b"".join(entries[level] for level in used)
-    trns = bytes(alphas[level] for level in used).rstrip(b"\xff")  # missing entries are opaque
-    return mask, plte, trns
+    plte = b"".join(palette.rgb[level] for level in used)
+    trns = bytes(palette.alpha[level] for level in used).rstrip(b"\xff")  # missing = opaque
+    return mask, png.palette_chunks(plte, trns)
 
 
 def _exif_dpi(dpi: int) -> bytes:
@@ -56,36 +68,62 @@ def _exif_dpi(dpi: int) -> bytes:
     return exif.tobytes()
 
 
+def _webp(image: Image.Image, dpi: int | None, lossless: bool, quality: int) -> bytes:
+    buf = io.BytesIO()
+    params: dict[str, object] = {"lossless": lossless, "quality": quality, "exact": False}
+    if dpi:
+        params["exif"] = _exif_dpi(dpi)
+    image.save(buf, "WEBP", **params)
+    return buf.getvalue()
+
+
 def encode_mask(
     mask: Image.Image, palette: MaskPalette, fmt: str, dpi: int | None, lossless: bool, quality: int
 ) -> bytes:
-    """Encode an image that is a palette lookup of one coverage mask (consumes `mask`)."""
-    indices, plte, trns = _compact_palette(mask, palette)
-    indices.putpalette(plte, "RGB")  # L -> P in place, no pixel copy
+    """Encode an image that is a palette lookup of one coverage mask."""
     if fmt == "png":
-        buf = io.BytesIO()
-        params: dict[str, object] = {"compress_level": FAST_PNG_LEVEL}
-        if trns:
-            params["transparency"] = trns
-        if dpi:
-            params["dpi"] = (dpi, dpi)
-        indices.save(buf, "PNG", **params)
-        return buf.getvalue()
-    if trns:
-        indices.info["transparency"] = trns
-    return encode_rgba(indices.convert("RGBA"), fmt, dpi, lossless, quality)
+        indices, chunks = _compact(mask, palette)
+        return png.encode(indices, png.COLOR_PALETTE, PALETTE_LEVEL, extra=chunks + png.phys(dpi))
+    indexed = mask.copy()
+    indexed.putpalette(b"".join(palette.rgb), "RGB")
+    indexed.info["transparency"] = palette.alpha
+    return _webp(indexed.convert("RGBA"), dpi, lossless, quality)
 
 
-def encode_rgba(image: Image.Image, fmt: str, dpi: int | None, lossless: bool, quality: int) -> bytes:
-    buf = io.BytesIO()
-    if fmt == "png":
-        params: dict[str, object] = {"compress_level": RGBA_PNG_LEVEL}
-        if dpi:
-            params["dpi"] = (dpi, dpi)
-        image.save(buf, "PNG", **params)
-    else:
-        webp: dict[str, object] = {"lossless": lossless, "quality": quality, "exact": False}
-        if dpi:
-            webp["exif"] = _exif_dpi(dpi)
-        image.save(buf, "WEBP", **webp)
-    return buf.getvalue()
+def _keyed_palette(image: Image.Image) -> tuple[Image.Image, bytes] | None:
+    """The image as palette indices when one channel alone tells its colours apart, else None.
+
+    Text and a shadow in the same colour differ only in alpha, so the alpha channel *is* a
+    palette index; `getcolors` proves it on the actual pixels (compositing rounds, so equal
+    colours are not assumed), which keeps the file exact.
+    """
+    colors = image.getcolors(256)
+    if colors is None:
+        return None
+    for band in (3, 0, 1, 2):
+        by_value: dict[int, tuple[int, int, int, int]] = {}
+        for _, color in colors:
+            rgba = cast(tuple[int, int, int, int], color)
+            if by_value.setdefault(rgba[band], rgba) != rgba:
+                break
+        else:
+            top = max(by_value) + 1
+            entries = [by_value.get(v, (0, 0, 0, 255)) for v in range(top)]
+            plte = b"".join(bytes(e[:3]) for e in entries)
+            trns = bytes(e[3] for e in entries).rstrip(b"\xff")
+            return image.getchannel(band), png.palette_chunks(plte, trns)
+    return None
+
+
+def encode_rgba(
+    image: Image.Image, fmt: str, dpi: int | None, lossless: bool, quality: int, *, blurred: bool = False
+) -> bytes:
+    """Encode a composited RGBA image (`blurred`: it holds a blurred shadow)."""
+    if fmt != "png":
+        return _webp(image, dpi, lossless, quality)
+    keyed = _keyed_palette(image)
+    kind = BLURRED_FILTER if blurred else png.FILTER_NONE
+    if keyed is not None:
+        indices, chunks = keyed
+        return png.encode(indices, png.COLOR_PALETTE, RGBA_LEVEL, kind=kind, extra=chunks + png.phys(dpi))
+    return png.encode(image, png.COLOR_RGBA, RGBA_LEVEL, kind=kind, extra=png.phys(dpi))

@@ -350,7 +350,14 @@ class RenderEngine:
                 image, drawn.palette, style.format, style.dpi, style.webp_lossless, style.webp_quality
             )
         else:
-            data = encode_rgba(image, style.format, style.dpi, style.webp_lossless, style.webp_quality)
+            data = encode_rgba(
+                image,
+                style.format,
+                style.dpi,
+                style.webp_lossless,
+                style.webp_quality,
+                blurred=style.shadow is not None and style.shadow.blur > 0,
+            )
         # Timings feed the renderer's render/encode histograms (two clock reads per item).
         return RenderedImage(
             data,

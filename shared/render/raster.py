@@ -87,8 +87,16 @@ def draw_masks(
     return mask
 
 
-# (RGB bytes of each coverage level 0..255, alpha of each level)
-MaskPalette = tuple[tuple[bytes, ...], bytes]
+@dataclass(frozen=True, slots=True, eq=False)
+class MaskPalette:
+    """What each coverage level 0..255 becomes: its RGB bytes and its alpha.
+
+    Hashed by identity: `mask_palette` returns one object per colour pair, so encoders can
+    cache the chunks built from it without hashing 256 entries per item.
+    """
+
+    rgb: tuple[bytes, ...]
+    alpha: bytes
 
 
 @lru_cache(maxsize=256)
@@ -102,9 +110,7 @@ def mask_palette(fill: RGBA, background: RGBA) -> MaskPalette:
     canvas = Image.new("RGBA", (256, 1), background)
     _paint(canvas, strip, fill, empty=background[3] == 0)
     data = canvas.tobytes()
-    entries = tuple(data[i * 4 : i * 4 + 3] for i in range(256))
-    alphas = bytes(data[i * 4 + 3] for i in range(256))
-    return entries, alphas
+    return MaskPalette(tuple(data[i * 4 : i * 4 + 3] for i in range(256)), data[3::4])
 
 
 def has_color_pieces(inked: Sequence[Inked]) -> bool:
