@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageFont
 
 from shared.render.fonts import FontCatalogue
+
+if TYPE_CHECKING:
+    from PIL._imaging import ImagingCore
 
 # Cap on cached mask bytes per engine: enough for tens of thousands of 48 px glyphs.
 MASK_CACHE_BYTES = 96 * 1024 * 1024
@@ -34,10 +38,18 @@ class FaceKey:
 @dataclass(frozen=True, slots=True)
 class Bitmap:
     """A rendered piece: `image` is an L mask (or RGBA for colour fonts) at `offset` from the
-    pen position on the baseline."""
+    pen position on the baseline. `core`, `width` and `height` are read from `image` once:
+    pasting reads them for every piece of every item, and Pillow's properties are calls."""
 
     image: Image.Image
     offset: tuple[int, int]
+    core: ImagingCore
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, image: Image.Image, offset: tuple[int, int]) -> Bitmap:
+        return cls(image, offset, image.im, image.width, image.height)
 
 
 class FaceCache:
@@ -52,6 +64,10 @@ class FaceCache:
         self._mask_bytes = 0
         self._color: dict[str, bool] = {}
         self._fixed: dict[str, int | None] = {}
+
+    @property
+    def cached_masks(self) -> int:
+        return len(self._masks)
 
     # --- faces -----------------------------------------------------------------------------
 
@@ -194,7 +210,7 @@ class FaceCache:
         elif box != (0, 0, image.width, image.height):
             image = image.crop(box)
             offset = (offset[0] + box[0], offset[1] + box[1])
-        cached = Bitmap(image, offset)
+        cached = Bitmap.of(image, offset)
         self._mask_bytes += image.width * image.height * len(image.getbands())
         if self._mask_bytes > MASK_CACHE_BYTES:
             # Cheap eviction: drop everything. Batches are homogeneous, so the working set

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, _imaging
 
 from shared.contract.colors import RGBA
 from shared.render.faces import Bitmap, FaceCache
@@ -46,13 +46,19 @@ def ink_box(inked: Sequence[Inked]) -> tuple[int, int, int, int] | None:
     x0 = y0 = 1 << 30
     x1 = y1 = -(1 << 30)
     for item in inked:
+        px, py = item.placed.x, item.placed.y
         for bmp in (item.fill, item.stroke):
-            if bmp is None or not bmp.image.width or not bmp.image.height:
+            if bmp is None or not bmp.width or not bmp.height:
                 continue
-            bx = item.placed.x + bmp.offset[0]
-            by = item.placed.y + bmp.offset[1]
-            x0, y0 = min(x0, bx), min(y0, by)
-            x1, y1 = max(x1, bx + bmp.image.width), max(y1, by + bmp.image.height)
+            bx, by = px + bmp.offset[0], py + bmp.offset[1]
+            if bx < x0:
+                x0 = bx
+            if by < y0:
+                y0 = by
+            if bx + bmp.width > x1:
+                x1 = bx + bmp.width
+            if by + bmp.height > y1:
+                y1 = by + bmp.height
     if x1 < x0:
         return None
     return (x0, y0, x1, y1)
@@ -72,18 +78,15 @@ def draw_masks(
 ) -> Image.Image:
     """One L coverage mask of the outline fonts' pieces (stroke mask if `use_stroke`)."""
     mask = Image.new("L", size, 0)
-    draw = ImageDraw.Draw(mask).draw
+    # The core drawing object ImageDraw.Draw wraps (blend off, as for an L image).
+    draw_bitmap = _imaging.draw(mask.im, 0).draw_bitmap
     ox, oy = origin
     for item in inked:
         bmp = item.stroke if use_stroke and item.stroke is not None else item.fill
-        if item.placed.color or not bmp.image.width:
+        if item.placed.color or not bmp.width:
             continue
         # draw_bitmap blends like ImageDraw.text (alpha "over"), so overlaps match Pillow.
-        draw.draw_bitmap(
-            (item.placed.x + bmp.offset[0] + ox, item.placed.y + bmp.offset[1] + oy),
-            bmp.image.im,
-            255,
-        )
+        draw_bitmap((item.placed.x + bmp.offset[0] + ox, item.placed.y + bmp.offset[1] + oy), bmp.core, 255)
     return mask
 
 
@@ -152,7 +155,7 @@ def _paste_rgba(canvas: Image.Image, image: Image.Image, x: int, y: int) -> None
 def emoji_layer(inked: Sequence[Inked], size: tuple[int, int], origin: tuple[int, int]) -> Image.Image:
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     for item in inked:
-        if not item.placed.color or not item.fill.image.width:
+        if not item.placed.color or not item.fill.width:
             continue
         _paste_rgba(
             layer,
