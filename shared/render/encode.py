@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
-from typing import cast
 
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
 from shared.render import png
-from shared.render.raster import MaskPalette
+from shared.render.raster import MaskPalette, lookup
 
 # libdeflate levels (1-12). Palette masks: level 1 is within 2 % of level 6's size at 60 % of
 # its time on 48 px labels, and beats Pillow's level-2 palette save on both counts.
 PALETTE_LEVEL = 1
-# RGBA text (stroke, emoji): unfiltered rows at level 6 are ~12 % smaller than Pillow's default
-# (zlib 6, adaptive filters) in about a quarter of the time; every filter type measured larger on
-# crisp text, whose rows are long runs of one pixel value.
-RGBA_LEVEL = 6
+# RGBA text (stroke, emoji): unfiltered rows at level 5 are ~10 % smaller than Pillow's default
+# (zlib 6, adaptive filters) in well under half its time; every filter type measured larger on
+# crisp text, whose rows are long runs of one pixel value, and levels 1-4 save little time.
+RGBA_LEVEL = 5
 # Blurred shadows are smooth gradients: the Up filter makes them ~7 % smaller than no filter.
 BLURRED_FILTER = png.FILTER_UP
 COMPACT_PALETTE_MAX_PIXELS = 12_000
@@ -84,46 +83,39 @@ def encode_mask(
     if fmt == "png":
         indices, chunks = _compact(mask, palette)
         return png.encode(indices, png.COLOR_PALETTE, PALETTE_LEVEL, extra=chunks + png.phys(dpi))
-    indexed = mask.copy()
-    indexed.putpalette(b"".join(palette.rgb), "RGB")
-    indexed.info["transparency"] = palette.alpha
-    return _webp(indexed.convert("RGBA"), dpi, lossless, quality)
+    return _webp(lookup(mask, palette), dpi, lossless, quality)
 
 
-def _keyed_palette(image: Image.Image) -> tuple[Image.Image, bytes] | None:
-    """The image as palette indices when one channel alone tells its colours apart, else None.
+def _alpha_indexed(image: Image.Image, palette: MaskPalette) -> Image.Image | None:
+    """The alpha channel, if looking it up in `palette` gives back exactly `image`, else None.
 
-    Text and a shadow in the same colour differ only in alpha, so the alpha channel *is* a
-    palette index; `getcolors` proves it on the actual pixels (compositing rounds, so equal
-    colours are not assumed), which keeps the file exact.
+    Layers of one colour over a transparent canvas differ only in alpha (text and its shadow
+    in one colour, say), so alpha is a palette index; the lookup is compared with the actual
+    pixels because compositing rounds and transparent pixels may keep either colour.
     """
-    colors = image.getcolors(256)
-    if colors is None:
-        return None
-    for band in (3, 0, 1, 2):
-        by_value: dict[int, tuple[int, int, int, int]] = {}
-        for _, color in colors:
-            rgba = cast(tuple[int, int, int, int], color)
-            if by_value.setdefault(rgba[band], rgba) != rgba:
-                break
-        else:
-            top = max(by_value) + 1
-            entries = [by_value.get(v, (0, 0, 0, 255)) for v in range(top)]
-            plte = b"".join(bytes(e[:3]) for e in entries)
-            trns = bytes(e[3] for e in entries).rstrip(b"\xff")
-            return image.getchannel(band), png.palette_chunks(plte, trns)
-    return None
+    alpha = image.getchannel("A")
+    return alpha if lookup(alpha, palette).tobytes() == image.tobytes() else None
 
 
 def encode_rgba(
-    image: Image.Image, fmt: str, dpi: int | None, lossless: bool, quality: int, *, blurred: bool = False
+    image: Image.Image,
+    fmt: str,
+    dpi: int | None,
+    lossless: bool,
+    quality: int,
+    *,
+    blurred: bool = False,
+    alpha_palette: MaskPalette | None = None,
 ) -> bytes:
-    """Encode a composited RGBA image (`blurred`: it holds a blurred shadow)."""
+    """Encode a composited RGBA image (`blurred`: it holds a blurred shadow); with
+    `alpha_palette`, as a palette PNG indexed by alpha when that reproduces it exactly."""
     if fmt != "png":
         return _webp(image, dpi, lossless, quality)
-    keyed = _keyed_palette(image)
     kind = BLURRED_FILTER if blurred else png.FILTER_NONE
-    if keyed is not None:
-        indices, chunks = keyed
-        return png.encode(indices, png.COLOR_PALETTE, RGBA_LEVEL, kind=kind, extra=chunks + png.phys(dpi))
+    if alpha_palette is not None:
+        alpha = _alpha_indexed(image, alpha_palette)
+        if alpha is not None:
+            indices, chunks = _compact(alpha, alpha_palette)
+            extra = chunks + png.phys(dpi)
+            return png.encode(indices, png.COLOR_PALETTE, PALETTE_LEVEL, kind=kind, extra=extra)
     return png.encode(image, png.COLOR_RGBA, RGBA_LEVEL, kind=kind, extra=png.phys(dpi))

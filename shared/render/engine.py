@@ -71,6 +71,7 @@ class _Drawn:
     image: Image.Image
     palette: MaskPalette | None
     missing: tuple[str, ...]
+    alpha_palette: MaskPalette | None = None  # an RGBA image that may be alpha-indexed
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +284,8 @@ class RenderEngine:
         inked = ink(layout.placed, self.faces, style.stroke_width)
         frame = self._frame(layout, inked, prep)
         size = (frame.width, frame.height)
-        if prep.one_colour and not force_rgba and not has_color_pieces(inked):
+        emoji = has_color_pieces(inked)
+        if prep.one_colour and not force_rgba and not emoji:
             mask = draw_masks(inked, size, frame.origin, use_stroke=prep.stroke is not None)
             return _Drawn(mask, prep.palette, missing)
         image = compose_rgba(
@@ -295,7 +297,7 @@ class RenderEngine:
             background=prep.background,
             shadow=prep.shadow,
         )
-        return _Drawn(image, None, missing)
+        return _Drawn(image, None, missing, None if emoji else prep.alpha_palette)
 
     def _render(self, text: str, style: Style, force_rgba: bool = False) -> RenderedImage:
         try:
@@ -323,6 +325,7 @@ class RenderEngine:
                 style.webp_lossless,
                 style.webp_quality,
                 blurred=prep.shadow is not None and prep.shadow[2] > 0,
+                alpha_palette=drawn.alpha_palette,
             )
         # Timings feed the renderer's render/encode histograms (two clock reads per item).
         return RenderedImage(

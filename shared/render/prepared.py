@@ -74,6 +74,7 @@ class Prepared:
     shadow: tuple[int, int, float, RGBA] | None  # dx, dy, blur, colour
     one_colour: bool  # every pixel a function of one coverage value (emoji aside)
     palette: MaskPalette  # coverage level -> pixel, for one-colour items
+    alpha_palette: MaskPalette | None  # alpha -> pixel, when every layer has one colour
     main: int | None  # text-area limit along the lines (columns, when vertical)
     cross: int | None  # and across them
 
@@ -101,6 +102,12 @@ def prepare(style: Style) -> Prepared:
     if style.shadow is not None:
         s = style.shadow
         shadow = (s.offset_x, s.offset_y, s.blur, color_of(s.color))
+    layers = {fill[:3], *([stroke[:3]] if stroke else []), *([shadow[3][:3]] if shadow else [])}
+    alpha_palette = None
+    if len(layers) == 1 and background[3] == 0:
+        # Over a transparent canvas, same-colour layers composite to that colour at some alpha.
+        (rgb,) = layers
+        alpha_palette = MaskPalette.of((bytes(background[:3]),) + (bytes(rgb),) * 255, bytes(range(256)))
     inner_w = style.width - pad[1] - pad[3] if style.width else None
     inner_h = style.height - pad[0] - pad[2] if style.height else None
     max_w, max_h = style.max_width or inner_w, style.max_height or inner_h
@@ -115,6 +122,7 @@ def prepare(style: Style) -> Prepared:
         shadow=shadow,
         one_colour=shadow is None and (stroke is None or stroke == fill),
         palette=mask_palette(fill, background),
+        alpha_palette=alpha_palette,
         main=max_h if vertical else max_w,
         cross=max_w if vertical else max_h,
     )

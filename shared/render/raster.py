@@ -64,13 +64,14 @@ def ink_box(inked: Sequence[Inked]) -> tuple[int, int, int, int] | None:
     return (x0, y0, x1, y1)
 
 
-def ramp(alpha: int) -> list[int]:
+@lru_cache(maxsize=256)
+def ramp(alpha: int) -> tuple[int, ...]:
     """Coverage 0-255 -> alpha, rounded exactly like Pillow's blend (DIV255)."""
     out = []
     for i in range(256):
         t = alpha * i + 128
         out.append((t + (t >> 8)) >> 8)
-    return out
+    return tuple(out)
 
 
 def draw_masks(
@@ -92,14 +93,27 @@ def draw_masks(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MaskPalette:
-    """What each coverage level 0..255 becomes: its RGB bytes and its alpha.
+    """What each level 0..255 of a mask becomes: its RGB bytes, its alpha, and both as one
+    RGBA table (for Pillow's palette lookups).
 
-    Hashed by identity: `mask_palette` returns one object per colour pair, so encoders can
+    Hashed by identity: one object per colour pair (`mask_palette` is cached), so encoders can
     cache the chunks built from it without hashing 256 entries per item.
     """
 
     rgb: tuple[bytes, ...]
     alpha: bytes
+    rgba: bytes
+
+    @classmethod
+    def of(cls, rgb: tuple[bytes, ...], alpha: bytes) -> MaskPalette:
+        return cls(rgb, alpha, b"".join(c + bytes((a,)) for c, a in zip(rgb, alpha, strict=True)))
+
+
+def lookup(mask: Image.Image, palette: MaskPalette) -> Image.Image:
+    """The RGBA image whose pixel is `palette[level]` for each mask level: one C pass."""
+    indexed = mask.copy()
+    indexed.putpalette(palette.rgba, "RGBA")
+    return indexed.convert("RGBA")
 
 
 @lru_cache(maxsize=256)
@@ -111,33 +125,35 @@ def mask_palette(fill: RGBA, background: RGBA) -> MaskPalette:
     """
     strip = Image.frombytes("L", (256, 1), bytes(range(256)))
     canvas = Image.new("RGBA", (256, 1), background)
-    _paint(canvas, strip, fill, empty=background[3] == 0)
+    if background[3] == 0:
+        # ImageDraw.text's blend on an empty canvas: colour where the mask is non-zero,
+        # alpha = mask x colour alpha; so one-colour output matches Pillow bit for bit.
+        draw = ImageDraw.Draw(canvas).draw
+        draw.draw_bitmap((0, 0), strip.im, draw.draw_ink(fill))
+    else:
+        canvas.alpha_composite(lookup(strip, _layer_palette(fill)))
     data = canvas.tobytes()
-    return MaskPalette(tuple(data[i * 4 : i * 4 + 3] for i in range(256)), data[3::4])
+    return MaskPalette.of(tuple(data[i * 4 : i * 4 + 3] for i in range(256)), data[3::4])
+
+
+@lru_cache(maxsize=256)
+def _layer_palette(rgba: RGBA) -> MaskPalette:
+    """A colour layer's levels: the colour at alpha = coverage x its alpha (DIV255-rounded)."""
+    rgb = bytes(rgba[:3])
+    return MaskPalette.of((rgb,) * 256, bytes(ramp(rgba[3])))
 
 
 def has_color_pieces(inked: Sequence[Inked]) -> bool:
     return any(item.placed.color for item in inked)
 
 
-def _paint(canvas: Image.Image, mask: Image.Image, rgba: RGBA, empty: bool) -> None:
-    """Composite `rgba` through `mask` onto the canvas.
-
-    On a still-empty transparent canvas this is exactly ImageDraw.text's blend (colour where
-    the mask is non-zero, alpha = mask x colour alpha), so single-colour RGBA output matches
-    Pillow and the palette path bit for bit; later layers use true alpha compositing.
-    """
-    if empty:
-        draw = ImageDraw.Draw(canvas).draw
-        draw.draw_bitmap((0, 0), mask.im, draw.draw_ink(rgba))
-    else:
-        canvas.alpha_composite(_color_layer(mask, rgba))
-
-
-def _color_layer(mask: Image.Image, rgba: RGBA) -> Image.Image:
-    layer = Image.new("RGBA", mask.size, (rgba[0], rgba[1], rgba[2], 0))
-    layer.putalpha(mask.point(ramp(rgba[3])))
-    return layer
+def _paint(canvas: Image.Image | None, mask: Image.Image, rgba: RGBA, background: RGBA) -> Image.Image:
+    """Composite `rgba` through `mask` onto the canvas (None: an empty transparent canvas of
+    `background`, painted as `mask_palette` defines it); true alpha "over" otherwise."""
+    if canvas is None:
+        return lookup(mask, mask_palette(rgba, background))
+    canvas.alpha_composite(lookup(mask, _layer_palette(rgba)))
+    return canvas
 
 
 def _paste_rgba(canvas: Image.Image, image: Image.Image, x: int, y: int) -> None:
@@ -177,8 +193,8 @@ def compose_rgba(
     shadow: tuple[int, int, float, RGBA] | None,
 ) -> Image.Image:
     """The RGBA image: background, shadow, stroke, fill, then colour glyphs on top."""
-    canvas = Image.new("RGBA", size, background)
-    empty = background[3] == 0
+    # Painting the first layer onto an empty transparent canvas is a palette lookup.
+    canvas = None if background[3] == 0 else Image.new("RGBA", size, background)
     fill_mask = draw_masks(inked, size, origin, use_stroke=False)
     stroke_mask = draw_masks(inked, size, origin, use_stroke=True) if stroke is not None else None
     emoji = emoji_layer(inked, size, origin) if has_color_pieces(inked) else None
@@ -191,12 +207,10 @@ def compose_rgba(
         shifted.paste(source, (dx, dy))
         if blur > 0:
             shifted = shifted.filter(ImageFilter.GaussianBlur(blur))
-        _paint(canvas, shifted, shadow_rgba, empty)
-        empty = False
+        canvas = _paint(canvas, shifted, shadow_rgba, background)
     if stroke_mask is not None and stroke is not None:
-        _paint(canvas, stroke_mask, stroke, empty)
-        empty = False
-    _paint(canvas, fill_mask, fill, empty)
+        canvas = _paint(canvas, stroke_mask, stroke, background)
+    canvas = _paint(canvas, fill_mask, fill, background)
     if emoji is not None:
         canvas.alpha_composite(emoji)
     return canvas
