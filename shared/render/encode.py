@@ -77,12 +77,24 @@ def _webp(image: Image.Image, dpi: int | None, lossless: bool, quality: int) -> 
 
 
 def encode_mask(
-    mask: Image.Image, palette: MaskPalette, fmt: str, dpi: int | None, lossless: bool, quality: int
+    mask: Image.Image,
+    palette: MaskPalette,
+    fmt: str,
+    dpi: int | None,
+    lossless: bool,
+    quality: int,
+    *,
+    filtered: bool = False,
 ) -> bytes:
-    """Encode an image that is a palette lookup of one coverage mask."""
+    """Encode an image that is a palette lookup of one coverage mask (`filtered`: the mask
+    leads with a blank filter column, `raster.draw_masks(filter_column=True)`)."""
     if fmt == "png":
+        # Level 0 is always used when there is a filter column, so it keeps index 0 = None.
         indices, chunks = _compact(mask, palette)
-        return png.encode(indices, png.COLOR_PALETTE, PALETTE_LEVEL, extra=chunks + png.phys(dpi))
+        extra = chunks + png.phys(dpi)
+        return png.encode(indices, png.COLOR_PALETTE, PALETTE_LEVEL, extra=extra, filtered=filtered)
+    if filtered:
+        mask = mask.crop((1, 0, mask.width, mask.height))
     return _webp(lookup(mask, palette), dpi, lossless, quality)
 
 

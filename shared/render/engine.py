@@ -72,6 +72,17 @@ class _Drawn:
     palette: MaskPalette | None
     missing: tuple[str, ...]
     alpha_palette: MaskPalette | None = None  # an RGBA image that may be alpha-indexed
+    filtered: bool = False  # a mask with a leading PNG filter column (one pixel wider)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.image.width - self.filtered, self.image.height)
+
+    def picture(self) -> Image.Image:
+        """The image itself, without any filter column."""
+        if not self.filtered:
+            return self.image
+        return self.image.crop((1, 0, self.image.width, self.image.height))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +151,7 @@ class RenderEngine:
         """The image without encoding: an L coverage mask when the style is one colour (its
         palette is applied at encode time) unless `force_rgba`, else RGBA. For benchmarks."""
         with self._lock:
-            return self._draw(text, self._styles.get(style), force_rgba).image
+            return self._draw(text, self._styles.get(style), force_rgba).picture()
 
     def placements(self, text: str, style: Style) -> list[Placement]:
         """Where each piece lands on the canvas (pen position on the baseline), for tests and
@@ -286,8 +297,10 @@ class RenderEngine:
         size = (frame.width, frame.height)
         emoji = has_color_pieces(inked)
         if prep.one_colour and not force_rgba and not emoji:
-            mask = draw_masks(inked, size, frame.origin, use_stroke=prep.stroke is not None)
-            return _Drawn(mask, prep.palette, missing)
+            mask = draw_masks(
+                inked, size, frame.origin, use_stroke=prep.stroke is not None, filter_column=True
+            )
+            return _Drawn(mask, prep.palette, missing, filtered=True)
         image = compose_rgba(
             inked,
             size,
@@ -315,7 +328,13 @@ class RenderEngine:
         image = drawn.image
         if drawn.palette is not None:
             data = encode_mask(
-                image, drawn.palette, style.format, style.dpi, style.webp_lossless, style.webp_quality
+                image,
+                drawn.palette,
+                style.format,
+                style.dpi,
+                style.webp_lossless,
+                style.webp_quality,
+                filtered=drawn.filtered,
             )
         else:
             data = encode_rgba(
@@ -328,10 +347,11 @@ class RenderEngine:
                 alpha_palette=drawn.alpha_palette,
             )
         # Timings feed the renderer's render/encode histograms (two clock reads per item).
+        width, height = drawn.size
         return RenderedImage(
             data,
-            image.width,
-            image.height,
+            width,
+            height,
             style.format,
             drawn.missing,
             render_seconds=drawn_at - started,

@@ -76,16 +76,20 @@ def scanlines(image: Image.Image, kind: int = FILTER_NONE) -> bytes:
     return rows.tobytes()
 
 
-def _streamed_idat(image: Image.Image, kind: int, level: int) -> bytes:
+def _rows(image: Image.Image, kind: int, filtered: bool) -> bytes:
+    return image.tobytes() if filtered else scanlines(image, kind)
+
+
+def _streamed_idat(image: Image.Image, kind: int, level: int, filtered: bool) -> bytes:
     """IDAT chunks for a huge image, filtered and compressed one band of rows at a time."""
-    row_bytes = image.width * _BYTES_PER_PIXEL[image.mode] + 1
+    row_bytes = len(_rows(image.crop((0, 0, image.width, 1)), kind, filtered))
     band = max(1, STREAM_BAND_BYTES // row_bytes)
     compressor = zlib.compressobj(min(level, 9))
     chunks = []
     for top in range(0, image.height, band):
         # Up needs the row above the band; it is filtered along and then dropped.
-        above = 1 if kind == FILTER_UP and top else 0
-        rows = scanlines(image.crop((0, top - above, image.width, min(image.height, top + band))), kind)
+        above = 1 if kind == FILTER_UP and top and not filtered else 0
+        rows = _rows(image.crop((0, top - above, image.width, min(image.height, top + band))), kind, filtered)
         data = compressor.compress(rows[above * row_bytes :])
         if data:
             chunks.append(chunk(b"IDAT", data))
@@ -94,15 +98,21 @@ def _streamed_idat(image: Image.Image, kind: int, level: int) -> bytes:
 
 
 def encode(
-    image: Image.Image, color_type: int, level: int, *, kind: int = FILTER_NONE, extra: bytes = b""
+    image: Image.Image,
+    color_type: int,
+    level: int,
+    *,
+    kind: int = FILTER_NONE,
+    extra: bytes = b"",
+    filtered: bool = False,
 ) -> bytes:
     """A whole file: signature, IHDR, the ancillary chunks in `extra` (PLTE, tRNS, pHYs), IDAT,
-    IEND. `image` holds the stored bytes: palette indices as mode L, or RGBA."""
-    head = SIGNATURE + chunk(
-        b"IHDR", struct.pack(">IIBBBBB", image.width, image.height, 8, color_type, 0, 0, 0)
-    )
+    IEND. `image` holds the stored bytes: palette indices as mode L, or RGBA; `filtered`: an L
+    image whose first column already is each row's filter byte (see `raster.draw_masks`)."""
+    width = image.width - 1 if filtered else image.width
+    head = SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, image.height, 8, color_type, 0, 0, 0))
     if image.width * image.height * _BYTES_PER_PIXEL[image.mode] > STREAM_ABOVE:
-        body = _streamed_idat(image, kind, level)
+        body = _streamed_idat(image, kind, level, filtered)
     else:
-        body = chunk(b"IDAT", deflate.zlib_compress(scanlines(image, kind), level))
+        body = chunk(b"IDAT", deflate.zlib_compress(_rows(image, kind, filtered), level))
     return b"".join((head, extra, body, _IEND))

@@ -75,19 +75,32 @@ def ramp(alpha: int) -> tuple[int, ...]:
 
 
 def draw_masks(
-    inked: Sequence[Inked], size: tuple[int, int], origin: tuple[int, int], use_stroke: bool
+    inked: Sequence[Inked],
+    size: tuple[int, int],
+    origin: tuple[int, int],
+    use_stroke: bool,
+    *,
+    filter_column: bool = False,
 ) -> Image.Image:
-    """One L coverage mask of the outline fonts' pieces (stroke mask if `use_stroke`)."""
-    mask = Image.new("L", size, 0)
+    """One L coverage mask of the outline fonts' pieces (stroke mask if `use_stroke`).
+
+    `filter_column` adds a blank first column: a PNG scanline is a filter-type byte and the
+    row, and 0 is filter None, so such a mask's bytes are its PNG scanlines as they stand
+    (saves a copy of the image per item).
+    """
+    width, height = size
+    mask = Image.new("L", (width + filter_column, height), 0)
     # The core drawing object ImageDraw.Draw wraps (blend off, as for an L image).
     draw_bitmap = _imaging.draw(mask.im, 0).draw_bitmap
-    ox, oy = origin
+    ox, oy = origin[0] + filter_column, origin[1]
     for item in inked:
         bmp = item.stroke if use_stroke and item.stroke is not None else item.fill
         if item.placed.color or not bmp.width:
             continue
         # draw_bitmap blends like ImageDraw.text (alpha "over"), so overlaps match Pillow.
         draw_bitmap((item.placed.x + bmp.offset[0] + ox, item.placed.y + bmp.offset[1] + oy), bmp.core, 255)
+    if filter_column:
+        mask.paste(0, (0, 0, 1, height))  # ink clipped at the left edge (overflow: clip)
     return mask
 
 
