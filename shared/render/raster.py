@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, _imaging
 
@@ -19,9 +20,9 @@ from shared.render.faces import Bitmap, FaceCache
 from shared.render.layout import Placed
 
 
-@dataclass(frozen=True, slots=True)
-class Inked:
-    """A placed piece with its bitmaps (fill, and stroke when the style has one)."""
+class Inked(NamedTuple):
+    """A placed piece with its bitmaps (fill, and stroke when the style has one); a tuple
+    because one is built per piece per item."""
 
     placed: Placed
     fill: Bitmap
