@@ -53,6 +53,7 @@ WORDS = " ".join(
 EMOJI = "🍵☕🥟🍜🍋"
 WARM_SAMPLES = 16  # items a render child warms its engine with (the job's first ones)
 BLOCK = 100  # items a mode renders before the next mode takes its turn
+SMALLEST_COUNT = 200
 # Floors (--check): each is a ratio against Pillow in the same run.
 PALETTE_SPEED, PALETTE_BYTES = 8.0, 0.9
 RGBA_SPEED, RGBA_BYTES = 3.0, 1.0
@@ -184,10 +185,10 @@ def report(results: dict[str, tuple[float, int]], count: int, base: str) -> None
         print(f"  {label:<46} {rate:7.0f} img/CPU-s {rate / rate0:6.2f}x  {per}")
 
 
-def engine_for(styles: list[Style], warm: list[str] | None) -> RenderEngine:
+def engine_for(styles: list[Style], warm: list[str] | None, *, smallest: bool = False) -> RenderEngine:
     """A new engine with fonts and coverage loaded (a once-per-process cost, ~1 s); its glyph
     caches are cold, or warmed with `warm` as the renderer child warms it at start."""
-    engine = RenderEngine(default_catalogue())
+    engine = RenderEngine(default_catalogue(), png_effort="smallest" if smallest else "fast")
     for s in styles:
         engine.render("预热 warm-up", s)
         if warm is not None:
@@ -350,6 +351,18 @@ def main() -> int:
         if speed < RGBA_SPEED or size > RGBA_BYTES:
             failures.append(name)
     print(f"  floor: each effect >= {RGBA_SPEED}x Pillow's rate, bytes <= {RGBA_BYTES}x")
+
+    subset = texts[:SMALLEST_COUNT]
+
+    def effort_modes() -> list[Mode]:
+        fast, small = engine_for([same], samples), engine_for([same], samples, smallest=True)
+        return [
+            ("engine, fast (default)", lambda t: fast.render(t, same).data),
+            ("engine, png_effort='smallest' (oxipng)", lambda t: small.render(t, same).data),
+        ]
+
+    print(f"smallest-files setting, first {len(subset)} strings (no floor; oxipng may use every core):")
+    report(run_modes(effort_modes, subset, 1), len(subset), "engine, fast (default)")
 
     big = large(args.large_side, max(1, args.rounds - 1))
     side = args.large_side

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 
+import oxipng
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
@@ -29,6 +30,11 @@ RGBA_DEFLATE = png.Deflate("libdeflate", 5)
 # Blurred shadows are smooth gradients: the Up filter makes them ~7 % smaller than no filter.
 BLURRED_FILTER = png.FILTER_UP
 COMPACT_PALETTE_MAX_PIXELS = 12_000
+# The "smallest files" setting: oxipng (PyPI pyoxipng) at its level 2 retries filters, bit
+# depths and palette orders and recompresses with libdeflate 11. Measured on 48 px labels:
+# 7-13 % smaller than the fast path for 11-26 ms of CPU each (40-80x the fast encode); oxipng
+# runs its trials on all cores.
+SMALLEST_LEVEL = 2
 
 
 @lru_cache(maxsize=256)
@@ -131,3 +137,10 @@ def encode_rgba(
             extra = chunks + png.phys(dpi)
             return png.encode(indices, png.COLOR_PALETTE, PALETTE_DEFLATE, kind=kind, extra=extra)
     return png.encode(image, png.COLOR_RGBA, RGBA_DEFLATE, kind=kind, extra=png.phys(dpi))
+
+
+def smallest(data: bytes) -> bytes:
+    """The same pixels in as few bytes as oxipng finds. Lossless: transparent pixels keep their
+    colour (optimize_alpha stays off), so the file still decodes byte for byte as before."""
+    out = oxipng.optimize_from_memory(data, level=SMALLEST_LEVEL, optimize_alpha=False)
+    return out if len(out) < len(data) else data

@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from PIL import Image
 
 from shared.contract.errors import ImagegenError, RenderError
 from shared.contract.style import Style
-from shared.render.encode import encode_mask, encode_rgba
+from shared.render.encode import encode_mask, encode_rgba, smallest
 from shared.render.faces import MASK_CACHE_BYTES, FaceCache
 from shared.render.fonts import FontCatalogue, default_catalogue
 from shared.render.hygiene import Limits, check_canvas, clean_text
@@ -97,9 +98,18 @@ class _Frame:
 class RenderEngine:
     """Renders items one at a time with cached fonts and glyphs."""
 
-    def __init__(self, catalogue: FontCatalogue | None = None, *, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        catalogue: FontCatalogue | None = None,
+        *,
+        limits: Limits | None = None,
+        png_effort: Literal["fast", "smallest"] = "fast",
+    ) -> None:
+        """`png_effort="smallest"` runs every PNG through oxipng (`encode.smallest`): files
+        7-13 % smaller at 40-80x the encode time, for outputs that are stored or served long."""
         self.catalogue = catalogue if catalogue is not None else default_catalogue()
         self.limits = limits or Limits()
+        self.png_effort = png_effort
         self.faces = FaceCache(self.catalogue)
         self._layouter = Layouter(self.faces)
         self._pickers: dict[str, FontPicker] = {}
@@ -346,6 +356,8 @@ class RenderEngine:
                 blurred=prep.shadow is not None and prep.shadow[2] > 0,
                 alpha_palette=drawn.alpha_palette,
             )
+        if self.png_effort == "smallest" and style.format == "png":
+            data = smallest(data)
         # Timings feed the renderer's render/encode histograms (two clock reads per item).
         width, height = drawn.size
         return RenderedImage(

@@ -164,3 +164,20 @@ def test_prefiltered_mask_is_written_as_is() -> None:
     plain = writer.encode(image, writer.COLOR_PALETTE, how, extra=extra)
     ready = writer.encode(rows, writer.COLOR_PALETTE, how, extra=extra, filtered=True)
     assert plain == ready
+
+
+def test_smallest_setting_keeps_pixels(engine: RenderEngine) -> None:
+    """png_effort="smallest" (oxipng): never larger, same pixels, same bytes run to run."""
+    small, again = (RenderEngine(engine.catalogue, png_effort="smallest") for _ in range(2))
+    saved = 0
+    for text, fields in SAMPLE[:4] + SAMPLE[13:]:
+        s = style(**fields)
+        fast, tight = engine.render(text, s), small.render(text, s)
+        assert len(tight.data) <= len(fast.data)
+        saved += len(fast.data) - len(tight.data)
+        chunks(tight.data)  # valid chunks and CRCs
+        with Image.open(io.BytesIO(tight.data)) as decoded:
+            assert decoded.convert("RGBA").tobytes() == engine.rasterise(text, s, force_rgba=True).tobytes()
+        assert pypng_rgba(tight.data) == pypng_rgba(fast.data)
+        assert again.render(text, s).data == tight.data
+    assert saved > 0
