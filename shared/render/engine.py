@@ -135,21 +135,19 @@ class RenderEngine:
 
         Renders the samples (a job's first items, say: their words, numbers and faces) and,
         when they hold Han characters, the common ones (`warm.common_han`) at the style's size,
-        so a render child starts where a long-running one would be. A sample that cannot be
-        rendered is skipped: warming never fails a job.
+        so a render child starts where a long-running one would be. A sample (or a style) that
+        cannot be rendered is skipped: warming never fails a job; its items report the reason.
         """
         with self._lock:
             texts = list(samples)
-            prep = self._styles.get(style)
-            for text in texts:
-                with contextlib.suppress(ImagegenError, OSError, ValueError):
-                    self._draw(text, prep, False)
+            try:
+                prep, plain = self._styles.get(style), prepare(unboxed(style))
+            except ImagegenError:
+                return self.faces.cached_masks
             lines = warm_texts(texts, style, MASK_CACHE_BYTES)
-            if lines:
-                plain = prepare(unboxed(style))
-                for line in lines:
-                    with contextlib.suppress(ImagegenError, OSError, ValueError):
-                        self._draw(line, plain, False)
+            for text, how in [*((t, prep) for t in texts), *((line, plain) for line in lines)]:
+                with contextlib.suppress(ImagegenError, OSError, ValueError):
+                    self._draw(text, how, False)
             return self.faces.cached_masks
 
     def render_rgba(self, text: str, style: Style) -> RenderedImage:
