@@ -28,11 +28,13 @@ SAMPLE: list[tuple[str, dict[str, object]]] = [
     ("竖排文字，测试。", {"orientation": "vertical"}),
     ("שלום עולם 123", {}),
     ("مرحبا بالعالم", {"color": "#3366cc"}),
-    ("Clipped at the left edge 左", {"width": 150, "align": "right", "overflow": "clip"}),
+    # "j" hangs left of the pen: clipped at the canvas's left edge, next to the filter column.
+    ("jjj 左", {"width": 200, "size": 60, "overflow": "clip"}),
     ("DPI 300", {"dpi": 300}),
     ("中", {}),
     ("Shadow 阴影", {"shadow": {"offset_x": 3, "offset_y": 3, "blur": 2}}),
     ("Blue shadow", {"shadow": {"blur": 1.5, "color": "#0000ff80"}, "color": "#00f"}),
+    ("影", {"shadow": {"blur": 1}}),  # small enough for a palette of just its levels
     ("Red stroke 描边", {"stroke_width": 2, "stroke_color": "red"}),
     ("Emoji 🍵", {}),
 ]
@@ -102,6 +104,8 @@ def test_files_are_valid_and_exact(engine: RenderEngine, text: str, fields: dict
             assert tuple(round(v) for v in decoded.info["dpi"]) == (300, 300)
     assert by_pillow == composite.tobytes()
     assert pypng_rgba(out.data) == by_pillow
+    if fields.get("overflow") == "clip":
+        assert composite.getchannel("A").crop((0, 0, 1, out.height)).getbbox() is not None
 
 
 def test_same_bytes_from_a_fresh_engine(engine: RenderEngine) -> None:
