@@ -28,13 +28,19 @@ class _Wire(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 
 
 class Accepted(_Wire):
-    """Reply to a submit: the job exists and its work is durably queued."""
+    """Reply to a submit: the job exists and its work is durably queued.
+
+    `detected` is what the source's check found and the job will use, e.g. for a CSV its
+    `encoding`, `encoding_confidence` (0-1), `encoding_evidence` (bom, utf-8, detected, given)
+    and `delimiter`.
+    """
 
     job_id: str
     status: JobStatus
     results_subject: str
     events_subject: str
     duplicate: bool = False
+    detected: dict[str, str] = field(default_factory=dict)
 
 
 class ErrorReply(_Wire):

@@ -266,6 +266,7 @@ async function submit() {
   try {
     const accepted = await (await api("/generate/csv", { method: "POST", body: form })).json();
     follow(accepted.job_id);
+    showDetected(accepted.detected || {});
   } catch (err) {
     showError(err);
   } finally {
@@ -281,6 +282,7 @@ function follow(jobId) {
   $("#cancel").hidden = false;
   $("#gallery").replaceChildren();
   $("#gallery-note").textContent = "";
+  $("#detected").textContent = "";
   $("#bar").className = "";
   $("#bar").style.width = "0";
   setStatus("job " + jobId + " · submitted");
@@ -293,6 +295,17 @@ function follow(jobId) {
     // EventSource retries by itself (resuming after the last id); say so instead of failing.
     if (state.job === jobId && source.readyState !== EventSource.CLOSED) setStatus("job " + jobId + " · reconnecting…");
   };
+}
+
+// What the server found in the file (and will read it as): never a silent guess.
+function showDetected(detected) {
+  const parts = [];
+  if (detected.encoding) {
+    const how = detected.encoding_evidence === "detected" ? ", confidence " + detected.encoding_confidence : "";
+    parts.push("read as " + detected.encoding + " (" + (detected.encoding_evidence || "") + how + ")");
+  }
+  if (detected.delimiter) parts.push("delimiter " + JSON.stringify(detected.delimiter));
+  $("#detected").textContent = parts.join(" · ");
 }
 
 function setStatus(text) {

@@ -191,3 +191,13 @@ def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> N
     assert json.loads(fetched.stdout)["images"] == job["done"] == 24
     for path in sorted((tmp_path / "out").glob("*.png")):
         assert path.read_bytes() == (Path(job["output"]) / path.name).read_bytes()
+
+
+def test_submit_says_how_the_file_was_read(stack: LocalStack) -> None:
+    done = submit_products(stack)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("accepted job ")
+    assert "encoding utf-8" in done.stdout and "encoding_evidence utf-8" in done.stdout
+    assert "delimiter ," in done.stdout
+    as_json = json.loads(submit_products(stack, "--json").stdout)
+    assert as_json["detected"]["encoding"] == "utf-8"
