@@ -321,13 +321,15 @@ function onEvent(jobId, event) {
   let text = "job " + jobId + " · " + event.status;
   if (total) text += " · " + finished + " / " + total + " (" + percent + "%)";
   if (event.failed) text += " · " + event.failed + " failed";
+  if (event.incomplete) text += " · " + event.incomplete + " incomplete (characters no font covers)";
   // A completed job's message is server-side detail (its manifest path): not for this line.
   if (event.message && event.kind !== "completed") text += " · " + event.message;
   setStatus(text);
   if (TERMINAL.has(event.kind)) {
     state.events.close();
     $("#cancel").hidden = true;
-    $("#bar").className = event.kind === "completed" && !event.failed ? "done" : event.kind === "completed" ? "" : "failed";
+    const clean = !event.failed && !event.incomplete;
+    $("#bar").className = event.kind === "completed" && clean ? "done" : event.kind === "completed" ? "" : "failed";
     if (event.kind === "completed") $("#bar").style.width = "100%";
     if (event.kind === "failed") showError(new ApiError("", "job failed: " + (event.message || event.status), null));
     showGallery(jobId);
@@ -380,7 +382,7 @@ async function loadJobs() {
         Object.assign(document.createElement("span"), { textContent: job.job_id }),
         Object.assign(document.createElement("span"), { textContent: job.status, className: "status-" + job.status }),
         Object.assign(document.createElement("span"), {
-          textContent: job.done + (job.total != null ? " / " + job.total : "") + (job.failed ? " · " + job.failed + " failed" : ""),
+          textContent: job.done + (job.total != null ? " / " + job.total : "") + (job.failed ? " · " + job.failed + " failed" : "") + (job.incomplete ? " · " + job.incomplete + " incomplete" : ""),
           className: "muted",
         }),
       );

@@ -75,4 +75,4 @@ async def submit(args: argparse.Namespace) -> int:
             emit(args, {**msgspec.to_builtins(job), "manifest": final.manifest})
         else:
             print_summary(job, final)
-        return 0 if final.kind == "completed" and final.failed == 0 else 1
+        return 0 if final.kind == "completed" and final.failed == 0 and final.incomplete == 0 else 1
