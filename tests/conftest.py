@@ -20,6 +20,7 @@ import pytest
 from devstack import NatsServer, PostgresServer
 from devstack.stack import LocalStack
 from shared.client import Client
+from tests.gateways import gateway_fixture, http_fixture
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -128,3 +129,8 @@ async def stacks() -> AsyncIterator[list[tuple[NatsServer, LocalStack]]]:
         for server, stack in started:
             await asyncio.to_thread(stack.stop)
             server.stop()
+
+
+# The gateway as a real process, for the HTTP tests (tests/gateways.py).
+gateway = pytest.fixture(scope="session", name="gateway")(gateway_fixture)
+http = pytest.fixture(name="http")(http_fixture)

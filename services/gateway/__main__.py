@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import signal
 import socket
 
 import uvicorn
 from nats.micro import add_service
+from pydantic import SecretStr
 
 from services.gateway.app import create_app
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import GatewaySettings, on_loopback
 from shared.runtime.bus.service import VERSION, instance_name
 from shared.runtime.logging import configure_logging, get_logger
 from shared.runtime.settings import Settings
@@ -36,10 +39,25 @@ def listening_url(server: uvicorn.Server, gateway: GatewaySettings) -> str:
     return f"http://{host}:{port}/"
 
 
+def ensure_key(gateway: GatewaySettings) -> bool:
+    """Listening beyond loopback, the API needs a key: make one if none was given (written to
+    `api_key_file` with 0600 permissions when set). Returns True when a key was made."""
+    if gateway.api_key is not None or on_loopback(gateway.host):
+        return False
+    key = secrets.token_urlsafe(24)
+    gateway.api_key = SecretStr(key)
+    if gateway.api_key_file is not None:
+        fd = os.open(gateway.api_key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    return True
+
+
 async def main() -> None:
     settings = Settings()
     gateway = GatewaySettings()
     configure_logging(settings.log_format, settings.log_level, service="gateway")
+    generated = ensure_key(gateway)
     app = create_app(settings, gateway)
     config = uvicorn.Config(
         app,
@@ -73,7 +91,11 @@ async def main() -> None:
         description="HTTP API and web console of imagegen",
         metadata={"url": url, "instance": instance_name(settings, "gateway")},
     )
-    log.info("gateway.listening", url=url)
+    log.info("gateway.listening", url=url, api_key=gateway.api_key is not None)
+    if generated and gateway.api_key is not None:
+        # Like a notebook server: the one place the generated key is shown is this start-up line.
+        console = f"{url}?api_key={gateway.api_key.get_secret_value()}"
+        log.warning("gateway.api_key_generated", console=console, key_file=str(gateway.api_key_file or ""))
     try:
         await serving
     finally:

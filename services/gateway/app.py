@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from services.gateway.errors import install_error_handlers
+from services.gateway.guard import Guard
 from services.gateway.limits import BodyLimit
 from services.gateway.openapi import install_openapi
 from services.gateway.routes import console, files, jobs, render, submit
@@ -58,6 +59,7 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
+    app.state.event_streams = {}  # client address -> open event streams (a cap per client)
     app.add_middleware(
         BodyLimit,
         default=gateway.max_body_bytes,
@@ -71,6 +73,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "Authorization", "Last-Event-ID"],
         )
+    # Added last, so it runs first: a foreign host or a cross-site POST never reaches a route.
+    app.add_middleware(Guard, gateway=gateway)
     app.mount("/static", StaticFiles(directory=console.STATIC), name="static")
     for module in (console, render, submit, jobs, files):
         app.include_router(module.router)

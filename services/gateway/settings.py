@@ -6,6 +6,7 @@ The connection to NATS and the output folder come from the shared `Settings` (`I
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -24,9 +25,20 @@ class GatewaySettings(BaseSettings):
     )
     # Comma-separated (or a JSON list): browsers on these origins may call the API.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    api_key: SecretStr | None = Field(
-        default=None, description="When set, every API call needs it (X-API-Key or Bearer)."
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names requests may name (DNS-rebinding guard); loopback names, this host's "
+        "name and PUBLIC_URL's host are always allowed. `*` allows any.",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Every API call needs it (X-API-Key or Bearer). Listening beyond loopback without "
+        "one, the gateway makes a random key, logs the console URL with it and writes it to API_KEY_FILE.",
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="Where a generated API key is written (0600)."
+    )
+    max_event_streams_per_client: Annotated[int, Field(ge=1)] = 8
     max_upload_bytes: Annotated[int, Field(ge=1)] = 256 * 1024 * 1024
     max_body_bytes: Annotated[int, Field(ge=1)] = 1024 * 1024
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
@@ -34,9 +46,9 @@ class GatewaySettings(BaseSettings):
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
     max_list_files: Annotated[int, Field(ge=1)] = 10_000
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
@@ -45,3 +57,11 @@ class GatewaySettings(BaseSettings):
                 return json.loads(text)
             return [origin.strip() for origin in text.split(",") if origin.strip()]
         return value
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def on_loopback(host: str) -> bool:
+    """True when the gateway listens only where this machine alone can reach it."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")

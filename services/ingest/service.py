@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from nats.js.api import ConsumerConfig
 
-from shared.contract.codec import decode_json, encode_json
+from shared.contract.codec import decode_json, encode_json, refuse_nul
 from shared.contract.submit import SubmitBase
 from shared.render import FontCatalogue, parse_style
 from shared.runtime.bus.service import Endpoint, Service
@@ -75,6 +75,7 @@ class Ingest(Service):
         """Check a submit as far as is cheap (shape, style, names, the source's own check), then
         record and queue the job; the reply is `Accepted`."""
         request: SubmitBase = decode_json(payload, spec.request)
+        refuse_nul(request)
         parse_style(request.style, catalogue=self.catalogue)
         NameTemplate(request.name_template)
         check_overrides(request)

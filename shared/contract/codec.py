@@ -81,3 +81,20 @@ def decode_lenient(data: bytes, type_: type[T]) -> T:
             raise
         known = {f.encode_name for f in msgspec.structs.fields(type_)}  # type: ignore[arg-type]
         return msgspec.convert({k: v for k, v in raw.items() if k in known}, type_)
+
+
+def refuse_nul(message: Any, *, path: str = "") -> None:
+    """`BadRequest` naming the first field whose text holds a NUL character: Postgres text and
+    JSON cannot store it, and no source can mean it (checked on every submit at the edge)."""
+    if isinstance(message, str):
+        if "\x00" in message:
+            raise BadRequest("must not contain NUL characters", field=path or None)
+    elif isinstance(message, dict):
+        for key, value in message.items():
+            refuse_nul(key, path=path)
+            refuse_nul(value, path=f"{path}.{key}" if path else str(key))
+    elif isinstance(message, list | tuple):
+        for i, value in enumerate(message):
+            refuse_nul(value, path=f"{path}[{i}]")
+    elif isinstance(message, msgspec.Struct):
+        refuse_nul(msgspec.to_builtins(message), path=path)

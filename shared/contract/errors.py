@@ -39,6 +39,12 @@ class Conflict(ImagegenError):
     code = 409
 
 
+class TooMany(ImagegenError):
+    """A client is over its share of something (open event streams, say): try again later."""
+
+    code = 429
+
+
 class Busy(ImagegenError):
     """The system is at a configured limit and refuses new work rather than drop it."""
 

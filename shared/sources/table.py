@@ -27,7 +27,7 @@ def resolve_column(column: str | int, header: Sequence[str] | None, *, field: st
     if header is None:
         raise BadRequest("a column name needs a header row (or give the column index)", field=field)
     if column not in header:
-        shown = ", ".join(repr(name) for name in header[:20])
+        shown = ", ".join(repr(name if len(name) <= 40 else name[:40] + "…") for name in header[:20])
         more = f" and {len(header) - 20} more" if len(header) > 20 else ""
         raise BadRequest(f"no column {column!r} (columns: {shown}{more})", field=field)
     return list(header).index(column)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final, Literal, Protocol
 
 from shared.contract.errors import BadRequest
-from shared.storage.naming import sanitize_name
+from shared.storage.naming import is_safe_file_name
 
 StoreKind = Literal["directory", "object"]
 
@@ -41,16 +41,10 @@ def natural_key(name: str) -> list[int | str]:
 
 
 def check_image_name(name: str) -> str:
-    """`name` if it is a safe image file name of a job (one sanitised component with an image
-    extension, not hidden), else `BadRequest` naming `name` (names come from URLs and results)."""
-    if (
-        not name
-        or sanitize_name(name) != name
-        or name.startswith(".")
-        or "/" in name
-        or "\\" in name
-        or Path(name).suffix.lower() not in IMAGE_TYPES
-    ):
+    """`name` if it is a safe image file name of a job (a sanitised stem with an image extension,
+    one component, not hidden), else `BadRequest` naming `name` (names come from URLs and
+    results)."""
+    if not is_safe_file_name(name) or Path(name).suffix not in IMAGE_TYPES:
         raise BadRequest("not an image file name of this job", field="name")
     return name
 

@@ -21,17 +21,26 @@ _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
 _RESERVED = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 )
-MAX_NAME_BYTES = 200
+# A name's stem, in bytes. With an extension and the store's temporary suffix it stays under the
+# 255 bytes file systems allow, and percent-encoded in a URL (3x) under common path limits.
+MAX_NAME_BYTES = 150
+
+
+def _visible(ch: str) -> bool:
+    """Not a format character (Cf: bidi embeddings, overrides and isolates, zero-width space and
+    joiners, soft hyphen, BOM): a file name holding one can show itself as another name."""
+    return unicodedata.category(ch) != "Cf"
 
 
 def sanitize_name(raw: str) -> str:
     """A safe single path component from `raw`, or '' when nothing usable is left.
 
-    Separators and characters that are illegal on common file systems become '_', leading and
-    trailing dots and spaces go (so '..' and hidden files cannot appear), Windows device names
-    get a '_' prefix, and the result is cut to a byte budget on a character boundary.
+    Separators and characters that are illegal on common file systems become '_', invisible
+    format characters (bidi controls, zero-width ones) are dropped, leading and trailing dots and
+    spaces go (so '..' and hidden files cannot appear), Windows device names get a '_' prefix,
+    and the result is cut to a byte budget on a character boundary.
     """
-    name = unicodedata.normalize("NFC", raw)
+    name = "".join(filter(_visible, unicodedata.normalize("NFC", raw)))
     name = _FORBIDDEN.sub("_", name).strip(" .")
     if not name:
         return ""
@@ -39,6 +48,22 @@ def sanitize_name(raw: str) -> str:
         name = f"_{name}"
     encoded = name.encode("utf-8")[:MAX_NAME_BYTES]
     return encoded.decode("utf-8", errors="ignore").rstrip(" .")
+
+
+_EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
+
+
+def is_safe_file_name(filename: str) -> bool:
+    """True for one safe path component: a sanitised stem and a short lowercase extension (what
+    the stores write); anything else may not be written or read as a job's file."""
+    stem, dot, extension = filename.rpartition(".")
+    if not dot:
+        stem, extension = filename, ""
+    return (
+        bool(stem)
+        and sanitize_name(stem) == stem
+        and (not dot or bool(_EXTENSION.fullmatch("." + extension)))
+    )
 
 
 class NameTemplate:

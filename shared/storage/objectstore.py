@@ -27,7 +27,7 @@ from shared.storage.base import (
     check_image_name,
     natural_key,
 )
-from shared.storage.naming import sanitize_name
+from shared.storage.naming import is_safe_file_name
 
 
 class ObjectImageStore:
@@ -50,7 +50,7 @@ class ObjectImageStore:
 
     def object_name(self, job_id: str, filename: str) -> str:
         # The same rule as the directory store: a name is one safe component inside the job.
-        if sanitize_name(filename) != filename:
+        if not is_safe_file_name(filename):
             raise StorageError(f"output name {filename!r} is not a safe file name")
         return f"{validate_job_id(job_id)}/{filename}"
 

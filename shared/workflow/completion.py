@@ -15,7 +15,8 @@ an item's latest attempt wins: the first pass over the stream collects the indic
 by later attempts (at most the earlier failures), the second writes each item once.
 
 The file is UTF-8 with a BOM, so spreadsheet programs (Excel in China in particular) show
-Chinese text correctly; read it with `encoding="utf-8-sig"`.
+Chinese text correctly; read it with `encoding="utf-8-sig"`. A cell that a spreadsheet would take
+for a formula (it starts with = + - @, a tab or a carriage return) is written with a leading '.
 """
 
 from __future__ import annotations
@@ -57,19 +58,30 @@ class ManifestSummary:
     failed: int
 
 
+# A cell a spreadsheet would run as a formula (CSV injection): OWASP's list of first characters.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """`text` as a spreadsheet will show it but never run it: a cell that would start a formula
+    is prefixed with a single quote, as OWASP recommends (a program reading the manifest strips a
+    leading ' from such cells)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def manifest_row(item: ItemResult) -> tuple[object, ...]:
     """One manifest line: the file is named relative to the manifest (it sits beside it); an
-    incomplete item says which characters its image lacks."""
+    incomplete item says which characters its image lacks. Text cells are safe to open."""
     status = item_status(item)
     error = missing_reason(item) if status == "incomplete" else (item.error or "")
     return (
         item.row,
-        item.text or "",
-        item.file or "",
+        safe_cell(item.text or ""),
+        safe_cell(item.file or ""),
         "" if item.width is None else item.width,
         "" if item.height is None else item.height,
         status,
-        error,
+        safe_cell(error),
     )
 
 

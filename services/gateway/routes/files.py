@@ -100,7 +100,7 @@ async def list_files(
     },
 )
 async def get_file(
-    client: Nats, store: Store, job_id: JobIdPath, name: Annotated[str, PathParam(max_length=255)]
+    client: Nats, store: Store, job_id: JobIdPath, name: Annotated[str, PathParam(max_length=1024)]
 ) -> StreamingResponse:
     check_image_name(name)
     await client.get_job(job_id, failures_limit=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from services.gateway.openapi import errors, json_reply
 from services.gateway.settings import GatewaySettings
 from services.gateway.sse import event_stream, last_event_id
 from shared.contract.codec import encode_json
+from shared.contract.errors import TooMany
 from shared.contract.messages import JobsListReply
 from shared.contract.states import TERMINAL_STATUSES, JobStatus
 from shared.contract.subjects import JOB_ID_PATTERN
@@ -78,7 +80,7 @@ async def retry_job(client: Nats, job_id: JobIdPath) -> Response:
     responses={
         200: {"description": "text/event-stream of JobEvent", "content": {"text/event-stream": {}}},
         204: {"description": "Nothing more: the job had ended before this reconnect"},
-        **errors(400, 404),
+        **errors(400, 404, 429),
     },
 )
 async def job_events(client: Nats, request: Request, job_id: JobIdPath) -> Response:
@@ -87,8 +89,24 @@ async def job_events(client: Nats, request: Request, job_id: JobIdPath) -> Respo
     last_seen = last_event_id(request)
     if last_seen and job.status in TERMINAL_STATUSES:
         return Response(status_code=204)
+    # Each open stream holds a NATS consumer: a client gets a bounded number at once.
+    open_streams: dict[str, int] = request.app.state.event_streams
+    who = request.client.host if request.client else "unknown"
+    if open_streams.get(who, 0) >= gateway.max_event_streams_per_client:
+        raise TooMany(f"{gateway.max_event_streams_per_client} event streams are open from here already")
+    open_streams[who] = open_streams.get(who, 0) + 1
+
+    async def counted() -> AsyncIterator[bytes]:
+        try:
+            async for frame in event_stream(client, job, last_seen, gateway.sse_keepalive_seconds):
+                yield frame
+        finally:
+            open_streams[who] -= 1
+            if not open_streams[who]:
+                del open_streams[who]
+
     return StreamingResponse(
-        event_stream(client, job, last_seen, gateway.sse_keepalive_seconds),
+        counted(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

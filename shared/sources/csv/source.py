@@ -15,7 +15,7 @@ from shared.sources.table import Columns
 from shared.storage.naming import NameTemplate
 
 # The check reads this much of an upload: the sniff sample, the header and a first row.
-HEAD_BYTES = 1024 * 1024
+HEAD_BYTES = 256 * 1024
 ROWS_PER_YIELD = 256
 
 

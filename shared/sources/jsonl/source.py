@@ -21,7 +21,7 @@ from shared.sources.jsonl.request import SubmitJsonl
 from shared.sources.table import Columns, check_overrides
 from shared.storage.naming import NameTemplate
 
-HEAD_BYTES = 1024 * 1024
+HEAD_BYTES = 256 * 1024
 ROWS_PER_YIELD = 256
 
 _decoder = msgspec.json.Decoder()

@@ -28,8 +28,8 @@ from shared.runtime.settings import Settings
 from shared.sources import SOURCES
 from shared.sources.csv import SubmitCsv
 from tests.conftest import REPO
+from tests.gateways import MAX_UPLOAD
 from tests.images import corners_transparent, decode_rgba, ink_pixels
-from tests.services.gateway.conftest import MAX_UPLOAD
 
 PRODUCTS = REPO / "examples" / "products.csv"
 
@@ -226,7 +226,10 @@ async def test_bad_submits_are_json_errors_naming_the_field(http: httpx.AsyncCli
     assert_error(await upload(http, text, column="name", size="0"), 400, "style.size")
     assert_error(await upload(http, text, column="name", style="[1]"), 400, "style")
     assert_error(await upload(http, text, column="name", job_id="../etc"), 400, "job_id")
-    assert_error(await http.post("/generate/csv", data={"column": "name"}), 400, "file")
+    no_file = {"notes": ("notes.txt", b"not the csv", "text/plain")}
+    assert_error(await http.post("/generate/csv", data={"column": "name"}, files=no_file), 400, "file")
+    # A form post that is not a multipart upload is not accepted at all (see tests/security).
+    assert_error(await http.post("/generate/csv", data={"column": "name"}), 415, "Content-Type")
 
 
 async def test_unknown_jobs_and_unsafe_names(http: httpx.AsyncClient, stack: LocalStack) -> None:
@@ -292,7 +295,7 @@ async def test_api_key_guards_the_api_but_not_health_or_console(
         client=app_client,
     )
     app.state.client = app_client  # the ASGI transport runs no lifespan
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         assert_error(await http.get("/fonts"), 401, "api_key")
         assert_error(await http.get("/fonts", headers={"X-API-Key": "wrong"}), 401, "api_key")
         assert (await http.get("/fonts", headers={"X-API-Key": "s3cret"})).status_code == 200
@@ -325,7 +328,7 @@ async def test_images_from_the_object_store(app_client: Client, stack: LocalStac
         client=app_client,
     )
     app.state.client = app_client
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         listing = (await http.get(f"/jobs/{accepted.job_id}/files")).json()
         assert [f["name"] for f in listing["files"]] == ["2.png", "10.png"]
         one = await http.get(listing["files"][0]["url"])
@@ -342,7 +345,7 @@ async def test_health_is_503_without_the_services(tmp_path: Path) -> None:
             app = create_app(Settings(nats_url=server.url), GatewaySettings(), client=client)
             app.state.client = client
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
                 body = assert_error(await http.get("/health"), 503)
                 assert body["nats"] is True and body["status"] == "unavailable"
                 assert body["missing"] == list(REQUIRED)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.services.gateway.conftest import Gateway
+from tests.gateways import Gateway
 
 CHROMIUM = Path(os.environ.get("IMAGEGEN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

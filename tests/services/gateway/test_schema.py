@@ -20,7 +20,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from tests.services.gateway.conftest import Gateway
+from tests.gateways import Gateway
 
 EXAMPLES = 12  # per operation and mode: every endpoint gets its share, the run stays short
 

@@ -108,7 +108,7 @@ async def test_bad_submits_name_the_field(
 
 
 async def test_submit_reads_only_the_head_of_an_upload(client: Client, tmp_path: Path) -> None:
-    """A file that stops decoding 3 MB in is accepted (the check read its first MiB, not the
+    """A file that stops decoding 3 MB in is accepted (the check read its first 256 KiB, not the
     whole upload) and fails at ingest, naming how far it got."""
     path = tmp_path / "long.csv"
     # Three rows, then 3 MB of blank lines (no rows: cheap to ingest), then bytes that are not UTF-8.

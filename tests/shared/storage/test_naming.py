@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.contract.errors import BadRequest
-from shared.storage.naming import MAX_NAME_BYTES, NameTemplate, sanitize_name
+from shared.storage.naming import MAX_NAME_BYTES, NameTemplate, is_safe_file_name, sanitize_name
 
 # --- the template language ----------------------------------------------------------------------
 
@@ -197,8 +197,26 @@ def test_plain_index_names_are_unique_and_short() -> None:
 
 
 def test_index_names_near_the_byte_budget_stay_distinct() -> None:
-    # 195 + 5 digits fit exactly; 195 + 6 digits are cut back to the same 200 bytes.
-    template = NameTemplate("x" * 195 + "{index}")
+    # The prefix and 5 digits fit exactly; 6 digits are cut back to the same budget.
+    prefix = "x" * (MAX_NAME_BYTES - 5)
+    template = NameTemplate(prefix + "{index}")
     names = [template.render(i) for i in (99_999, 999_990, 999_991)]
     assert len(set(names)) == 3
-    assert names[0] == "x" * 195 + "99999"
+    assert names[0] == prefix + "99999"
+
+
+@pytest.mark.parametrize(
+    "invisible", ["\u202e", "\u202a", "\u2066", "\u2069", "\u200b", "\u200d", "\u2060", "\ufeff", "\u00ad"]
+)
+def test_bidi_controls_and_invisible_characters_are_dropped(invisible: str) -> None:
+    # "invoice\u202egnp.exe" shows as "invoiceexe.png": a name must not show itself as another.
+    assert sanitize_name(f"invoice{invisible}gnp.exe") == "invoicegnp.exe"
+
+
+def test_a_name_at_the_budget_is_a_safe_file_name_with_its_extension() -> None:
+    name = NameTemplate("{row[v]}").render(0, 2, {"v": "图" * 100})  # 300 bytes, cut to the budget
+    assert len(name.encode()) <= MAX_NAME_BYTES
+    assert is_safe_file_name(name + ".png")
+    assert len(f".{name}.png.4194304.0123abcd.tmp".encode()) < 255  # the store's temporary name fits
+    for bad in ("", ".png", "a/b.png", "..", "x.PNG", "x.tar.gz/", "x\u202e.png"):
+        assert not is_safe_file_name(bad), bad

@@ -1,7 +1,8 @@
 """The gateway under test: `python -m services.gateway` as a real process on a free port.
 
 It runs against the session's service stack (same NATS, same output folder) and is found the way
-an operator finds it: through `$SRV.PING`, whose metadata carries its URL.
+an operator finds it: through `$SRV.PING`, whose metadata carries its URL. The `gateway` and
+`http` fixtures are registered in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -77,8 +78,7 @@ def start_gateway(stack: LocalStack, log_file: Path, **env: str) -> Gateway:
     return Gateway(url.rstrip("/"), process, log_file)
 
 
-@pytest.fixture(scope="session")
-def gateway(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway_fixture(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     log_file = tmp_path_factory.mktemp("gateway") / "gateway.log"
     gw = start_gateway(stack, log_file)
     try:
@@ -94,7 +94,6 @@ def gateway(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iter
         assert gw.process.returncode == 0, log_file.read_text(errors="replace")[-3000:]
 
 
-@pytest.fixture
-async def http(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+async def http_fixture(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
         yield client
