@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest bench up down system-deps clean
+FONT_PACK := fonts/pack/.complete
+
+.PHONY: run test lint typecheck pytest bench up down system-deps fonts-pack clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +18,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Only what pip cannot serve: PostgreSQL server binaries (the fault tests always start their own),
-# FriBiDi (Pillow's bundled raqm loads it for right-to-left text), Compose v1 (the tests
-# validate compose.yaml with it offline) and Chromium (the web console's browser test).
+# FriBiDi (Pillow's bundled raqm loads it, and the engine's bidi resolver calls it), ICU (grapheme
+# clusters and line breaking with the Thai/Lao/Khmer/Myanmar dictionaries), Unicode's conformance
+# files (unicode-data: the bidi, line and grapheme suites), Compose v1 (the tests validate
+# compose.yaml with it offline) and Chromium (the web console's browser test).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
+	if ! ldconfig -p 2>/dev/null | grep -q libicuuc; then missing="$$missing libicu-dev"; fi; \
+	if [ ! -f /usr/share/unicode/BidiCharacterTest.txt ]; then missing="$$missing unicode-data"; fi; \
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
@@ -29,10 +35,22 @@ system-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-run: $(STAMP) system-deps
+# The optional font pack (shared/render/fontpack.py): one Noto face per script beyond the bundled
+# core, copied from Debian's fonts-noto-core with its licences into fonts/pack/ (not in git).
+$(FONT_PACK): shared/render/fontpack.py | $(STAMP)
+	@if ! dpkg -s fonts-noto-core >/dev/null 2>&1; then \
+		echo "installing system packages: fonts-noto-core"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends fonts-noto-core; \
+	fi
+	$(PY) -c 'from shared.render.fontpack import main; raise SystemExit(main())'
+	touch $@
+
+fonts-pack: $(FONT_PACK)
+
+run: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) -m shared.cli.main run
 
-up: $(STAMP) system-deps
+up: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) -m shared.cli.main up
 
 down: $(STAMP)
@@ -44,14 +62,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(STAMP) system-deps $(FONT_PACK)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) bench/bench_render.py
 	$(PY) bench/bench_pipeline.py
 
 clean:
-	rm -rf $(VENV) .imagegen
+	rm -rf $(VENV) .imagegen fonts/pack

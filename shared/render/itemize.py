@@ -90,15 +90,24 @@ class FontPicker:
         is_color: Callable[[str], bool],
     ) -> None:
         self.chain = tuple(chain)
-        self._cov = {name: coverage(name) for name in self.chain}
+        # Coverage tables load on first use: text in Latin and Chinese never touches the long
+        # tail of script faces the font pack adds to every chain.
+        self._coverage = coverage
+        self._cov: dict[str, frozenset[int]] = {}
         self._colors = frozenset(n for n in self.chain if is_color(n))
         self._color_first = tuple(n for n in self.chain if is_color(n)) + tuple(
             n for n in self.chain if not is_color(n)
         )
         self._memo: dict[tuple[str, str | None], str | None] = {}
 
+    def _table(self, font: str) -> frozenset[int]:
+        cov = self._cov.get(font)
+        if cov is None:
+            cov = self._cov[font] = self._coverage(font)
+        return cov
+
     def covers(self, font: str, cluster: str) -> bool:
-        cov = self._cov[font]
+        cov = self._table(font)
         needed = [ord(c) for c in cluster if ord(c) not in _IGNORABLE]
         return all(cp in cov for cp in needed) if needed else ord(cluster[0]) in cov
 
@@ -127,7 +136,7 @@ class FontPicker:
                 # cluster still draws, marks included (the shaper places what it can).
                 base = ord(cluster[0])
                 for name in order:
-                    if base in self._cov[name]:
+                    if base in self._table(name):
                         choice = name
                         break
         if len(self._memo) > 100_000:
