@@ -9,7 +9,7 @@ from shared.contract.errors import RenderError
 from shared.render import RenderEngine, Style
 from shared.render.hygiene import Limits, clean_text
 
-from .helpers import style
+from .helpers import decode, style
 
 
 def lines_of(engine: RenderEngine, text: str, s: Style) -> list[str]:
@@ -26,6 +26,8 @@ def lines_of(engine: RenderEngine, text: str, s: Style) -> list[str]:
 def test_nfc_and_line_ends() -> None:
     limits = Limits()
     assert clean_text("Cafe\u0301\r\nline\rthree\tx", "strip", limits) == "Café\nline\nthree x"
+    # UAX #14's other mandatory breaks: VT, FF, NEL, LINE and PARAGRAPH SEPARATOR.
+    assert clean_text("a\u000bb\u000cc\u0085d\u2028e\u2029f", "strip", limits) == "a\nb\nc\nd\ne\nf"
 
 
 def test_controls_stripped_or_refused() -> None:
@@ -143,6 +145,36 @@ def test_numbers_inside_rtl_stay_ltr(engine: RenderEngine) -> None:
     placed = engine.placements("مرحبا 123 456", style())
     xs = {p.text: p.x for p in placed}
     assert xs["456"] < xs["123"] < xs["مرحبا"]
+
+
+def _drawn_like(engine: RenderEngine, full: Image.Image, x: int, y: int, text: str, s: Style) -> bool:
+    """Does `full` show exactly `text` (rendered alone) with its pen at (x, y)?"""
+    alone = decode(engine.render(text, s)).getchannel("A")
+    (pen,) = engine.placements(text, s)
+    left, top = x - pen.x, y - pen.y
+    crop = full.getchannel("A").crop((left, top, left + alone.width, top + alone.height))
+    return crop.tobytes() == alone.tobytes()
+
+
+def test_hebrew_price_keeps_numbers_in_logical_order(engine: RenderEngine) -> None:
+    """UAX #9 W4/W5 (separators and currency signs join numbers), N0 (brackets), I2: the
+    numbers read left to right, and the sentence right to left."""
+    s = style(size=48)
+    text = "מחיר: 1,000 ₪ (50%) $100"
+    placed = engine.placements(text, s)
+    left_to_right = [p.text for p in sorted(placed, key=lambda p: p.x)]
+    assert left_to_right == ["$100", ")", "50%", "(", "₪", "1,000", ":", "מחיר"]
+    directions = {p.text: p.direction for p in placed}
+    assert directions["1,000"] == directions["50%"] == directions["$100"] == "ltr"
+    assert directions["מחיר"] == "rtl"
+    full = decode(engine.render(text, s))
+    at = {p.text: (p.x, p.y) for p in placed}
+    for number in ("1,000", "50%", "$100"):
+        assert _drawn_like(engine, full, *at[number], number, s), number
+    # The check can fail: the reversed digits are not what is drawn there.
+    assert not _drawn_like(engine, full, *at["1,000"], "000,1", s)
+    # Brackets are mirrored in the right-to-left run: the image reads "(50%)" like the text.
+    assert _drawn_like(engine, full, at[")"][0], at[")"][1], "(", s)
 
 
 def test_arabic_is_shaped(engine: RenderEngine) -> None:

@@ -1,0 +1,57 @@
+"""Grapheme clusters (UAX #29) and line-break opportunities (UAX #14), with deliberate tailorings.
+
+Both come from ICU (`icu.py`). The line breaks are UAX #14's, which already holds the usual
+kinsoku rules (no break before closing punctuation, small kana, prolonged sound mark, iteration
+marks, `。，、！？`...; none after opening brackets and quotes), plus these tailorings, each on
+purpose and each excluded by rule from the `LineBreakTest.txt` comparison in
+tests/shared/render/test_unicode_conformance.py:
+
+- **SA by dictionary**: Thai, Lao, Khmer, Myanmar (Line_Break class SA) break between words,
+  as ICU's dictionaries find them; the conformance file treats SA as AL (never breaks inside).
+- **Numbers and hyphens as ICU has them** (ICU's rules anticipate Unicode 15.1): a hyphen that
+  starts a word stays with it (`-5`, `-foo`; 15.1's LB20a), and a full stop or comma before a
+  digit belongs to the number (`.35`, `a.2`; 15.1's LB15c/LB15d/LB25).
+- **Clusters stay whole**: no break inside an extended grapheme cluster (UAX #14 alone would
+  allow one between a space and a combining mark on it).
+- **Kinsoku, JIS X 4051 dashes**: no break before FULLWIDTH TILDE `～` (U+FF5E), as before
+  WAVE DASH `〜` (UAX #14 already makes that one a non-starter).
+
+The CJK strictness is UAX #14's default (CJ resolves to NS: no small kana or `ー` at a line
+start), i.e. CSS `line-break: strict`; it is not loosened.
+"""
+
+from __future__ import annotations
+
+from shared.render import icu
+
+# Characters no line may start with beyond UAX #14's own non-starters (see the docstring).
+NO_BREAK_BEFORE = frozenset("\uff5e")
+
+
+def cluster_ends(text: str) -> list[int]:
+    """End offsets of the extended grapheme clusters of `text` (the last is len(text))."""
+    return icu.boundaries(text, icu.CHARACTER)
+
+
+def clusters_of(text: str) -> list[str]:
+    """The extended grapheme clusters of `text`."""
+    out: list[str] = []
+    start = 0
+    for end in cluster_ends(text):
+        out.append(text[start:end])
+        start = end
+    return out
+
+
+def break_opportunities(text: str, cluster_ends_: list[int] | None = None) -> set[int]:
+    """Offsets where a line may break (a break before `text[i]`), excluding 0 and len(text).
+
+    `cluster_ends_` saves recomputing the clusters when the caller has them.
+    """
+    ends = cluster_ends_ if cluster_ends_ is not None else cluster_ends(text)
+    allowed = set(icu.boundaries(text, icu.LINE))
+    allowed.intersection_update(ends)
+    allowed.discard(len(text))
+    if NO_BREAK_BEFORE.intersection(text):
+        allowed = {i for i in allowed if text[i] not in NO_BREAK_BEFORE}
+    return allowed
