@@ -8,8 +8,9 @@ from PIL import Image
 from shared.contract.errors import RenderError
 from shared.render import RenderEngine, Style
 from shared.render.hygiene import Limits, clean_text
+from shared.render.segment import break_opportunities
 
-from .helpers import decode, style
+from .helpers import decode, line_crops, style
 
 
 def lines_of(engine: RenderEngine, text: str, s: Style) -> list[str]:
@@ -115,6 +116,32 @@ def test_long_word_is_split(engine: RenderEngine) -> None:
     out = engine.render(word, style(max_width=200))
     lines = lines_of(engine, word, style(max_width=200))
     assert out.width <= 200 and len(lines) > 3 and "".join(lines) == word
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ภาษาไทยเป็นภาษาราชการของประเทศไทยและเป็นภาษาที่ใช้ในการสื่อสาร",  # Thai
+        "ພາສາລາວເປັນພາສາທາງການຂອງປະເທດລາວ",  # Lao
+        "ភាសាខ្មែរជាភាសាផ្លូវការរបស់ប្រទេសកម្ពុជា",  # Khmer
+        "မြန်မာဘာသာစကားသည်မြန်မာနိုင်ငံ၏ရုံးသုံးဘာသာစကားဖြစ်သည်",  # Myanmar
+    ],
+)
+def test_scripts_without_spaces_wrap_between_words(engine: RenderEngine, text: str) -> None:
+    """Thai, Lao, Khmer and Myanmar write no spaces: lines end where the dictionary finds a
+    word boundary, never inside a word, and the pixels show one band of ink per line."""
+    cuts = sorted(break_opportunities(text))
+    words = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    # As narrow as possible while the longest word still fits on a line.
+    limit = max(engine.render(word, style(size=28)).width for word in words) + 4
+    s = style(size=28, max_width=limit)
+    lines = lines_of(engine, text, s)
+    assert len(lines) >= 3 and "".join(lines) == text
+    ends = [len("".join(lines[: i + 1])) for i in range(len(lines) - 1)]
+    assert set(ends) <= set(cuts), (lines, ends)
+    image = decode(engine.render(text, s))
+    assert image.width <= limit + 28
+    assert all(crop.getbbox() is not None for crop in line_crops(engine, text, s))
 
 
 def test_mixed_latin_and_chinese_wrap(engine: RenderEngine) -> None:
