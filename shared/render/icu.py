@@ -25,8 +25,9 @@ from typing import Any
 # UBreakIteratorType values (ubrk.h).
 CHARACTER = 0
 LINE = 2
-# UProperty for Line_Break and UPropertyNameChoice for the short alias (uchar.h).
-_UCHAR_LINE_BREAK = 0x1008
+# UProperty values (uchar.h) and UPropertyNameChoice for the short alias.
+LINE_BREAK = 0x1008
+GRAPHEME_CLUSTER_BREAK = 0x1012
 _U_SHORT_PROPERTY_NAME = 0
 _UBRK_DONE = -1
 
@@ -100,13 +101,14 @@ def unicode_version() -> str:
     return _version_string(_api().unicode_version)
 
 
-@lru_cache(maxsize=4096)
-def line_break_class(ch: str) -> str:
-    """The UAX #14 Line_Break class of a character, as ICU's data has it ("AL", "SA", ...)."""
+@lru_cache(maxsize=8192)
+def property_value(ch: str, prop: int) -> str:
+    """A character's value of an enumerated property (LINE_BREAK, GRAPHEME_CLUSTER_BREAK) as
+    ICU's data has it, by its short alias ("AL", "SA", "Extend"...)."""
     api = _api()
-    value = api.int_property(ord(ch), _UCHAR_LINE_BREAK)
-    name = api.value_name(_UCHAR_LINE_BREAK, value, _U_SHORT_PROPERTY_NAME)
-    return name.decode("ascii") if name else "XX"
+    value = api.int_property(ord(ch), prop)
+    name = api.value_name(prop, value, _U_SHORT_PROPERTY_NAME)
+    return name.decode("ascii") if name else ""
 
 
 class _Iterators(threading.local):

@@ -22,14 +22,28 @@ start), i.e. CSS `line-break: strict`; it is not loosened.
 
 from __future__ import annotations
 
+import regex
+
 from shared.render import icu
 
 # Characters no line may start with beyond UAX #14's own non-starters (see the docstring).
 NO_BREAK_BEFORE = frozenset("\uff5e")
 
 
+# Characters whose Grapheme_Cluster_Break is Other, LV or LVT (tested against ICU's data): text
+# made only of these is one cluster per character by UAX #29's rules (nothing extends, joins
+# or prepends), so the common Latin/Chinese label needs no ICU call for its clusters.
+SINGLE_CLUSTER_CHARS = (
+    "\x20-\x7e\u00a0-\u00ac\u00ae-\u02ff\u2010-\u2027\u2030-\u205e\u3000-\u3029\u3030-\u3098"
+    "\u309b-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uff01-\uff9d"
+)
+_SINGLES = regex.compile(f"[{SINGLE_CLUSTER_CHARS}]*")
+
+
 def cluster_ends(text: str) -> list[int]:
     """End offsets of the extended grapheme clusters of `text` (the last is len(text))."""
+    if _SINGLES.fullmatch(text):
+        return list(range(1, len(text) + 1))
     return icu.boundaries(text, icu.CHARACTER)
 
 

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import regex
 
 from shared.render import bidi, icu
-from shared.render.segment import NO_BREAK_BEFORE, break_opportunities, cluster_ends
+from shared.render.segment import NO_BREAK_BEFORE, SINGLE_CLUSTER_CHARS, break_opportunities, cluster_ends
 
 UNICODE = Path("/usr/share/unicode")
 BIDI_CHARACTER_TEST = UNICODE / "BidiCharacterTest.txt"
@@ -100,6 +101,20 @@ def test_grapheme_break_test_every_case() -> None:
     assert failures == [] and passed == total
 
 
+def test_single_cluster_shortcut_holds_for_every_character() -> None:
+    """cluster_ends skips ICU for text of these characters: each must be Other, LV or LVT."""
+    ranges = regex.findall(r"(.)(?:-(.))?", SINGLE_CLUSTER_CHARS)
+    checked = 0
+    for first, last in ranges:
+        for cp in range(ord(first), ord(last or first) + 1):
+            value = icu.property_value(chr(cp), icu.GRAPHEME_CLUSTER_BREAK)
+            assert value in ("XX", "LV", "LVT"), f"U+{cp:04X} is {value}"
+            checked += 1
+    assert checked > 39_000
+    sample = "".join(chr(cp) for cp in range(0x20, 0x7F)) + "上海市 ¥12·3「東京」한글"
+    assert cluster_ends(sample) == icu.boundaries(sample, icu.CHARACTER)
+
+
 # --- line breaking: the tailorings, as rules over Line_Break classes ---------------------------
 
 _LETTERS = {"AL", "HL", "AI", "SG", "XX", "SA"}  # AI, SG, XX and SA resolve to AL by default (LB1)
@@ -108,7 +123,7 @@ _NO_ATTACH = {"SP", "BK", "CR", "LF", "NL", "ZW"}  # LB9's exceptions
 
 
 def _classes(text: str) -> list[str]:
-    return [icu.line_break_class(ch) for ch in text]
+    return [icu.property_value(ch, icu.LINE_BREAK) or "XX" for ch in text]
 
 
 def _base_before(classes: list[str], position: int) -> int:
