@@ -1,10 +1,11 @@
 """The font catalogue: which fonts exist, by name, with their fallback chains and coverage.
 
 Messages name fonts by catalogue name only, never by path, so a request cannot make a renderer
-open an arbitrary file. The catalogue holds the bundled `fonts/` folder plus any server-side
-folders an operator configured. Coverage tables (the set of code points a face maps) are read
-once with fontTools and kept; FreeType objects are *not* kept here, because they are not
-thread-safe and each `RenderEngine` keeps its own.
+open an arbitrary file. The catalogue holds the bundled `fonts/` folder, the optional font pack
+(`fontpack.py`) where installed, plus any server-side folders an operator configured. Coverage
+tables (the set of code points a face maps) are read once with fontTools and kept; FreeType
+objects are *not* kept here, because they are not thread-safe and each `RenderEngine` keeps
+its own.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ _BUNDLED: tuple[tuple[str, str, int], ...] = (
 # Fallback order after a face's own glyphs. Latin-first faces fall back to Chinese first; the
 # font pack's scripts (where installed) come after the core scripts and before the symbol
 # faces; DejaVu near the end catches the long tail of symbols; emoji last (emoji-presentation
-# clusters are sent to colour faces first by the fallback logic itself). Faces a catalogue
-# lacks are skipped, so the chain is the same whether or not the pack is there.
+# clusters are sent to colour faces first by the fallback logic itself). `chain()` skips the
+# faces a catalogue lacks, e.g. the whole pack where it is not installed.
 _TAIL: tuple[str, ...] = (
     "sans",
     "sans-sc",

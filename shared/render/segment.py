@@ -8,9 +8,9 @@ tests/shared/render/test_unicode_conformance.py:
 
 - **SA by dictionary**: Thai, Lao, Khmer, Myanmar (Line_Break class SA) break between words,
   as ICU's dictionaries find them; the conformance file treats SA as AL (never breaks inside).
-- **Numbers and hyphens as ICU has them** (ICU's rules anticipate Unicode 15.1): a hyphen that
-  starts a word stays with it (`-5`, `-foo`; 15.1's LB20a), and a full stop or comma before a
-  digit belongs to the number (`.35`, `a.2`; 15.1's LB15c/LB15d/LB25).
+- **Numbers and hyphens as ICU has them** (ICU 72's own rules, which Unicode 15.1 then adopted):
+  a hyphen that starts a word stays with it (`-5`, `-foo`; 15.1's LB20a), and a full stop or
+  comma before a digit belongs to the number (`.35`, `a.2`; 15.1's LB15c/LB15d).
 - **Clusters stay whole**: no break inside an extended grapheme cluster (UAX #14 alone would
   allow one between a space and a combining mark on it).
 - **Kinsoku, JIS X 4051 dashes**: no break before FULLWIDTH TILDE `～` (U+FF5E), as before

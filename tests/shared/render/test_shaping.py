@@ -139,7 +139,9 @@ def _check(canvas: Image.Image, glyphs: list[Glyph]) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize(("font", "text"), CASES, ids=[font for font, _ in CASES])
-def test_engine_draws_harfbuzz_glyphs(engine: RenderEngine, tmp_path: Path, font: str, text: str) -> None:
+def test_engine_draws_harfbuzz_glyphs(
+    engine: RenderEngine, tmp_path: Path, report: list[str], font: str, text: str
+) -> None:
     s = style(size=SIZE)  # the default `sans`: the script face is reached by fallback
     canvas = decode(engine.render(text, s)).getchannel("A")
     reference = Reference(font, tmp_path)
@@ -161,8 +163,10 @@ def test_engine_draws_harfbuzz_glyphs(engine: RenderEngine, tmp_path: Path, font
         mask, offset = nominal.getmask2(p.text, "L", anchor="ls")
         unshaped.paste(Image.Image()._new(mask), (p.x + offset[0], p.y + offset[1]))
     found, stray = _check(canvas, glyphs)
-    print(f"\n{font}: {len(glyphs)} HarfBuzz glyphs, worst found {found:.2f}, unexplained ink {stray:.3f}")
-    assert found >= FOUND and stray <= UNEXPLAINED
     control_found, control_stray = _check(unshaped, glyphs)
-    print(f"{font} unshaped: worst found {control_found:.2f}, unexplained ink {control_stray:.3f}")
+    report.append(
+        f"shaping {font}: {len(glyphs)} HarfBuzz glyphs, worst found {found:.2f}, unexplained ink "
+        f"{stray:.3f} (unshaped control: {control_found:.2f}, {control_stray:.3f})"
+    )
+    assert found >= FOUND and stray <= UNEXPLAINED
     assert control_found < FOUND or control_stray > UNEXPLAINED, "the check must fail without shaping"
