@@ -20,14 +20,16 @@ $(STAMP): pyproject.toml
 # Only what pip cannot serve: PostgreSQL server binaries (the fault tests always start their own),
 # FriBiDi (Pillow's bundled raqm loads it, and the engine's bidi resolver calls it), ICU (grapheme
 # clusters and line breaking with the Thai/Lao/Khmer/Myanmar dictionaries), Unicode's conformance
-# files (unicode-data: the bidi, line and grapheme suites), Compose v1 (the tests validate
-# compose.yaml with it offline) and Chromium (the web console's browser test).
+# files (unicode-data: the bidi, line and grapheme suites), the Noto fonts the font pack copies
+# (fonts-noto-core), Compose v1 (the tests validate compose.yaml with it offline) and Chromium
+# (the web console's browser test).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libicuuc; then missing="$$missing libicu-dev"; fi; \
 	if [ ! -f /usr/share/unicode/BidiCharacterTest.txt ]; then missing="$$missing unicode-data"; fi; \
+	if ! dpkg -s fonts-noto-core >/dev/null 2>&1; then missing="$$missing fonts-noto-core"; fi; \
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
@@ -37,11 +39,7 @@ system-deps:
 
 # The optional font pack (shared/render/fontpack.py): one Noto face per script beyond the bundled
 # core, copied from Debian's fonts-noto-core with its licences into fonts/pack/ (not in git).
-$(FONT_PACK): shared/render/fontpack.py | $(STAMP)
-	@if ! dpkg -s fonts-noto-core >/dev/null 2>&1; then \
-		echo "installing system packages: fonts-noto-core"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends fonts-noto-core; \
-	fi
+$(FONT_PACK): shared/render/fontpack.py | $(STAMP) system-deps
 	$(PY) -c 'from shared.render.fontpack import main; raise SystemExit(main())'
 	touch $@
 
