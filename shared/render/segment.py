@@ -64,8 +64,9 @@ def break_opportunities(text: str, cluster_ends_: list[int] | None = None) -> se
     """
     ends = cluster_ends_ if cluster_ends_ is not None else cluster_ends(text)
     allowed = set(icu.boundaries(text, icu.LINE))
-    allowed.intersection_update(ends)
     allowed.discard(len(text))
-    if NO_BREAK_BEFORE.intersection(text):
+    if len(ends) != len(text):  # some cluster has several characters: never break inside one
+        allowed.intersection_update(ends)
+    if any(ch in text for ch in NO_BREAK_BEFORE):
         allowed = {i for i in allowed if text[i] not in NO_BREAK_BEFORE}
     return allowed
