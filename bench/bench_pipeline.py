@@ -1,9 +1,9 @@
 """End-to-end pipeline benchmark: the service set's rows per second beside an in-process loop.
 
-One local stack (nats-server, Postgres, ingest-csv, ingest-db, result-notifier, renderers) in a
+One local stack (nats-server, Postgres, ingest, result-notifier, renderers) in a
 temporary state folder. Every round measures, back to back on the same machine:
 
-  base-1   the renderer's own render code in one process, one thread: `render_batch` (the same
+  base-1   the renderer's own render code in one process, one thread: `BatchRenderer` (the same
            `RenderEngine`, the default `Style`, the same strings, PNG encode included) over
            batches of `--batch-size` items, each image written to disk by the renderer's own
            `DirectoryStore.write_many` (temporary file, then rename into the job folder)
@@ -43,12 +43,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.renderer.batch import render_batch  # noqa: E402
-from shared.cli.stack import LocalStack  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from services.renderer.batch import BatchRenderer  # noqa: E402
 from shared.client import Client  # noqa: E402
-from shared.contract.messages import RenderItem, RenderTask, SubmitCsv  # noqa: E402
+from shared.contract.messages import RenderItem, RenderTask  # noqa: E402
 from shared.render import FontCatalogue, RenderEngine, Style  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.runtime.settings import Settings  # noqa: E402
+from shared.sources.csv import SubmitCsv  # noqa: E402
 from shared.storage import DirectoryStore  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "streets.csv"
@@ -82,7 +83,7 @@ def write_csv(path: Path, texts: Sequence[str]) -> None:
 
 def tasks_for(texts: Sequence[str], batch_size: int, job_id: str) -> list[RenderTask]:
     style = Style()
-    items = [RenderItem(i, text, str(i)) for i, text in enumerate(texts)]
+    items = [RenderItem(i, text, str(i + 2), row=i + 2) for i, text in enumerate(texts)]
     return [
         RenderTask(job_id=job_id, attempt=1, batch=n, items=items[at : at + batch_size], style=style)
         for n, at in enumerate(range(0, len(items), batch_size))
@@ -90,15 +91,10 @@ def tasks_for(texts: Sequence[str], batch_size: int, job_id: str) -> list[Render
 
 
 def render_and_write(engine: RenderEngine, tasks: Sequence[RenderTask], out: Path) -> int:
-    """What a replica's render thread does with its tasks, minus the messaging: the renderer's
-    own `render_batch` and `DirectoryStore.write_many` (temporary file, then rename, into the job folder)."""
-    store = DirectoryStore(out)
-    written = 0
-    for task in tasks:
-        outcomes = render_batch(engine, task)
-        files = [(o.filename, o.image.data) for o in outcomes if o.filename and o.image]
-        written += len(store.write_many(task.job_id, files))
-    return written
+    """What a replica's render child does with its tasks, minus the messaging: the renderer's own
+    `BatchRenderer`, which writes with `DirectoryStore.write_many` (temporary file, then rename)."""
+    renderer = BatchRenderer(engine, DirectoryStore(out))
+    return sum(sum(item.ok for item in renderer.render(task).items) for task in tasks)
 
 
 def baseline_worker(conn: Connection) -> None:
@@ -228,7 +224,7 @@ async def run_job(nats_url: str, path: str, rows: int, job_id: str) -> tuple[flo
     client = await Client.connect(nats_url)
     try:
         started = time.monotonic()
-        accepted = await client.submit_csv(SubmitCsv(path=path, column=COLUMN, job_id=job_id))
+        accepted = await client.submit(SubmitCsv(path=path, column=COLUMN, job_id=job_id))
         final = await client.wait(accepted.job_id, timeout=120 + rows / 100)
         elapsed = time.monotonic() - started
     finally:
@@ -241,7 +237,7 @@ async def run_job(nats_url: str, path: str, rows: int, job_id: str) -> tuple[flo
 async def wait_renderers(nats_url: str, count: int) -> None:
     import nats
 
-    from shared.bus.discovery import wait_for_services
+    from shared.runtime.bus.discovery import wait_for_services
 
     nc = await nats.connect(nats_url, name="bench-pipeline")
     try:
@@ -249,7 +245,7 @@ async def wait_renderers(nats_url: str, count: int) -> None:
         # wait_for_services wants "at least"; after a stop, also wait until the count is exact.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        from shared.bus.discovery import ping_all
+        from shared.runtime.bus.discovery import ping_all
 
         while loop.time() < deadline:
             if sum(r.get("name") == "renderer" for r in await ping_all(nc, name="renderer")) == count:
@@ -443,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print(
         f"\nThis machine has {os.cpu_count()} core(s): the renderers share them with nats-server, Postgres,"
-        " ingest-csv and result-notifier (and the baseline has them to itself)."
+        " ingest and result-notifier (and the baseline has them to itself)."
     )
     return 0
 

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-SERVICES = ("ingest-csv", "ingest-db", "renderer", "result-notifier", "gateway")
+from shared.runtime.services import SERVICES
 
 
 def service_of_pid1() -> str | None:
@@ -58,8 +58,8 @@ async def ping(service: str, timeout: float) -> list[dict[str, Any]]:
     """Every `$SRV.PING.<service>` reply that arrives within `timeout` seconds."""
     import nats
 
-    from shared.bus.connect import connect_options
-    from shared.settings import Settings
+    from shared.runtime.bus.connect import connect_options
+    from shared.runtime.settings import Settings
 
     async def quiet(exc: Exception) -> None:
         """nats-py prints every connect error with a traceback by default; main() reports one."""

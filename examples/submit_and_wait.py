@@ -8,7 +8,7 @@ Run it against a running stack (`imagegen up` prints the NATS URL):
 What it does, in the order a program of yours would:
 
 1. `Client.connect` - one NATS connection; every call below goes over it.
-2. `submit_csv_file` - uploads the file into the `imagegen-inputs` object store and submits it;
+2. `submit_file` - uploads the file into the `imagegen-inputs` object store and submits it;
    a bad request (no such column, an empty file, a bad colour) raises `BadRequest` whose
    `field` names what to fix, before any job exists.
 3. `watch` - the job's lifecycle events, replayed from the first, until a terminal one
@@ -29,14 +29,15 @@ from pathlib import Path
 
 from shared.client import Client
 from shared.contract.errors import BadRequest
-from shared.contract.messages import JobEvent, SubmitCsv
+from shared.contract.messages import JobEvent
 from shared.contract.style import Style
+from shared.sources.csv import SubmitCsv
 
 
 async def main(csv_file: Path, column: str, nats_url: str, color: str) -> int:
     async with await Client.connect(nats_url) as client:
         try:
-            accepted = await client.submit_csv_file(
+            accepted = await client.submit_file(
                 csv_file, SubmitCsv(column=column, style=Style(size=40, color=color))
             )
         except BadRequest as exc:

@@ -1,8 +1,11 @@
 """The typed async Python client of imagegen; the CLI is built on it.
 
     async with await Client.connect("nats://127.0.0.1:4222") as client:
-        accepted = await client.submit_csv(SubmitCsv(csv=text, column="name"))
+        accepted = await client.submit(SubmitCsv(csv=text, column="name"))
         final = await client.wait(accepted.job_id, on_event=print)
+
+Every registered source works the same way (`shared.sources`): `submit` sends any request to its
+source's subject; `submit_file` uploads a local file first, for the sources that read files.
 
 Errors come back as the same exception classes the services raise (`BadRequest` with its
 `field`, `NotFound`, `Busy`...), decoded from the NATS service error reply.
@@ -39,15 +42,25 @@ from shared.contract.messages import (
     JobsList,
     JobsListReply,
     PreviewRequest,
-    SubmitCsv,
-    SubmitDb,
 )
 from shared.contract.states import TERMINAL_EVENTS, JobStatus
 from shared.contract.style import Style
+from shared.contract.submit import FileSubmit, SubmitBase
+from shared.sources import source_of
+from shared.storage import MANIFEST_NAME, DirectoryStore, ImageStore, ObjectImageStore
+from shared.storage.base import OBJECT_SCHEME, check_image_name
 
 T = TypeVar("T")
 
 _ERRORS: dict[int, type[ImagegenError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 503: Busy}
+
+
+def _safe_image_name(name: str) -> bool:
+    try:
+        check_image_name(name)
+    except BadRequest:
+        return False
+    return True
 
 
 class ServiceUnavailable(ImagegenError):
@@ -125,16 +138,20 @@ class Client:
             await store.put(name, handle)
         return name
 
-    async def submit_csv(self, request: SubmitCsv, *, timeout: float | None = None) -> Accepted:
-        return await self._call(subjects.SUBMIT_CSV, request, Accepted, timeout)
+    async def submit(self, request: SubmitBase, *, timeout: float | None = None) -> Accepted:
+        """Submit a request of any registered source on that source's subject."""
+        return await self._call(source_of(request).submit_subject, request, Accepted, timeout)
 
-    async def submit_csv_file(self, path: Path, request: SubmitCsv) -> Accepted:
-        """Upload `path` and submit it: the normal path, for files of any size."""
+    async def submit_file(self, path: Path, request: FileSubmit) -> Accepted:
+        """Upload `path` and submit it as `request`'s file: the normal path, for any size."""
+        spec = source_of(request)
+        if not spec.takes_files:
+            raise BadRequest(f"the {spec.name} source reads no files", field="source")
         name = await self.upload(path)
-        return await self.submit_csv(msgspec.structs.replace(request, csv=None, path=None, object=name))
-
-    async def submit_db(self, request: SubmitDb, *, timeout: float | None = None) -> Accepted:
-        return await self._call(subjects.SUBMIT_DB, request, Accepted, timeout)
+        changes: dict[str, Any] = {"object": name, "path": None}
+        if spec.inline:
+            changes[spec.inline] = None
+        return await self.submit(msgspec.structs.replace(request, **changes))
 
     async def get_job(self, job_id: str, *, failures_limit: int = 100) -> JobInfo:
         return await self._call(
@@ -202,32 +219,44 @@ class Client:
         async for result in self._replay(subjects.results_subject(job_id), BatchResult):
             yield result
 
-    async def fetch_images(self, job_id: str, out_dir: Path) -> int:
-        """Copy a finished job's images into `out_dir`, wherever the renderers put them: objects
-        in the `imagegen-images` bucket, or files on a disk this machine can read. Returns how
-        many were written. The result stream says which files exist."""
+    def job_store(self, job: JobInfo) -> ImageStore:
+        """The store a job's files are in, read from the job's `output` location: the images
+        bucket, or a folder (readable only on a machine that shares the renderers' disk)."""
+        if job.output and job.output.startswith(OBJECT_SCHEME):
+            return ObjectImageStore(self.js)
+        if not job.output:
+            raise NotFound(f"job {job.job_id} has no output yet", field="job_id")
+        folder = Path(job.output)
+        if not folder.is_dir():
+            raise NotFound(
+                f"the images of {job.job_id} are in a folder on the server ({job.output}) that this "
+                "machine cannot read; fetch them over HTTP from the gateway, or run renderers "
+                "with IMAGEGEN_OUTPUT_STORE=object",
+                field="job_id",
+            )
+        return DirectoryStore(folder.parent)
+
+    async def fetch_images(self, job_id: str, out_dir: Path, *, manifest: bool = True) -> int:
+        """Copy a finished job's images (and its manifest) into `out_dir`, wherever the
+        renderers put them. Returns how many images were written. Only names that are one safe
+        file-name component are written, so a result can never place a file outside `out_dir`."""
         job = await self.get_job(job_id, failures_limit=0)
-        expected = job.done + job.failed
+        store = self.job_store(job)
         await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
-        store = None
-        written = seen = 0
-        if expected == 0:
-            return 0
-        async for result in self.results(job_id):
-            for item in result.items:
-                seen += 1
-                if not item.ok or not item.file:
-                    continue
-                name = Path(item.file).name
-                if item.file.startswith("/"):
-                    data = await asyncio.to_thread(Path(item.file).read_bytes)
-                else:
-                    store = store or await self.js.object_store(subjects.BUCKET_IMAGES)
-                    data = (await store.get(item.file)).data or b""
-                await asyncio.to_thread((out_dir / name).write_bytes, data)
-                written += 1
-            if seen >= expected:
-                break
+        names = [image.name for image in await store.list(job_id) if _safe_image_name(image.name)]
+        if manifest:
+            names.append(MANIFEST_NAME)
+        written = 0
+        for name in names:
+            target = out_dir / name
+            try:
+                with target.open("wb") as handle:
+                    async for chunk in store.read(job_id, name):
+                        await asyncio.to_thread(handle.write, chunk)
+            except NotFound:
+                target.unlink(missing_ok=True)
+                continue
+            written += name != MANIFEST_NAME
         return written
 
     async def wait(

@@ -17,9 +17,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.cli.stack import LocalStack
+from devstack import NatsServer, PostgresServer
+from devstack.stack import LocalStack
 from shared.client import Client
-from shared.localstack import NatsServer, PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -81,7 +81,7 @@ def csv_dir() -> Iterator[Path]:
 def stack(
     nats_url: str, database_url: str, csv_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalStack]:
-    """The four services (two renderers) against the session's servers."""
+    """The service set (two renderers) against the session's servers."""
     state = tmp_path_factory.mktemp("stack")
     service_stack = LocalStack(
         state,

@@ -7,10 +7,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from shared.cli.stack import LocalStack
+from devstack import NatsServer
+from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import JobInfo
-from shared.localstack import NatsServer
 from tests.conftest import create_database
 
 

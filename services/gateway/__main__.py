@@ -18,9 +18,9 @@ from nats.micro import add_service
 
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from shared.bus.service import VERSION, instance_name
-from shared.logging import configure_logging, get_logger
-from shared.settings import Settings
+from shared.runtime.bus.service import VERSION, instance_name
+from shared.runtime.logging import configure_logging, get_logger
+from shared.runtime.settings import Settings
 
 log = get_logger(__name__)
 

@@ -1,38 +1,50 @@
-"""Rendering one task's items and writing its files, run in the replica's render thread.
+"""Rendering one task's items and storing their files, inside the render child.
 
-Each item is rendered on its own: an item that fails (bad text, over a limit, an engine bug)
-fails alone with its reason, and the rest of the batch goes on.
+Each item is rendered on its own: an item that fails (bad text, over a limit, a bad per-row
+style, an engine bug) fails alone with its reason, and the rest of the batch goes on. With a
+directory store the files are written here too, straight after the batch is encoded: a small
+file costs a few syscalls in this process, while handing bytes back to the parent costs a copy
+through the pipe (see shared/storage/directory.py for the measurements).
 
-A directory store's files are written here too, straight after the batch is encoded: a small
-file costs a few syscalls, while writing it from the event loop through aiofiles costs four
-thread hops per file, and those hops contend for the GIL with this thread (measured: the
-replica then delivered ~0.5 of the in-process rate; see bench/bench_pipeline.py).
+The outcome is the batch's `ItemResult`s, ready for the parent to publish, plus the image bytes
+the parent stores itself when the store is an object store.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import msgspec
 
-from shared.contract.errors import BadRequest, ImagegenError
-from shared.contract.messages import RenderItem, RenderTask
-from shared.contract.style import Style
-from shared.logging import get_logger
-from shared.render import RenderedImage, RenderEngine
-from shared.render.styles import merge_style
+from shared.contract.errors import BadRequest, ImagegenError, StorageError
+from shared.contract.messages import ItemResult, RenderItem, RenderTask
+from shared.contract.style import Style, style_from_text
+from shared.render import RenderedImage, RenderEngine, merge_style
+from shared.runtime.logging import get_logger
+from shared.storage import DirectoryStore
 
 log = get_logger(__name__)
+
+
+class BatchOutcome(msgspec.Struct, array_like=True):
+    """What the child sends back for one task. `images` holds the bytes of the ok items, in
+    order, only when the parent stores them (an object store); `error` set means the task itself
+    could not be read (it is terminated, not retried)."""
+
+    items: list[ItemResult]
+    images: list[bytes] = []
+    render_seconds: list[float] = []
+    encode_seconds: list[float] = []
+    error: str | None = None
 
 
 class StyleOverrides:
     """Per-item style overrides merged onto the task's style, each distinct one validated once.
 
-    A CSV colour column typically holds a handful of distinct values over millions of rows, so
-    merged styles (or the reason an override is invalid) are cached by (base style, overrides):
-    the hot path is a dict lookup, not a validation. The cache is bounded (LRU) because a column
-    can also hold a distinct value per row.
+    A colour column typically holds a handful of distinct values over millions of rows, so merged
+    styles (or the reason an override is invalid) are cached by (base style, overrides): the hot
+    path is a dict lookup, not a validation. The cache is bounded (LRU) because a column can also
+    hold a distinct value per row.
     """
 
     def __init__(self, engine: RenderEngine, *, size: int = 4096) -> None:
@@ -41,14 +53,14 @@ class StyleOverrides:
         self._cache: OrderedDict[tuple[bytes, tuple[tuple[str, str], ...]], Style | str] = OrderedDict()
 
     def style_for(self, base: Style, base_key: bytes, item: RenderItem) -> Style:
-        """The item's style; raises BadRequest naming the row, the field and the value."""
+        """The item's style; raises BadRequest naming the field and the value."""
         if not item.style:
             return base
         key = (base_key, tuple(sorted(item.style.items())))
         found = self._cache.get(key)
         if found is None:
             try:
-                found = merge_style(base, item.style, catalogue=self.engine.catalogue)
+                found = merge_style(base, style_from_text(item.style), catalogue=self.engine.catalogue)
             except BadRequest as exc:
                 name = (exc.field or "style").removeprefix("style.")
                 value = item.style.get(name.split(".")[0])
@@ -60,50 +72,91 @@ class StyleOverrides:
         else:
             self._cache.move_to_end(key)
         if isinstance(found, str):
-            raise BadRequest(f"row {item.index + 1}: {found}", field=f"style.{next(iter(item.style))}")
+            raise BadRequest(found, field=f"style.{next(iter(item.style))}")
         return found
 
 
-_overrides: dict[int, StyleOverrides] = {}
+def failed(item: RenderItem, error: str) -> ItemResult:
+    """A failed item's result: it carries its text, name and style so a retry can render it."""
+    return ItemResult(
+        index=item.index,
+        ok=False,
+        row=item.row,
+        error=error,
+        text=item.text,
+        name=item.name,
+        style=item.style,
+    )
 
 
-def _overrides_for(engine: RenderEngine) -> StyleOverrides:
-    # One cache per engine (a replica has one), kept beside it without changing its API.
-    cache = _overrides.get(id(engine))
-    if cache is None or cache.engine is not engine:
-        cache = _overrides[id(engine)] = StyleOverrides(engine)
-    return cache
+class BatchRenderer:
+    """Renders tasks with one engine; writes files when the store is a local directory."""
 
+    def __init__(self, engine: RenderEngine, store: DirectoryStore | None) -> None:
+        self.engine = engine
+        self.store = store
+        self.overrides = StyleOverrides(engine)
 
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    item: RenderItem
-    filename: str | None
-    image: RenderedImage | None
-    error: str | None
+    def render(self, task: RenderTask) -> BatchOutcome:
+        results: list[ItemResult | None] = [None] * len(task.items)
+        done: list[tuple[int, str, RenderedImage]] = []
+        base_key = msgspec.msgpack.encode(task.style) if any(item.style for item in task.items) else b""
+        for position, item in enumerate(task.items):
+            if item.error is not None:
+                results[position] = failed(item, item.error)
+                continue
+            try:
+                style = self.overrides.style_for(task.style, base_key, item)
+                image = self.engine.render(item.text, style)
+            except ImagegenError as exc:
+                results[position] = failed(item, exc.message if isinstance(exc, BadRequest) else str(exc))
+                continue
+            except Exception as exc:  # an engine bug must cost one item, not the batch
+                log.exception("render.crashed", job_id=task.job_id, index=item.index)
+                results[position] = failed(item, f"internal render error: {exc!r}")
+                continue
+            done.append((position, f"{item.name}.{image.format}", image))
+        stored = self._store(task.job_id, done)
+        images: list[bytes] = []
+        render_seconds: list[float] = []
+        encode_seconds: list[float] = []
+        for position, filename, image in done:
+            item = task.items[position]
+            if filename in stored:
+                results[position] = failed(item, stored[filename])
+                continue
+            results[position] = ItemResult(
+                index=item.index,
+                ok=True,
+                row=item.row,
+                text=item.text,
+                file=filename,
+                width=image.width,
+                height=image.height,
+                bytes=len(image.data),
+                missing_glyphs=list(image.missing_glyphs),
+            )
+            if self.store is None:
+                images.append(image.data)
+            render_seconds.append(image.render_seconds)
+            encode_seconds.append(image.encode_seconds)
+        items = [result for result in results if result is not None]
+        return BatchOutcome(items, images, render_seconds, encode_seconds)
 
-
-def render_batch(engine: RenderEngine, task: RenderTask) -> list[ItemOutcome]:
-    outcomes = []
-    overrides = _overrides_for(engine)
-    base_key = msgspec.msgpack.encode(task.style) if any(item.style for item in task.items) else b""
-    for item in task.items:
-        if item.error is not None:
-            outcomes.append(ItemOutcome(item, None, None, item.error))
-            continue
+    def _store(self, job_id: str, done: list[tuple[int, str, RenderedImage]]) -> dict[str, str]:
+        """Write the batch's files (directory store); returns {file name: error} of those that
+        could not be written: one unwritable name fails that item only."""
+        if self.store is None or not done:
+            return {}
+        files = [(filename, image.data) for _, filename, image in done]
         try:
-            style = overrides.style_for(task.style, base_key, item)
-        except BadRequest as exc:
-            outcomes.append(ItemOutcome(item, None, None, exc.message))
-            continue
-        try:
-            image = engine.render(item.text, style)
-        except ImagegenError as exc:
-            outcomes.append(ItemOutcome(item, None, None, str(exc)))
-            continue
-        except Exception as exc:  # an engine bug must cost one item, not the batch
-            log.exception("render.crashed", job_id=task.job_id, index=item.index)
-            outcomes.append(ItemOutcome(item, None, None, f"internal render error: {exc!r}"))
-            continue
-        outcomes.append(ItemOutcome(item, f"{item.name}.{image.format}", image, None))
-    return outcomes
+            self.store.write_many(job_id, files)
+            return {}
+        except (OSError, StorageError):
+            errors: dict[str, str] = {}
+            for name, data in files:
+                try:
+                    self.store.write_many(job_id, [(name, data)])
+                except (OSError, StorageError) as exc:
+                    errors[name] = f"could not store {name!r}: {exc}"
+            return errors

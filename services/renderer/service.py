@@ -3,7 +3,8 @@
 All replicas bind the one durable `renderer` consumer, so JetStream spreads tasks over them.
 Each replica renders in one child process (`worker.py`: a hung or crashing render costs one
 item, not the replica) and talks to it from one thread; the event loop meanwhile publishes the
-previous batch's results, fetches the next tasks and keeps heartbeats going.
+previous batch's results, fetches the next tasks and keeps heartbeats going. The parent reads
+only a task's header (job, attempt, batch): the items go to the child as the bytes that arrived.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ import contextlib
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
+from msgspec import Meta
 from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig
 
-from services.renderer.worker import RenderWorker, WorkerLost, WorkerOutcome
-from shared import metrics
-from shared.bus.consumer import pull_batches
-from shared.bus.service import Endpoint, Service
-from shared.cancellation import Cancellations
+from services.renderer.batch import BatchOutcome, failed
+from services.renderer.worker import RenderWorker, WorkerLost
 from shared.contract.codec import decode_json, decode_msgpack, encode_json
 from shared.contract.errors import BadRequest
 from shared.contract.messages import BatchResult, ItemResult, PreviewRequest, RenderTask, ValidateReply
@@ -35,12 +35,29 @@ from shared.contract.subjects import (
     VALIDATE,
     results_subject,
 )
-from shared.logging import get_logger
-from shared.render import FontCatalogue, RenderEngine
-from shared.render.styles import parse_style
-from shared.storage.objectstore import ObjectImageStore
+from shared.contract.submit import JobId
+from shared.render import FontCatalogue, RenderEngine, parse_style
+from shared.runtime import metrics
+from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.service import Endpoint, Service
+from shared.runtime.bus.streams import renderer_consumer
+from shared.runtime.logging import get_logger
+from shared.runtime.settings import Settings
+from shared.runtime.tasks import TaskSet
+from shared.storage import DirectoryStore, open_store
+from shared.workflow.cancellation import Cancellations
 
 log = get_logger(__name__)
+
+
+class TaskHeader(msgspec.Struct):
+    """What the parent reads of a `RenderTask`: the items stay undecoded (`Raw`), to be counted
+    and handed to the child as they are."""
+
+    job_id: JobId
+    attempt: Annotated[int, Meta(ge=1)]
+    batch: Annotated[int, Meta(ge=0)]
+    items: list[msgspec.Raw]
 
 
 class Renderer(Service):
@@ -53,14 +70,17 @@ class Renderer(Service):
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self.rendered = 0
         self.cancellations = Cancellations(self.ctx.js)
-        by_object = self.settings.output_store == "object"
-        self.object_store = ObjectImageStore(self.ctx.js) if by_object else None
+        self.store = open_store(self.settings, self.ctx.js)
+        # A directory store is written by the child itself; an object store by this process.
+        local = self.store.root if isinstance(self.store, DirectoryStore) else None
         self.worker = RenderWorker(
-            font_dirs=self.settings.font_dirs,
-            output_dir=None if by_object else self.settings.output_dir,
-            faults=self.settings.fault_injection,
+            font_dirs=self.settings.font_dirs, output_dir=local, faults=self.settings.fault_injection
         )
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.start)
+
+    @classmethod
+    def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
+        return [renderer_consumer(settings)]
 
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.stop)
@@ -105,142 +125,91 @@ class Renderer(Service):
         # busy while the event loop waits for publish acks and the next fetch, which on a
         # loaded machine can take longer than one batch's render (measured: with only two slots
         # the render thread sat idle ~8% of a 20k-row job).
-        slots = asyncio.Semaphore(max(2, prefetch))
-        in_flight: set[asyncio.Task[None]] = set()
-        async for msgs in pull_batches(
-            self.ctx.js, STREAM_TASKS, CONSUMER_RENDERER, batch=prefetch, stop=self.ctx.stop
+        in_flight = TaskSet(max(2, prefetch))
+        async for batch in pull_decoded(
+            self.ctx.js,
+            STREAM_TASKS,
+            CONSUMER_RENDERER,
+            lambda data: decode_msgpack(data, TaskHeader),
+            kind="task",
+            batch=prefetch,
+            stop=self.ctx.stop,
         ):
-            for msg in msgs:
-                await slots.acquire()
-                task = asyncio.create_task(self.handle(msg))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                task.add_done_callback(lambda _: slots.release())
+            for msg, header in batch:
+                await in_flight.spawn(self.handle(msg, header))
         # Stopping: finish and ack what is in hand; what was fetched but not started is
         # finished too (it is already ours until ack_wait), then we return.
-        if in_flight:
-            await asyncio.gather(*in_flight, return_exceptions=True)
+        await in_flight.join()
         log.info("renderer.drained", rendered=self.rendered)
 
-    async def _heartbeat(self, msg: Msg) -> None:
-        every = max(self.settings.ack_wait_seconds / 3, 0.5)
-        while True:
-            await asyncio.sleep(every)
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
-    async def handle(self, msg: Msg) -> None:
-        try:
-            task = decode_msgpack(msg.data, RenderTask)
-        except BadRequest as exc:
-            log.error("task.malformed", subject=msg.subject, error=str(exc))
-            metrics.MESSAGES_REJECTED.labels(kind="task").inc()
-            await msg.term()
-            return
+    async def handle(self, msg: Msg, task: TaskHeader) -> None:
         structlog.contextvars.bind_contextvars(job_id=task.job_id, batch=task.batch)
         if await self.cancellations.is_cancelled(task.job_id):
-            log.info("task.skipped", reason="job cancelled", items=len(task.items))
+            log.info("task.skipped", reason="job cancelled")
             await msg.ack()
             return
-        beat = asyncio.create_task(self._heartbeat(msg))
-        attempt = msg.metadata.num_delivered if msg.metadata else 1
+        delivery = msg.metadata.num_delivered if msg.metadata else 1
         started = time.perf_counter()
         metrics.TASKS_IN_FLIGHT.inc()
         try:
-            await self._render_store_publish(task, attempt)
+            async with keep_alive(msg, heartbeat_every(self.settings.ack_wait_seconds)):
+                outcome = await self._render(msg.data, len(task.items), delivery)
+                if outcome.error is not None:
+                    log.error("task.malformed", error=outcome.error)
+                    metrics.MESSAGES_REJECTED.labels(kind="task").inc()
+                    await msg.term()
+                    return
+                await self._store_and_publish(task, outcome, delivery)
             await msg.ack()
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         except Exception as exc:
-            if attempt >= self.settings.max_deliver:
+            if delivery >= self.settings.max_deliver:
                 # Last delivery: record every item as failed rather than leave it in limbo.
-                log.error("task.gave_up", attempt=attempt, error=repr(exc))
-                await self._publish(
-                    task,
-                    [
-                        WorkerOutcome(item.index, False, error=f"gave up after {attempt} attempts: {exc!r}")
-                        for item in task.items
-                    ],
-                    attempt,
-                )
+                log.error("task.gave_up", delivery=delivery, error=repr(exc))
+                full = decode_msgpack(msg.data, RenderTask)
+                reason = f"gave up after {delivery} attempts: {exc!r}"
+                await self._publish(task, [failed(item, reason) for item in full.items], delivery)
                 await msg.ack()
             else:
-                log.warning("task.retry", attempt=attempt, error=repr(exc))
+                log.warning("task.retry", delivery=delivery, error=repr(exc))
                 with contextlib.suppress(Exception):
-                    await msg.nak(delay=min(2.0**attempt, 30.0))
+                    await msg.nak(delay=min(2.0**delivery, 30.0))
         finally:
             metrics.TASKS_IN_FLIGHT.dec()
-            beat.cancel()
 
-    async def _render_store_publish(self, task: RenderTask, delivery: int) -> None:
-        loop = asyncio.get_running_loop()
+    async def _render(self, data: bytes, items: int, delivery: int) -> BatchOutcome:
         # One hop to the worker per batch: the child renders and writes the files.
-        outcomes = await loop.run_in_executor(self.executor, self._render, task, delivery)
-        if self.object_store is not None:
-            outcomes = await self._store_objects(task.job_id, outcomes)
-        await self._publish(task, outcomes, delivery)
-        self._observe(outcomes)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._render_blocking, data, items, delivery)
 
-    def _observe(self, outcomes: list[WorkerOutcome]) -> None:
-        rendered = 0
-        for o in outcomes:
-            if o.ok:
-                rendered += 1
-                metrics.RENDER_SECONDS.observe(o.render_seconds)
-                metrics.ENCODE_SECONDS.observe(o.encode_seconds)
-            else:
-                metrics.ITEMS_FAILED.labels(stage="render").inc()
-        metrics.ITEMS_RENDERED.inc(rendered)
-        self.rendered += rendered
-
-    def _render(self, task: RenderTask, delivery: int) -> list[WorkerOutcome]:
+    def _render_blocking(self, data: bytes, items: int, delivery: int) -> BatchOutcome:
         item_timeout = self.settings.item_timeout_seconds
         if delivery == 1:
+            # The batch's timeout scales with its size: a generous bound, not a budget.
             try:
-                return self.worker.run(task, item_timeout * max(1.0, len(task.items) / 8))
+                return self.worker.run(data, item_timeout * max(1.0, items / 8))
             except WorkerLost as exc:
-                log.error("render.worker_lost", error=str(exc), items=len(task.items))
+                log.error("render.worker_lost", error=str(exc))
         # A batch that hung or killed the worker, or that comes back after its replica died:
         # render item by item so only the poison item fails.
-        return self.worker.run_isolated(task, item_timeout)
+        return self.worker.run_isolated(decode_msgpack(data, RenderTask), item_timeout)
 
-    async def _store_objects(self, job_id: str, outcomes: list[WorkerOutcome]) -> list[WorkerOutcome]:
-        assert self.object_store is not None
-        ok = [o for o in outcomes if o.ok and o.data is not None and o.file]
-        names = await self.object_store.put_many(job_id, [(o.file or "", o.data or b"") for o in ok])
-        for outcome, name in zip(ok, names, strict=True):
-            outcome.file, outcome.data = name, None
-        return outcomes
+    async def _store_and_publish(self, task: TaskHeader, outcome: BatchOutcome, delivery: int) -> None:
+        if outcome.images:
+            ok = [item for item in outcome.items if item.ok]
+            files = [(item.file or "", data) for item, data in zip(ok, outcome.images, strict=True)]
+            await self.store.put_many(task.job_id, files)
+        await self._publish(task, outcome.items, delivery)
+        for seconds in outcome.render_seconds:
+            metrics.RENDER_SECONDS.observe(seconds)
+        for seconds in outcome.encode_seconds:
+            metrics.ENCODE_SECONDS.observe(seconds)
+        rendered = len(outcome.render_seconds)
+        metrics.ITEMS_RENDERED.inc(rendered)
+        metrics.ITEMS_FAILED.labels(stage="render").inc(len(outcome.items) - rendered)
+        self.rendered += rendered
 
-    async def _publish(self, task: RenderTask, outcomes: list[WorkerOutcome], delivery: int) -> None:
-        by_index = {item.index: item for item in task.items}
-        items = []
-        for o in outcomes:
-            if not o.ok:
-                # Failed items carry their text and name so a retry can re-render them.
-                item = by_index[o.index]
-                items.append(
-                    ItemResult(
-                        index=o.index,
-                        ok=False,
-                        error=o.error,
-                        text=item.text,
-                        name=item.name,
-                        style=item.style,
-                    )
-                )
-            else:
-                items.append(
-                    ItemResult(
-                        index=o.index,
-                        ok=True,
-                        text=by_index[o.index].text,
-                        file=o.file,
-                        width=o.width,
-                        height=o.height,
-                        bytes=o.size,
-                        missing_glyphs=o.missing_glyphs,
-                    )
-                )
+    async def _publish(self, task: TaskHeader, items: list[ItemResult], delivery: int) -> None:
         result = BatchResult(
             job_id=task.job_id,
             attempt=task.attempt,

@@ -7,7 +7,8 @@ child, and renders the batch again one item at a time with a per-item timeout, s
 fails with its reason and the rest succeed. And the parent's event loop (fetching, publishing,
 heartbeats) never competes with rendering for the GIL.
 
-Parent and child speak MessagePack over a pipe: a `RenderTask` in, a list of `WorkerOutcome`s out.
+Parent and child speak MessagePack over a pipe: the task's bytes exactly as they came from
+JetStream go in (the parent never decodes the items), a `BatchOutcome` comes out.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from pathlib import Path
 
 import msgspec
 
-from services.renderer.batch import ItemOutcome, render_batch
+from services.renderer.batch import BatchOutcome, BatchRenderer, failed
 from shared.contract.codec import decode_msgpack, encode_msgpack
-from shared.contract.errors import ImagegenError, StorageError
+from shared.contract.errors import BadRequest, ImagegenError
 from shared.contract.messages import RenderTask
 from shared.contract.style import Style
-from shared.logging import get_logger
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
+from shared.runtime.logging import get_logger
 from shared.storage import DirectoryStore
 
 log = get_logger(__name__)
@@ -38,22 +39,8 @@ log = get_logger(__name__)
 FAULT_HANG = "imagegen:fault:hang"
 FAULT_CRASH = "imagegen:fault:crash"
 
-
-class WorkerOutcome(msgspec.Struct, array_like=True):
-    """One item's outcome as the child reports it. `data` is only sent back when the parent
-    stores the images itself (object store); with a directory the child wrote the file."""
-
-    index: int
-    ok: bool
-    file: str | None = None
-    width: int | None = None
-    height: int | None = None
-    size: int | None = None
-    missing_glyphs: list[str] = []
-    error: str | None = None
-    data: bytes | None = None
-    render_seconds: float = 0.0
-    encode_seconds: float = 0.0
+_STOP = b"stop"
+_READY = b"ready"
 
 
 class WorkerLost(ImagegenError):
@@ -69,61 +56,27 @@ class _FaultyEngine(RenderEngine):
         return super().render(text, style)
 
 
-def _outcomes(outcomes: list[ItemOutcome], store: DirectoryStore | None, job_id: str) -> list[WorkerOutcome]:
-    files = [(o.filename, o.image.data) for o in outcomes if o.filename and o.image]
-    locations: dict[str, str] = {}
-    failed: dict[str, str] = {}
-    if store is not None and files:
-        try:
-            locations = dict(zip((n for n, _ in files), store.write_many(job_id, files), strict=True))
-        except (OSError, StorageError):
-            # One unwritable name must fail that item only: write them one by one.
-            for name, data in files:
-                try:
-                    locations[name] = store.write_many(job_id, [(name, data)])[0]
-                except (OSError, StorageError) as exc:
-                    failed[name] = f"could not store {name!r}: {exc}"
-    out = []
-    for o in outcomes:
-        if o.image is None or o.filename is None or o.filename in failed:
-            error = failed.get(o.filename or "", o.error)
-            out.append(WorkerOutcome(o.item.index, False, error=error))
-            continue
-        out.append(
-            WorkerOutcome(
-                o.item.index,
-                True,
-                file=locations.get(o.filename, o.filename),
-                width=o.image.width,
-                height=o.image.height,
-                size=len(o.image.data),
-                missing_glyphs=list(o.image.missing_glyphs),
-                data=None if store is not None else o.image.data,
-                render_seconds=o.image.render_seconds,
-                encode_seconds=o.image.encode_seconds,
-            )
-        )
-    return out
-
-
 def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, faults: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     engine_type = _FaultyEngine if faults else RenderEngine
     engine = engine_type(FontCatalogue.load([Path(d) for d in font_dirs]))
     engine.warm_up()
-    store = DirectoryStore(Path(output_dir)) if output_dir else None
-    conn.send_bytes(b"ready")
+    renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
+    conn.send_bytes(_READY)
     while True:
         try:
             payload = conn.recv_bytes()
         except EOFError:
             return
-        if payload == b"stop":
+        if payload == _STOP:
             return
-        task = decode_msgpack(payload, RenderTask)
-        outcomes = _outcomes(render_batch(engine, task), store, task.job_id)
-        conn.send_bytes(encode_msgpack(outcomes))
+        try:
+            task = decode_msgpack(payload, RenderTask)
+        except BadRequest as exc:
+            conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
+            continue
+        conn.send_bytes(encode_msgpack(renderer.render(task)))
 
 
 class RenderWorker:
@@ -136,7 +89,6 @@ class RenderWorker:
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
-        self.restarts = 0
 
     def start(self, timeout: float = 60.0) -> None:
         parent, child = self._context.Pipe()
@@ -148,7 +100,7 @@ class RenderWorker:
         )
         process.start()
         child.close()
-        if not parent.poll(timeout) or parent.recv_bytes() != b"ready":
+        if not parent.poll(timeout) or parent.recv_bytes() != _READY:
             process.kill()
             raise WorkerLost("the render worker did not start")
         self._process, self._conn = process, parent
@@ -156,7 +108,7 @@ class RenderWorker:
     def stop(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError):
-                self._conn.send_bytes(b"stop")
+                self._conn.send_bytes(_STOP)
             self._conn.close()
         if self._process is not None:
             self._process.join(5)
@@ -183,34 +135,37 @@ class RenderWorker:
         if self._conn is not None:
             self._conn.close()
         self._process = self._conn = None
-        self.restarts += 1
         self.start()
         return what
 
-    def run(self, task: RenderTask, timeout: float) -> list[WorkerOutcome]:
-        """Render a batch in the child; `WorkerLost` if it hangs past `timeout` or dies."""
+    def run(self, task: bytes, timeout: float) -> BatchOutcome:
+        """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies."""
         if self._conn is None:
             self.start()
         assert self._conn is not None
         timed_out = False
         try:
-            self._conn.send_bytes(encode_msgpack(task))
+            self._conn.send_bytes(task)
             if self._conn.poll(timeout):
-                return msgspec.msgpack.decode(self._conn.recv_bytes(), type=list[WorkerOutcome])
+                return msgspec.msgpack.decode(self._conn.recv_bytes(), type=BatchOutcome)
             timed_out = True
         except (EOFError, OSError):
             pass
         what = self._replace(timed_out=timed_out)
         raise WorkerLost(f"render worker {what} after {timeout:g}s" if timed_out else f"render worker {what}")
 
-    def run_isolated(self, task: RenderTask, item_timeout: float) -> list[WorkerOutcome]:
+    def run_isolated(self, task: RenderTask, item_timeout: float) -> BatchOutcome:
         """Render each item alone: a poison item fails with the reason, the others succeed."""
-        outcomes: list[WorkerOutcome] = []
+        total = BatchOutcome([])
         for item in task.items:
-            single = msgspec.structs.replace(task, items=[item])
+            single = encode_msgpack(msgspec.structs.replace(task, items=[item]))
             try:
-                outcomes.extend(self.run(single, item_timeout))
+                outcome = self.run(single, item_timeout)
             except WorkerLost as exc:
                 log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
-                outcomes.append(WorkerOutcome(item.index, False, error=f"render failed: {exc}"))
-        return outcomes
+                outcome = BatchOutcome([failed(item, f"render failed: {exc}")])
+            total.items.extend(outcome.items)
+            total.images.extend(outcome.images)
+            total.render_seconds.extend(outcome.render_seconds)
+            total.encode_seconds.extend(outcome.encode_seconds)
+        return total

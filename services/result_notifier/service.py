@@ -8,23 +8,26 @@ ledger counts each (job, attempt, batch) once, so a redelivered result never cou
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
 import structlog
 from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig
 
 from services.result_notifier.progress import ProgressThrottle
-from shared import metrics
-from shared.bus.consumer import pull_batches
-from shared.bus.service import Endpoint, Service
-from shared.cancellation import Cancellations
 from shared.contract.codec import decode_json, encode_json
-from shared.contract.errors import BadRequest
-from shared.contract.messages import BatchResult, JobRef, JobsGet, JobsList, JobsListReply, RenderItem
-from shared.contract.states import COMPLETED_STATUSES
+from shared.contract.messages import (
+    BatchResult,
+    JobInfo,
+    JobRef,
+    JobsGet,
+    JobsList,
+    JobsListReply,
+    RenderItem,
+)
+from shared.contract.states import COMPLETED_STATUSES, EventKind
 from shared.contract.subjects import (
     CONSUMER_NOTIFIER,
     JOBS_CANCEL,
@@ -33,12 +36,20 @@ from shared.contract.subjects import (
     JOBS_RETRY,
     STREAM_RESULTS,
 )
-from shared.events import announce
-from shared.ingest.publisher import TaskPublisher
-from shared.ledger import Ledger
-from shared.logging import get_logger
-from shared.manifest import finish_job
-from shared.render.styles import parse_style
+from shared.runtime import metrics
+from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.service import Endpoint, Service
+from shared.runtime.bus.streams import notifier_consumer
+from shared.runtime.ledger import Ledger
+from shared.runtime.logging import get_logger
+from shared.runtime.settings import Settings
+from shared.runtime.tasks import TaskSet
+from shared.sources import source
+from shared.storage import open_store
+from shared.workflow.cancellation import Cancellations
+from shared.workflow.completion import complete_job
+from shared.workflow.events import announce
+from shared.workflow.publisher import TaskPublisher
 
 log = get_logger(__name__)
 
@@ -60,6 +71,12 @@ class ResultNotifier(Service):
         self.ledger = await Ledger.open(self.settings.database_url)
         self.progress = ProgressThrottle(self.settings.progress_interval_seconds)
         self.cancellations = Cancellations(self.ctx.js)
+        self.store = open_store(self.settings, self.ctx.js)
+        self.finishing = TaskSet()
+
+    @classmethod
+    def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
+        return [notifier_consumer(settings)]
 
     async def stop(self) -> None:
         await self.ledger.close()
@@ -94,7 +111,7 @@ class ResultNotifier(Service):
         log.info("audit.cancel", job_id=job_id, changed=changed)
         if changed:
             metrics.JOBS.labels(state="cancelled").inc()
-            await announce(self.ctx.js, job, "cancelled")
+            await announce(self.ctx.js, job, EventKind.CANCELLED)
             self.progress.forget(job_id)
         return encode_json(job)
 
@@ -103,32 +120,36 @@ class ResultNotifier(Service):
         job_id = decode_json(payload, JobRef).job_id
         job, items = await self.ledger.retry_job(job_id)
         log.info("audit.retry", job_id=job_id, attempt=job.attempt, items=len(items))
-        request = json.loads(await self.ledger.job_request(job_id))
-        style = parse_style(request.get("style") or {})
-        batch_size = request.get("batch_size") or self.settings.batch_size
-        publisher = TaskPublisher(self.ctx.js, job_id, job.attempt, style, batch_size=batch_size)
+        submit = decode_json(await self.ledger.job_request(job_id), source(job.source).request)
+        publisher = TaskPublisher(
+            self.ctx.js,
+            job_id,
+            job.attempt,
+            submit.style,
+            batch_size=submit.batch_size or self.settings.batch_size,
+        )
         for item in items:
-            await publisher.add(RenderItem(item.index, item.text, item.name, None, item.style))
+            await publisher.add(RenderItem(item.index, item.text, item.name, None, item.style, item.row))
         _, batches = await publisher.close()
         await self.ledger.set_batches(job_id, job.attempt, batches)
-        await announce(self.ctx.js, job, "started", message=f"retrying {len(items)} failed items")
+        await announce(self.ctx.js, job, EventKind.STARTED, message=f"retrying {len(items)} failed items")
         return encode_json(job)
 
     async def pull_loop(self) -> None:
-        async for msgs in pull_batches(
-            self.ctx.js, STREAM_RESULTS, CONSUMER_NOTIFIER, batch=64, stop=self.ctx.stop
+        async for batch in pull_decoded(
+            self.ctx.js,
+            STREAM_RESULTS,
+            CONSUMER_NOTIFIER,
+            lambda data: decode_json(data, BatchResult),
+            kind="result",
+            batch=64,
+            stop=self.ctx.stop,
         ):
-            for msg in msgs:
-                await self.handle(msg)
+            for msg, result in batch:
+                await self.handle(msg, result)
+        await self.finishing.join(timeout=self.settings.shutdown_grace_seconds)
 
-    async def handle(self, msg: Msg) -> None:
-        try:
-            result = decode_json(msg.data, BatchResult)
-        except BadRequest as exc:
-            log.error("result.malformed", subject=msg.subject, error=str(exc))
-            metrics.MESSAGES_REJECTED.labels(kind="result").inc()
-            await msg.term()
-            return
+    async def handle(self, msg: Msg, result: BatchResult) -> None:
         structlog.contextvars.bind_contextvars(job_id=result.job_id, batch=result.batch)
         try:
             outcome = await self.ledger.record_batch(result)
@@ -151,8 +172,18 @@ class ResultNotifier(Service):
             # The manifest is written by a task (this loop goes on with other results); the
             # task then announces `completed`, naming the manifest, and acks this message.
             self.progress.forget(job.job_id)
-            finish_job(self.ctx.js, job, msg, self.settings.output_dir)
+            await self.finishing.spawn(self.finish(job, msg))
             return
         elif outcome.recorded and self.progress.due(job.job_id):
-            await announce(self.ctx.js, job, "progress")
+            await announce(self.ctx.js, job, EventKind.PROGRESS)
         await msg.ack()
+
+    async def finish(self, job: JobInfo, msg: Msg) -> None:
+        """Complete `job` (manifest, then the `completed` event), then ack the result that
+        completed it: a crash in between redelivers it and the completion runs again."""
+        try:
+            async with keep_alive(msg, heartbeat_every(self.settings.ack_wait_seconds)):
+                await complete_job(self.ctx.js, job, self.store)
+            await msg.ack()
+        except Exception:
+            log.exception("job.complete_failed", job_id=job.job_id)

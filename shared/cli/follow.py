@@ -85,6 +85,6 @@ def print_summary(job: JobInfo, final: JobEvent | None = None) -> None:
     if job.error:
         console.print(f"  error: {job.error}", markup=False, soft_wrap=True)
     for failure in job.failures[:20]:
-        console.print(f"  item {failure.index}: {failure.reason}", markup=False, soft_wrap=True)
+        console.print(f"  row {failure.row}: {failure.reason}", markup=False, soft_wrap=True)
     if job.failed > len(job.failures[:20]):
         console.print(f"  ... {job.failed - len(job.failures[:20])} more failures (see the manifest)")

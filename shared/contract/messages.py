@@ -11,15 +11,9 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct, field
 
-from shared.contract.errors import BadRequest
 from shared.contract.states import EventKind, JobStatus
 from shared.contract.style import Style
-from shared.contract.subjects import JOB_ID_PATTERN
-
-JobId = Annotated[str, Meta(pattern=JOB_ID_PATTERN, description="job id")]
-ColumnRef = str | Annotated[int, Meta(ge=0)]
-StyleField = Annotated[str, Meta(pattern=r"^[a-z_]{1,40}$")]
-NameTemplate = Annotated[str, Meta(min_length=1, max_length=200)]
+from shared.contract.submit import JobId
 
 
 def utcnow() -> datetime:
@@ -30,62 +24,7 @@ class _Wire(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
     """Base of every user-facing message: keyword-only, strict about unknown fields."""
 
 
-# --- submit ------------------------------------------------------------------------------------
-
-
-class SubmitCsv(_Wire):
-    """`imagegen.submit.csv`: render one image per row of a CSV file.
-
-    Exactly one of `csv` (the text inline), `object` (a name in the `imagegen-inputs` bucket)
-    or `path` (relative to the server's allowed folder) names the file.
-
-    Per-row overrides: `filename_column` names each image after that column's value (instead
-    of `name_template`); `style_columns` maps style fields to columns whose non-empty cells
-    override the job's style for that row (`color_column` / `font_column` are shorthands).
-    A bad override value fails that row's item, not the job.
-    """
-
-    column: ColumnRef
-    csv: str | None = None
-    object: str | None = None
-    path: str | None = None
-    has_header: bool = True
-    delimiter: Annotated[str, Meta(min_length=1, max_length=1)] | None = None
-    encoding: str | None = None
-    style: Style = field(default_factory=Style)
-    name_template: NameTemplate = "{index}"
-    job_id: JobId | None = None
-    batch_size: Annotated[int, Meta(ge=1, le=1000)] | None = None
-    filename_column: ColumnRef | None = None
-    style_columns: dict[StyleField, ColumnRef] = field(default_factory=dict)
-    color_column: ColumnRef | None = None
-    font_column: ColumnRef | None = None
-
-    def override_columns(self) -> dict[str, str | int]:
-        """Every per-row style override, the shorthands folded in: {style field: column}."""
-        columns: dict[str, str | int] = dict(self.style_columns)
-        for name, column in (("color", self.color_column), ("font", self.font_column)):
-            if column is not None:
-                if name in columns:
-                    raise BadRequest(
-                        f"{name} is mapped twice (style_columns.{name} and {name}_column)",
-                        field=f"{name}_column",
-                    )
-                columns[name] = column
-        return columns
-
-
-class SubmitDb(_Wire):
-    """`imagegen.submit.db`: render one image per row of a read-only query on a named source."""
-
-    source: Annotated[str, Meta(min_length=1, max_length=100)]
-    query: Annotated[str, Meta(min_length=1, max_length=100_000)]
-    column: ColumnRef
-    params: list[str | int | float | bool | None] = field(default_factory=list)
-    style: Style = field(default_factory=Style)
-    name_template: NameTemplate = "{index}"
-    job_id: JobId | None = None
-    batch_size: Annotated[int, Meta(ge=1, le=1000)] | None = None
+# --- submit replies -------------------------------------------------------------------------
 
 
 class Accepted(_Wire):
@@ -110,16 +49,20 @@ class ErrorReply(_Wire):
 
 
 class IngestRequest(_Wire):
-    """`imagegen.requests.{csv,db}`: an accepted submit, durably handed to an ingest worker."""
+    """`imagegen.requests.<source>`: an accepted job, durably handed to an ingest worker.
 
-    job_id: str
-    attempt: int
-    csv: SubmitCsv | None = None
-    db: SubmitDb | None = None
+    Only the job's identity travels: ingest runs the request stored in the ledger when the job
+    was accepted, never one a message carries.
+    """
+
+    job_id: JobId
+    attempt: Annotated[int, Meta(ge=1)]
+    source: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,30}$")]
 
 
 class RenderItem(Struct, array_like=True):
-    """One row to render: its 0-based position in the source, its text and output name.
+    """One row to render: its 0-based position among the job's items, its text, its output name
+    (without extension) and `row`, the source's own row number (a sheet row, a JSON Lines line).
 
     `error` set means ingest already found the row bad (empty cell, ragged row): the renderer
     reports it as that item's failure, so every item is counted on one path. `style` holds the
@@ -132,6 +75,7 @@ class RenderItem(Struct, array_like=True):
     name: str
     error: str | None = None
     style: dict[str, str] | None = None
+    row: int = 0
 
 
 class RenderTask(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -148,19 +92,23 @@ class RenderTask(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ItemResult(_Wire):
-    """The outcome of one item: where its image is, or why it failed."""
+    """The outcome of one item: its image's file name in the job's output, or why it failed.
+
+    `row` is the source's own row number (as in the manifest); `text` is what was rendered.
+    """
 
     index: int
     ok: bool
+    row: int = 0
     file: str | None = None
     width: int | None = None
     height: int | None = None
     bytes: int | None = None
     error: str | None = None
     missing_glyphs: list[str] = field(default_factory=list)
-    text: str | None = None  # set on failed items: what to render again on retry
-    name: str | None = None
-    style: dict[str, str] | None = None  # a failed item's per-row style overrides, for retry
+    text: str | None = None
+    name: str | None = None  # set on failed items, with `style`: what a retry renders again
+    style: dict[str, str] | None = None
 
 
 class BatchResult(_Wire):
@@ -192,10 +140,11 @@ class JobEvent(_Wire):
 
 
 class ItemFailure(_Wire):
-    """One failed item of a job and the reason."""
+    """One failed item of a job: its index, its source row number and the reason."""
 
     index: int
     reason: str
+    row: int = 0
 
 
 class JobInfo(_Wire):

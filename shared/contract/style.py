@@ -13,9 +13,10 @@ checks a Style without loading the engine; the services pass their catalogue for
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol
 
 import msgspec
+from msgspec import Meta
 
 from shared.contract.codec import bad_request_from
 from shared.contract.colors import parse_color
@@ -38,8 +39,8 @@ class FontBook(Protocol):
 
     def info(self, name: str) -> FontAxes: ...
 
-Px = Annotated[int, msgspec.Meta(ge=0, le=4000)]
-Side = Annotated[int, msgspec.Meta(ge=1, le=16384)]
+
+Px = Annotated[int, Meta(ge=0, le=4000)]
 
 
 class Shadow(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -65,47 +66,79 @@ class Style(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defau
     """
 
     # --- font -------------------------------------------------------------------------------
-    font: str = "sans"
-    size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 48
-    weight: Annotated[float, msgspec.Meta(ge=1, le=1000)] | None = None
+    font: Annotated[
+        str, Meta(max_length=100, description="font name from the catalogue (imagegen fonts)")
+    ] = "sans"
+    size: Annotated[int, Meta(ge=1, le=1000, description="font size in px")] = 48
+    weight: Annotated[float, Meta(ge=1, le=1000, description="weight axis of a variable font")] | None = None
     axes: dict[str, float] | None = None
-    language: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] | None = None
+    language: (
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 tag for localised glyphs"
+            ),
+        ]
+        | None
+    ) = None
     # --- colour -----------------------------------------------------------------------------
-    color: str = "#000000"
-    background: str = "transparent"
+    color: Annotated[
+        str, Meta(max_length=100, description="text colour: #rgb[a], #rrggbb[aa], rgb(), rgba(), a CSS name")
+    ] = "#000000"
+    background: Annotated[str, Meta(max_length=100, description="background colour")] = "transparent"
     # --- box --------------------------------------------------------------------------------
     padding: Px | tuple[Px, ...] = 0
-    width: Side | None = None
-    height: Side | None = None
-    max_width: Side | None = None
-    max_height: Side | None = None
+    width: Annotated[int, Meta(ge=1, le=16384, description="canvas width in px, padding included")] | None = (
+        None
+    )
+    height: (
+        Annotated[int, Meta(ge=1, le=16384, description="canvas height in px, padding included")] | None
+    ) = None
+    max_width: Annotated[int, Meta(ge=1, le=16384, description="wrap lines to this width in px")] | None = (
+        None
+    )
+    max_height: (
+        Annotated[int, Meta(ge=1, le=16384, description="wrap columns to this height in px")] | None
+    ) = None
     # start/end follow the text direction (right-aligned Arabic); in vertical text
     # start/left/justify mean the top of the column and end/right its bottom.
-    align: Literal["start", "left", "center", "right", "end", "justify"] = "start"
-    valign: Literal["top", "middle", "bottom"] = "top"
-    overflow: Literal["error", "clip"] = "error"  # ink outside a fixed canvas
+    align: Annotated[
+        Literal["start", "left", "center", "right", "end", "justify"],
+        Meta(description="horizontal alignment (start/end follow the text direction)"),
+    ] = "start"
+    valign: Annotated[Literal["top", "middle", "bottom"], Meta(description="vertical alignment")] = "top"
+    overflow: Annotated[
+        Literal["error", "clip"], Meta(description="ink outside a fixed canvas: fail the item or clip")
+    ] = "error"
     # --- spacing ----------------------------------------------------------------------------
-    line_spacing: Annotated[float, msgspec.Meta(ge=0.5, le=5.0)] = 1.0  # x the fonts' line height
-    letter_spacing: Annotated[float, msgspec.Meta(ge=-100, le=500)] = 0.0  # px between clusters
+    line_spacing: Annotated[float, Meta(ge=0.5, le=5.0, description="x the fonts' line height")] = 1.0
+    letter_spacing: Annotated[float, Meta(ge=-100, le=500, description="px between characters")] = 0.0
     # --- auto-fit ---------------------------------------------------------------------------
-    auto_fit: bool = False
-    auto_fit_grow: bool = False
-    min_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 8
+    auto_fit: Annotated[bool, Meta(description="shrink the size until the text fits the box")] = False
+    auto_fit_grow: Annotated[bool, Meta(description="auto-fit may also grow past size")] = False
+    min_size: Annotated[int, Meta(ge=1, le=1000, description="smallest size auto-fit may use")] = 8
     # --- effects ----------------------------------------------------------------------------
-    stroke_width: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
-    stroke_color: str | None = None
+    stroke_width: Annotated[int, Meta(ge=0, le=100, description="outline width in px")] = 0
+    stroke_color: (
+        Annotated[str, Meta(max_length=100, description="outline colour (default: the text's)")] | None
+    ) = None
     shadow: Shadow | None = None
     # --- direction --------------------------------------------------------------------------
-    orientation: Literal["horizontal", "vertical"] = "horizontal"
-    direction: Literal["auto", "ltr", "rtl"] = "auto"
+    orientation: Annotated[Literal["horizontal", "vertical"], Meta(description="vertical: CJK columns")] = (
+        "horizontal"
+    )
+    direction: Annotated[Literal["auto", "ltr", "rtl"], Meta(description="paragraph direction")] = "auto"
     # --- output -----------------------------------------------------------------------------
-    format: Literal["png", "webp"] = "png"
-    dpi: Annotated[int, msgspec.Meta(ge=1, le=2400)] | None = None
-    webp_lossless: bool = True
-    webp_quality: Annotated[int, msgspec.Meta(ge=1, le=100)] = 90
+    format: Annotated[Literal["png", "webp"], Meta(description="image format")] = "png"
+    dpi: Annotated[int, Meta(ge=1, le=2400, description="resolution written into the file")] | None = None
+    webp_lossless: Annotated[bool, Meta(description="lossless WebP")] = True
+    webp_quality: Annotated[int, Meta(ge=1, le=100, description="lossy WebP quality")] = 90
     # --- policy -----------------------------------------------------------------------------
-    strict: bool = False
-    control_chars: Literal["strip", "refuse"] = "strip"
+    strict: Annotated[bool, Meta(description="fail an item when a character has no font")] = False
+    control_chars: Annotated[
+        Literal["strip", "refuse"],
+        Meta(description="control and invisible characters: strip them or fail the item"),
+    ] = "strip"
 
 
 def _check_color(value: str | None, field: str) -> None:
@@ -115,6 +148,32 @@ def _check_color(value: str | None, field: str) -> None:
         parse_color(value)
     except ValueError as exc:
         raise BadRequest(str(exc), field=field) from None
+
+
+# Style fields a single piece of text can set (a command-line flag, a form field, a table cell);
+# `shadow` and `axes` are nested objects, which one string cannot spell unambiguously.
+SCALAR_FIELDS: Final = tuple(
+    f.name for f in msgspec.structs.fields(Style) if f.name not in ("shadow", "axes")
+)
+
+
+def style_from_text(values: Mapping[str, str]) -> dict[str, object]:
+    """Style fields given as text (`{"size": "48", "padding": "4,8"}`), ready for `parse_style`:
+    msgspec converts numbers and booleans from strings; padding's "4,8" or "4 8" becomes a list."""
+    out: dict[str, object] = {}
+    for name, text in values.items():
+        if name == "padding":
+            parts = [part for part in text.replace(",", " ").split() if part]
+            try:
+                numbers = [int(part) for part in parts]
+            except ValueError:
+                raise BadRequest(
+                    "padding is 1, 2 or 4 whole pixel values, e.g. 8 or 4,8", field="style.padding"
+                ) from None
+            out[name] = numbers[0] if len(numbers) == 1 else numbers
+        else:
+            out[name] = text
+    return out
 
 
 def padding_box(padding: int | tuple[int, ...]) -> tuple[int, int, int, int]:

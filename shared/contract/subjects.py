@@ -15,8 +15,6 @@ from shared.contract.states import EventKind
 
 PREFIX: Final = "imagegen"
 
-SUBMIT_CSV: Final = "imagegen.submit.csv"
-SUBMIT_DB: Final = "imagegen.submit.db"
 FONTS: Final = "imagegen.fonts"
 VALIDATE: Final = "imagegen.validate"
 PREVIEW: Final = "imagegen.preview"
@@ -25,9 +23,6 @@ JOBS_LIST: Final = "imagegen.jobs.list"
 JOBS_CANCEL: Final = "imagegen.jobs.cancel"
 JOBS_RETRY: Final = "imagegen.jobs.retry"
 
-REQUESTS_CSV: Final = "imagegen.requests.csv"
-REQUESTS_DB: Final = "imagegen.requests.db"
-
 STREAM_REQUESTS: Final = "IMAGEGEN_REQUESTS"
 STREAM_TASKS: Final = "IMAGEGEN_TASKS"
 STREAM_RESULTS: Final = "IMAGEGEN_RESULTS"
@@ -35,8 +30,6 @@ STREAM_EVENTS: Final = "IMAGEGEN_EVENTS"
 
 CONSUMER_RENDERER: Final = "renderer"
 CONSUMER_NOTIFIER: Final = "result-notifier"
-CONSUMER_INGEST_CSV: Final = "ingest-csv"
-CONSUMER_INGEST_DB: Final = "ingest-db"
 
 BUCKET_INPUTS: Final = "imagegen-inputs"
 BUCKET_IMAGES: Final = "imagegen-images"
@@ -60,6 +53,16 @@ def validate_job_id(job_id: str, *, field: str = "job_id") -> str:
 def new_job_id() -> str:
     """A fresh, time-ordered job id (sorts by creation time, safe in subjects and paths)."""
     return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def submit_subject(source: str) -> str:
+    """Where a source's submits are answered (request/reply)."""
+    return f"{PREFIX}.submit.{source}"
+
+
+def requests_subject(source: str) -> str:
+    """Where a source's accepted jobs wait for ingest (work queue)."""
+    return f"{PREFIX}.requests.{source}"
 
 
 def tasks_subject(job_id: str) -> str:

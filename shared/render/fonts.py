@@ -283,7 +283,7 @@ class FontCatalogue:
 def _configured_dirs() -> list[Path]:
     """Server-side font folders from the service settings, if the settings can be read."""
     try:
-        from shared.settings import get_settings
+        from shared.runtime.settings import get_settings
 
         return list(get_settings().font_dirs)
     except Exception:

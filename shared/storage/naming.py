@@ -1,8 +1,10 @@
 """Output file names: a small template language and the sanitising that keeps names in the job.
 
-Templates take `{index}` (the item's 0-based position in the source), `{index:06}` (zero-padded)
-and `{row[COLUMN]}` (a column's value). Nothing else is interpreted: unlike `str.format`, a
-template can never reach attributes or items of Python objects.
+Templates take `{row}` (the source's own row number: the sheet row a spreadsheet shows, the JSON
+Lines line, the query's result row), `{index}` (the item's 0-based position among the job's
+items), either zero-padded (`{row:06}`), and `{row[COLUMN]}` (a column's value). Nothing else is
+interpreted: unlike `str.format`, a template can never reach attributes or items of Python
+objects.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from collections.abc import Mapping
 
 from shared.contract.errors import BadRequest
 
-_PLACEHOLDER = re.compile(r"\{(?:(?P<index>index)(?::(?P<pad>0?\d{1,2}))?|row\[(?P<col>[^\]{}]+)\])\}")
-# Fix: C1 control characters (U+0080-U+009F) are control characters too, and were kept.
+_PLACEHOLDER = re.compile(r"\{(?:(?P<index>index|row)(?::(?P<pad>0?\d{1,2}))?|row\[(?P<col>[^\]{}]+)\])\}")
+# C0 and C1 controls, path separators and characters Windows refuses.
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
 _RESERVED = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
@@ -48,41 +50,44 @@ class NameTemplate:
         stripped = _PLACEHOLDER.sub("", template)
         if "{" in stripped or "}" in stripped:
             raise BadRequest(
-                "only {index}, {index:0N} and {row[COLUMN]} placeholders are allowed", field=field
+                "only {row}, {index}, {row:0N}, {index:0N} and {row[COLUMN]} placeholders are allowed",
+                field=field,
             )
         if not _PLACEHOLDER.search(template):
-            raise BadRequest("must contain {index} or {row[COLUMN]} so names differ", field=field)
-        # Names that only depend on the index cannot collide; others are tracked.
-        # Fix: unless the byte budget can cut the index off (a long literal part, e.g. many CJK
-        # characters): then every name became the same cut prefix and the files overwrote each
-        # other. Bound the rendered size: the normalised literal part, <= 20 digits per index
-        # (or its padding) and 1 byte for the '_' of a reserved name.
+            raise BadRequest("must contain {row}, {index} or {row[COLUMN]} so names differ", field=field)
+        # Names that only depend on the index or row number cannot collide, unless the byte
+        # budget can cut the number off (a long literal part, e.g. many CJK characters): bound
+        # the rendered size by the normalised literal part, <= 20 digits per number (or its
+        # padding) and 1 byte for the '_' of a reserved name. Other names are tracked.
         pads = [int(m["pad"] or 0) for m in _PLACEHOLDER.finditer(template) if m["index"]]
         literal = len(unicodedata.normalize("NFC", stripped).encode("utf-8"))
         longest = literal + sum(max(pad, 20) for pad in pads) + 1
         self.may_collide = bool(self.columns) or longest > MAX_NAME_BYTES
         self._seen: set[str] = set()
 
-    def render(self, index: int, row: Mapping[str, str] | None = None) -> str:
-        """The sanitised name of item `index`; falls back to the index when empty, and
-        de-duplicates deterministically by appending `-<index>`."""
+    def render(self, index: int, row: int = 0, values: Mapping[str, str] | None = None) -> str:
+        """The sanitised name of item `index` (source row `row`, cells `values`); falls back to
+        the row number when empty, and de-duplicates deterministically by appending `-<row>`."""
+        if self.template == "{row}":
+            return str(row)  # the default, once per row of every job: skip the regex
         if self.template == "{index}":
-            return str(index)  # the default, once per row of every job: skip the regex
+            return str(index)
 
         def substitute(match: re.Match[str]) -> str:
             if match["index"]:
+                number = index if match["index"] == "index" else row
                 pad = match["pad"]
-                return f"{index:0{int(pad)}d}" if pad else str(index)
-            value = (row or {}).get(match["col"], "")
+                return f"{number:0{int(pad)}d}" if pad else str(number)
+            value = (values or {}).get(match["col"], "")
             return value.replace("/", "_").replace("\\", "_")
 
-        name = sanitize_name(_PLACEHOLDER.sub(substitute, self.template)) or str(index)
+        name = sanitize_name(_PLACEHOLDER.sub(substitute, self.template)) or str(row)
         if self.may_collide:
-            # Fix: the `-<index>` form could itself be taken by an earlier name (rows "a-2", "a",
-            # "a" gave item 2 the name of item 0); keep suffixing until the name is free.
+            # The `-<row>` form can itself be taken by an earlier name (rows "a-3", "a", "a"):
+            # keep suffixing until the name is free.
             base, attempt = name, 1
             while name.casefold() in self._seen:
-                name = f"{base}-{index}" if attempt == 1 else f"{base}-{index}-{attempt}"
+                name = f"{base}-{row}" if attempt == 1 else f"{base}-{row}-{attempt}"
                 attempt += 1
             self._seen.add(name.casefold())
         return name

@@ -1,27 +1,39 @@
 """The NATS Object Store image store: for renderers on many hosts with no shared disk.
 
-Images go to the `imagegen-images` bucket as `<job_id>/<name>.<ext>`; results carry that object
-name, and clients fetch a job's images with `Client.fetch_images` / `imagegen jobs fetch`.
-A re-render (at-least-once delivery) simply replaces the object with identical bytes.
+Images go to the `imagegen-images` bucket as `<job_id>/<name>.<ext>`, the manifest as
+`<job_id>/manifest.csv`. Results name each image by its file name; clients fetch a job's files
+with `Client.fetch_images` / `imagegen jobs fetch`, or over HTTP from the gateway. A re-render
+(at-least-once delivery) simply replaces the object with identical bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Literal
 
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
-from shared.contract.errors import StorageError
+from shared.contract.errors import NotFound, StorageError
 from shared.contract.subjects import BUCKET_IMAGES, validate_job_id
+from shared.storage.base import (
+    IMAGE_TYPES,
+    MANIFEST_NAME,
+    OBJECT_SCHEME,
+    ImageFile,
+    check_image_name,
+    natural_key,
+)
 from shared.storage.naming import sanitize_name
-
-URL_SCHEME = "nats-object"
 
 
 class ObjectImageStore:
     """Images as objects in one bucket, named by job."""
+
+    kind: Literal["object"] = "object"
 
     def __init__(self, js: JetStreamContext, bucket: str = BUCKET_IMAGES) -> None:
         self.js = js
@@ -33,6 +45,9 @@ class ObjectImageStore:
             self._store = await self.js.object_store(self.bucket)
         return self._store
 
+    def location(self, job_id: str) -> str:
+        return f"{OBJECT_SCHEME}{self.bucket}/{validate_job_id(job_id)}/"
+
     def object_name(self, job_id: str, filename: str) -> str:
         # The same rule as the directory store: a name is one safe component inside the job.
         if sanitize_name(filename) != filename:
@@ -40,11 +55,39 @@ class ObjectImageStore:
         return f"{validate_job_id(job_id)}/{filename}"
 
     async def put_many(self, job_id: str, files: Sequence[tuple[str, bytes]]) -> list[str]:
-        """Store several images of one job; returns each one's object name."""
         store = await self._bucket()
         names = [self.object_name(job_id, name) for name, _ in files]
         await asyncio.gather(*(store.put(name, data) for name, (_, data) in zip(names, files, strict=True)))
-        return names
+        return [name for name, _ in files]
 
-    def location(self, job_id: str) -> str:
-        return f"{URL_SCHEME}://{self.bucket}/{validate_job_id(job_id)}/"
+    async def put_manifest(self, job_id: str, path: Path) -> str:
+        store = await self._bucket()
+        name = self.object_name(job_id, MANIFEST_NAME)
+        with path.open("rb") as handle:  # streamed in chunks by the object store client
+            await store.put(name, handle)
+        return f"{OBJECT_SCHEME}{self.bucket}/{name}"
+
+    async def list(self, job_id: str) -> list[ImageFile]:
+        store = await self._bucket()
+        prefix = f"{validate_job_id(job_id)}/"
+        try:
+            infos = await store.list(ignore_deletes=True)
+        except NotFoundError:  # an empty bucket answers "not found"
+            infos = []
+        files = [
+            ImageFile(info.name[len(prefix) :], info.size or 0)
+            for info in infos
+            if info.name.startswith(prefix) and Path(info.name).suffix.lower() in IMAGE_TYPES
+        ]
+        files.sort(key=lambda f: natural_key(f.name))
+        return files
+
+    async def read(self, job_id: str, name: str) -> AsyncIterator[bytes]:
+        if name != MANIFEST_NAME:
+            check_image_name(name)
+        store = await self._bucket()
+        try:
+            result = await store.get(self.object_name(job_id, name))
+        except NotFoundError:
+            raise NotFound(f"job {job_id} has no file {name!r}", field="name") from None
+        yield result.data or b""

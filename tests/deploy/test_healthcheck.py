@@ -13,8 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from shared.cli.stack import SERVICES
-from shared.localstack import NatsServer
+from devstack import NatsServer
+from shared.runtime.services import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "healthcheck.py"
@@ -84,9 +84,9 @@ def test_healthy_when_the_service_answers_ping(renderer_env: dict[str, str]) -> 
 
 
 def test_unhealthy_when_no_instance_of_that_service_runs(renderer_env: dict[str, str]) -> None:
-    result = probe(renderer_env, "ingest-db")
+    result = probe(renderer_env, "ingest")
     assert result.returncode == 1
-    assert "no ingest-db answered $SRV.PING.ingest-db" in result.stderr
+    assert "no ingest answered $SRV.PING.ingest" in result.stderr
 
 
 def test_own_connection_is_checked_on_the_monitoring_endpoint(
@@ -115,9 +115,10 @@ def test_unhealthy_fast_when_nats_is_unreachable(tmp_path: Path) -> None:
 
 def test_service_is_read_from_the_command_line() -> None:
     script = load_script()
-    assert script.service_in_argv(
-        ["/opt/venv/bin/python", "/opt/venv/bin/imagegen", "serve", "ingest-csv"]
-    ) == ("ingest-csv")
+    assert (
+        script.service_in_argv(["/opt/venv/bin/python", "/opt/venv/bin/imagegen", "serve", "ingest"])
+        == "ingest"
+    )
     assert script.service_in_argv(["python", "-m", "services.result_notifier"]) == "result-notifier"
     assert script.service_in_argv(["nats-server", "--jetstream"]) is None
     assert set(script.SERVICES) == set(SERVICES)

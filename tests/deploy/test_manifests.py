@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from services.gateway.settings import GatewaySettings
-from shared.cli.stack import SERVICES
 from shared.contract import subjects
-from shared.settings import Settings
+from shared.runtime.services import SERVICES
+from shared.runtime.settings import Settings
+from shared.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
@@ -70,8 +71,22 @@ def served_service(command: list[str]) -> str:
     assert command[:2] == ["imagegen", "serve"] and len(command) == 3, command
     name = command[2]
     assert name in IMAGEGEN_SERVICES, f"{name!r} is not one of {sorted(IMAGEGEN_SERVICES)}"
-    assert importlib.util.find_spec(SERVICES[name]) is not None, SERVICES[name]
+    assert importlib.util.find_spec(SERVICES[name].module) is not None, SERVICES[name]
     return name
+
+
+def ingest_sources(env: dict[str, str], where: str) -> set[str]:
+    """The sources an ingest deployment serves: named explicitly, each one registered."""
+    named = {s.strip() for s in env.get("IMAGEGEN_INGEST_SOURCES", "").split(",") if s.strip()}
+    assert named, f"{where}: an ingest deployment names its sources (IMAGEGEN_INGEST_SOURCES)"
+    assert named <= set(SOURCES), f"{where}: unknown sources {named - set(SOURCES)}"
+    return named
+
+
+def check_coverage(served: dict[str, str], sources: list[set[str]], where: str) -> None:
+    """Every service runs somewhere, and every source is served by exactly one deployment."""
+    assert set(served.values()) == IMAGEGEN_SERVICES, where
+    assert sorted(s for group in sources for s in group) == sorted(SOURCES), where
 
 
 def assert_known_settings(keys: list[str], where: str) -> None:
@@ -103,7 +118,7 @@ def test_compose_config_validates() -> None:
 
 def test_compose_has_the_stack() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"nats", "postgres", *IMAGEGEN_SERVICES}
+    assert {"nats", "postgres"} <= set(services)
 
     nats_cmd = " ".join(services["nats"]["command"])
     assert "--jetstream" in nats_cmd and "--http_port 8222" in nats_cmd
@@ -117,11 +132,12 @@ def test_compose_has_the_stack() -> None:
 
 
 def test_compose_services_run_real_services_with_health_checks() -> None:
-    services = load_compose()["services"]
-    for name in IMAGEGEN_SERVICES:
-        service = services[name]
-        assert served_service(service["command"]) == name
-        assert service["healthcheck"]["test"] == ["CMD", "python", HEALTHCHECK, name]
+    services = {k: v for k, v in load_compose()["services"].items() if k not in ("nats", "postgres")}
+    served = {name: served_service(service["command"]) for name, service in services.items()}
+    sources = [ingest_sources(s["environment"], n) for n, s in services.items() if served[n] == "ingest"]
+    check_coverage(served, sources, "compose")
+    for name, service in services.items():
+        assert service["healthcheck"]["test"] == ["CMD", "python", HEALTHCHECK, served[name]]
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
         env = service["environment"]
         assert_known_settings(list(env), f"compose service {name}")
@@ -295,7 +311,18 @@ def test_keda_scaled_object_scales_the_renderer_on_its_consumer() -> None:
 
 def test_k8s_deployments_run_real_services_and_drain_on_sigterm() -> None:
     deployments = k8s_by_kind("Deployment")
-    assert set(deployments) == IMAGEGEN_SERVICES
+    served = {
+        name: served_service(d["spec"]["template"]["spec"]["containers"][0]["command"])
+        for name, d in deployments.items()
+    }
+    sources = [
+        ingest_sources(
+            {e["name"]: e["value"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}, name
+        )
+        for name, d in deployments.items()
+        if served[name] == "ingest"
+    ]
+    check_coverage(served, sources, "kubernetes")
     config = k8s_by_kind("ConfigMap")["imagegen-config"]["data"]
     assert_known_settings(list(config), "ConfigMap imagegen-config")
     for secret in k8s_by_kind("Secret").values():
@@ -307,8 +334,7 @@ def test_k8s_deployments_run_real_services_and_drain_on_sigterm() -> None:
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        assert served_service(container["command"]) == name
-        assert container["readinessProbe"]["exec"]["command"] == ["python", HEALTHCHECK, name]
+        assert container["readinessProbe"]["exec"]["command"] == ["python", HEALTHCHECK, served[name]]
         grace = pod["terminationGracePeriodSeconds"]
         assert grace > ack_wait and grace > shutdown_grace + 5, f"{name}: SIGKILL before the drain ends"
         assert pod["securityContext"]["runAsNonRoot"] is True

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.stack import LocalStack
-from shared.localstack import NatsServer, PostgresServer
+from devstack import NatsServer, PostgresServer
+from devstack.stack import LocalStack
 
 # Short enough that a killed renderer's batches come back quickly; the renderer heartbeats
 # every ack_wait/3, so a slow batch is still never redelivered while it is being worked on.

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.bus.discovery import wait_for_services
 from shared.client import Client
-from shared.contract.messages import BatchResult, JobEvent, SubmitCsv
+from shared.contract.messages import BatchResult, JobEvent
+from shared.runtime.bus.discovery import wait_for_services
+from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ async def assert_exact(client: Client, final: JobEvent, rows: int) -> list[Batch
     ), final
     assert final.output is not None
     names = sorted(int(p.stem) for p in Path(final.output).glob("*.png"))
-    assert names == list(range(rows)), "an image is missing or extra"
+    assert names == list(range(2, rows + 2)), "an image is missing or extra"  # row 1 is the header
     results = await results_of(client, final.job_id, rows)
     counts = collections.Counter(item.index for r in results for item in r.items)
     assert sorted(counts) == list(range(rows))
@@ -64,7 +65,7 @@ async def start_job(client: Client, fault_stack: FaultStack, name: str, rows: in
     """Submit a `rows`-row CSV by server path (16 items per task) and return once `progress`
     items are done: the moment to break something mid-job."""
     write_csv(fault_stack.stack.state_dir.parent, name, rows)
-    accepted = await client.submit_csv(SubmitCsv(path=name, column="name", batch_size=16))
+    accepted = await client.submit(SubmitCsv(path=name, column="name", batch_size=16))
     await wait_progress(client, accepted.job_id, progress)
     return accepted.job_id
 
@@ -108,9 +109,7 @@ async def test_nats_restart_mid_job(fault_stack: FaultStack) -> None:
         final = await client.wait(job_id, timeout=120)
         await assert_exact(client, final, rows)
         # Every service reconnected by itself: all of them still answer.
-        await wait_for_services(
-            client.nc, {"ingest-csv": 1, "ingest-db": 1, "renderer": 2, "result-notifier": 1}, timeout=20
-        )
+        await wait_for_services(client.nc, {"ingest": 1, "renderer": 2, "result-notifier": 1}, timeout=20)
     for proc in stack.processes:
         assert proc.process.poll() is None, f"{proc.name} exited"
 
@@ -162,7 +161,7 @@ async def test_ten_clients_submit_at_once(fault_stack: FaultStack) -> None:
     async def one(i: int, rows: int) -> None:
         async with await Client.connect(stack.nats_url, name=f"client-{i}") as client:
             csv_text = "name\n" + "".join(f"客户{i} 行{r}\n" for r in range(rows))
-            accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name"))
+            accepted = await client.submit(SubmitCsv(csv=csv_text, column="name"))
             final = await client.wait(accepted.job_id, timeout=120)
             await assert_exact(client, final, rows)
 
@@ -180,7 +179,7 @@ async def test_poison_items_fail_alone_and_no_replica_crash_loops(fault_stack: F
     rows[57], rows[211] = FAULT_HANG, FAULT_CRASH
     async with await Client.connect(stack.nats_url) as client:
         csv_text = "name\n" + "\n".join(rows) + "\n"
-        accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name", batch_size=16))
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=16))
         final = await client.wait(accepted.job_id, timeout=120)
         assert (final.status, final.done, final.failed) == ("completed_with_errors", 298, 2)
         job = await client.get_job(accepted.job_id)
@@ -212,15 +211,15 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
     async with await Client.connect(stack.nats_url) as client:
         await wait_for_services(client.nc, {"renderer": 2}, timeout=30)
         csv_text = "name\n" + "".join(f"对象 {i}\n" for i in range(rows))
-        accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name", batch_size=10))
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
         final = await client.wait(accepted.job_id, timeout=120)
         assert (final.done, final.failed) == (rows, 0)
         results = await results_of(client, accepted.job_id, rows)
         assert {r.renderer for r in results} == {"renderer-host-0", "renderer-host-1"}
         store = await client.js.object_store("imagegen-images")
         for item in [i for r in results for i in r.items][::37]:
-            assert item.file == f"{accepted.job_id}/{item.index}.png"
-            data = (await store.get(item.file)).data
+            assert item.file == f"{item.index + 2}.png"
+            data = (await store.get(f"{accepted.job_id}/{item.file}")).data
             from tests.images import corners_transparent, decode_rgba, ink_pixels
 
             image = decode_rgba(data)
@@ -229,7 +228,8 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
         # A client with no access to any renderer's disk fetches the whole job.
         fetched = stack.state_dir / "fetched"
         assert await client.fetch_images(accepted.job_id, fetched) == rows
-        assert sorted(int(p.stem) for p in fetched.glob("*.png")) == list(range(rows))
+        assert sorted(int(p.stem) for p in fetched.glob("*.png")) == list(range(2, rows + 2))
+        assert (fetched / "manifest.csv").is_file()  # fetched with the images
     for i in range(2):
         assert not any((stack.state_dir / f"host-{i}").rglob("*.png"))
 
@@ -242,11 +242,11 @@ async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultSt
     big_rows = 100_000
     async with await Client.connect(stack.nats_url) as client:
         name = write_csv(stack.state_dir.parent, "big.csv", big_rows)
-        big = await client.submit_csv(SubmitCsv(path=name, column="name"))
+        big = await client.submit(SubmitCsv(path=name, column="name"))
         await wait_progress(client, big.job_id, 1000)
         started = time.monotonic()
         small_csv = "name\n" + "".join(f"小{i}\n" for i in range(50))
-        small = await client.submit_csv(SubmitCsv(csv=small_csv, column="name"))
+        small = await client.submit(SubmitCsv(csv=small_csv, column="name"))
         final = await client.wait(small.job_id, timeout=60)
         waited = time.monotonic() - started
         big_now = await client.get_job(big.job_id)
@@ -269,7 +269,7 @@ async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(faul
     rows = 2000
     async with await Client.connect(stack.nats_url, name="busy-test") as client:
         name = write_csv(stack.state_dir.parent, "fill.csv", rows)
-        first = await client.submit_csv(SubmitCsv(path=name, column="name"))
+        first = await client.submit(SubmitCsv(path=name, column="name"))
         # No renderer yet: ingest fills the queue to its limit and waits for room.
         for _ in range(100):
             info = await client.js.stream_info("IMAGEGEN_TASKS")
@@ -277,10 +277,10 @@ async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(faul
                 break
             await asyncio.sleep(0.1)
         with pytest.raises(Busy) as refused:
-            await client.submit_csv(SubmitCsv(csv="name\nlate\n", column="name"))
+            await client.submit(SubmitCsv(csv="name\nlate\n", column="name"))
         assert refused.value.code == 503 and "full" in str(refused.value)
         stack.spawn("renderer")
         final = await client.wait(first.job_id, timeout=120)
         await assert_exact(client, final, rows)
-    logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "ingest-csv")
+    logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "ingest")
     assert "submit.busy" in logs and '"client": "busy-test"' in logs

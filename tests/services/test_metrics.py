@@ -10,10 +10,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.cli.stack import LocalStack
+from devstack import NatsServer
+from devstack.stack import LocalStack
 from shared.client import Client
-from shared.contract.messages import SubmitCsv
-from shared.localstack import NatsServer
+from shared.sources.csv import SubmitCsv
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -36,7 +36,7 @@ async def test_metrics_after_a_job(database_url: str) -> None:
         await asyncio.to_thread(stack.start)
         async with await Client.connect(stack.nats_url) as client:
             csv_text = "name\n" + "".join(f"指标 {i}\n" for i in range(50)) + '""\n'
-            accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name", batch_size=10))
+            accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
             await client.wait(accepted.job_id, timeout=60)
         ports = {p.name: p.metrics_port for p in stack.processes}
         assert all(ports.values()), ports
@@ -50,7 +50,7 @@ async def test_metrics_after_a_job(database_url: str) -> None:
         notifier = scrape(ports["result-notifier"] or 0)
         assert notifier["imagegen_results_recorded_total{outcome=recorded}"] == 6
         assert notifier["imagegen_jobs_total{state=completed_with_errors}"] == 1
-        ingest = scrape(ports["ingest-csv"] or 0)
+        ingest = scrape(ports["ingest"] or 0)
         assert "imagegen_publish_backpressure_waits_total" in ingest
         assert ingest["imagegen_jobs_total{state=accepted}"] == 1
     finally:

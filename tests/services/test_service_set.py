@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from pathlib import Path
 
 import asyncpg
@@ -11,13 +12,15 @@ import msgspec
 import pytest
 from PIL import Image
 
-from shared.bus.discovery import ping_all
-from shared.cli.stack import SERVICES, LocalStack
+from devstack.stack import SERVICES, LocalStack
 from shared.client import Client
 from shared.contract.errors import BadRequest
-from shared.contract.messages import BatchResult, JobEvent, SubmitCsv, SubmitDb
+from shared.contract.messages import BatchResult, JobEvent
 from shared.contract.style import Style
 from shared.render import RenderEngine
+from shared.runtime.bus.discovery import ping_all
+from shared.sources.csv import SubmitCsv
+from shared.sources.db import SubmitDb
 from tests.conftest import DATA, REPO
 from tests.images import corners_transparent, decode_rgba, ink_bbox, ink_pixels
 
@@ -54,7 +57,7 @@ async def test_every_service_answers_ping(stack: LocalStack, client: Client) -> 
 
 async def test_csv_job_end_to_end(client: Client, db: asyncpg.Connection) -> None:
     text = PRODUCTS.read_text("utf-8")
-    accepted = await client.submit_csv(SubmitCsv(csv=text, column="name"))
+    accepted = await client.submit(SubmitCsv(csv=text, column="name"))
     assert accepted.status == "accepted"
     events = await asyncio.wait_for(collect_events(client, accepted.job_id), 60)
 
@@ -80,13 +83,14 @@ async def test_csv_job_end_to_end(client: Client, db: asyncpg.Connection) -> Non
     names = [line.split(",")[1] for line in text.splitlines()[1:]]
     engine = RenderEngine()
     files = sorted(Path(final.output).glob("*.png"), key=lambda p: int(p.stem))
-    assert [int(p.stem) for p in files] == list(range(rows))
+    # Named by the file's own row numbers: the header is row 1, so data rows start at 2.
+    assert [int(p.stem) for p in files] == list(range(2, rows + 2))
     for path in files:
         data = path.read_bytes()
         image = decode_rgba(data)
         assert corners_transparent(image), path
         assert ink_pixels(image) > 200, path
-        expected = decode_rgba(engine.render(_csv_cell(text, int(path.stem)), Style()).data)
+        expected = decode_rgba(engine.render(_csv_cell(text, int(path.stem) - 2), Style()).data)
         assert image.size == expected.size
         assert image.tobytes() == expected.tobytes(), f"{path.name} differs from a local render"
     assert len(names) == rows
@@ -127,7 +131,7 @@ async def test_two_renderers_share_a_real_data_job(client: Client) -> None:
     """2,978 Chinese county names: both replicas render, every item exactly once."""
     text = (DATA / "areas.csv").read_text("utf-8")
     rows = text.count("\n") - 1
-    accepted = await client.submit_csv(SubmitCsv(csv=text, column="name", batch_size=16))
+    accepted = await client.submit(SubmitCsv(csv=text, column="name", batch_size=16))
     final = await client.wait(accepted.job_id, timeout=120)
     assert (final.kind, final.done, final.failed) == ("completed", rows, 0)
     results = await collect_results(client, accepted.job_id, rows)
@@ -139,14 +143,17 @@ async def test_two_renderers_share_a_real_data_job(client: Client) -> None:
     assert len(by_renderer) == 2, by_renderer
     assert min(by_renderer.values()) > rows * 0.1, by_renderer
     sample = [item for result in results for item in result.items][:50]
+    assert final.output is not None
     for item in sample:
         assert item.ok and item.file and item.width and item.height and item.bytes
-        assert Image.open(item.file).size == (item.width, item.height)
-        assert Path(item.file).stat().st_size == item.bytes
+        assert item.file == f"{item.row}.png" and item.row == item.index + 2
+        path = Path(final.output) / item.file
+        assert Image.open(path).size == (item.width, item.height)
+        assert path.stat().st_size == item.bytes
 
 
 async def test_redelivered_result_is_counted_once(client: Client, db: asyncpg.Connection) -> None:
-    accepted = await client.submit_csv(SubmitCsv(csv="name\n你好\nworld\n", column="name"))
+    accepted = await client.submit(SubmitCsv(csv="name\n你好\nworld\n", column="name"))
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.done, final.failed) == (2, 0)
     [result] = await collect_results(client, accepted.job_id, 2)
@@ -154,7 +161,7 @@ async def test_redelivered_result_is_counted_once(client: Client, db: asyncpg.Co
     # the notifier sees a genuine second delivery and must not count it.
     await client.nc.publish(f"imagegen.results.{accepted.job_id}", msgspec.json.encode(result))
     await client.nc.flush()
-    marker = await client.submit_csv(SubmitCsv(csv="name\nmarker\n", column="name"))
+    marker = await client.submit(SubmitCsv(csv="name\nmarker\n", column="name"))
     await client.wait(marker.job_id, timeout=60)  # results are handled in order: ours is done
     row = await db.fetchrow("SELECT * FROM imagegen_jobs WHERE job_id = $1", accepted.job_id)
     assert (row["done_items"], row["failed_items"], row["status"]) == (2, 0, "completed")
@@ -164,7 +171,7 @@ async def test_redelivered_result_is_counted_once(client: Client, db: asyncpg.Co
 
 async def test_bad_rows_fail_alone_with_row_numbers(client: Client) -> None:
     csv_text = 'name,price\nGood one,1\n,2\n"ragged",3,extra\n好的,4\n'
-    accepted = await client.submit_csv(SubmitCsv(csv=csv_text, column="name"))
+    accepted = await client.submit(SubmitCsv(csv=csv_text, column="name"))
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.kind, final.status, final.done, final.failed) == (
         "completed",
@@ -173,16 +180,17 @@ async def test_bad_rows_fail_alone_with_row_numbers(client: Client) -> None:
         2,
     )
     job = await client.get_job(accepted.job_id)
-    reasons = {f.index: f.reason for f in job.failures}
-    assert set(reasons) == {1, 2}
-    assert "row 2" in reasons[1] and "empty" in reasons[1]
-    assert "row 3" in reasons[2] and "3 fields, expected 2" in reasons[2]
+    # Each failure names the file's own row (the header is row 1) and why.
+    reasons = {(f.index, f.row): f.reason for f in job.failures}
+    assert set(reasons) == {(1, 3), (2, 4)}
+    assert "empty" in reasons[1, 3]
+    assert "3 fields, expected 2" in reasons[2, 4]
 
 
 async def test_client_job_id_makes_submits_idempotent(client: Client, db: asyncpg.Connection) -> None:
     request = SubmitCsv(csv="name\nonce\n", column="name", job_id="idem-test-1")
-    first = await client.submit_csv(request)
-    second = await client.submit_csv(request)
+    first = await client.submit(request)
+    second = await client.submit(request)
     assert first.job_id == second.job_id == "idem-test-1"
     assert (first.duplicate, second.duplicate) == (False, True)
     await client.wait("idem-test-1", timeout=60)
@@ -222,7 +230,7 @@ async def test_bad_csv_submits_are_refused_with_the_field(
 
 async def test_csv_from_the_allowed_folder(client: Client, csv_dir: Path) -> None:
     (csv_dir / "gbk.csv").write_bytes("名称;价格\n北京烤鸭;168\n小笼包;22\n".encode("gb18030"))
-    accepted = await client.submit_csv(SubmitCsv(path="gbk.csv", column="名称"))
+    accepted = await client.submit(SubmitCsv(path="gbk.csv", column="名称"))
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.done, final.failed) == (2, 0)
 
@@ -238,9 +246,9 @@ async def test_db_job_streams_a_query(client: Client, db: asyncpg.Connection) ->
         [(int(r["code"]), r["name"], r["provinceCode"]) for r in rows],
     )
     expected = sum(1 for r in rows if r["provinceCode"] == "11")
-    accepted = await client.submit_db(
+    accepted = await client.submit(
         SubmitDb(
-            source="local",
+            data_source="local",
             query="SELECT name, id FROM test_places WHERE province = $1 ORDER BY id",
             params=["11"],
             column="name",
@@ -257,7 +265,7 @@ async def test_db_job_streams_a_query(client: Client, db: asyncpg.Connection) ->
 @pytest.mark.parametrize(
     ("source", "query", "field"),
     [
-        ("nowhere", "SELECT 1 AS name", "source"),
+        ("nowhere", "SELECT 1 AS name", "data_source"),
         ("local", "DELETE FROM imagegen_jobs", "query"),
         ("local", "SELECT 1 AS name; DROP TABLE imagegen_jobs", "query"),
         (
@@ -272,7 +280,7 @@ async def test_db_job_streams_a_query(client: Client, db: asyncpg.Connection) ->
 )
 async def test_bad_db_submits_are_refused(client: Client, source: str, query: str, field: str) -> None:
     with pytest.raises(BadRequest) as info:
-        await client.submit_db(SubmitDb(source=source, query=query, column="name"))
+        await client.submit(SubmitDb(data_source=source, query=query, column="name"))
     assert info.value.field == field, str(info.value)
 
 
@@ -288,7 +296,7 @@ async def test_malformed_messages_are_terminated_and_services_survive(
     ):
         for payload in (b"\xff\x00not anything", b'{"job_id": 5}', b"[]"):
             await js.publish(subject, payload)
-    accepted = await client.submit_csv(SubmitCsv(csv="name\nstill alive\n", column="name"))
+    accepted = await client.submit(SubmitCsv(csv="name\nstill alive\n", column="name"))
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.kind, final.done) == ("completed", 1)
     for proc in stack.processes:
@@ -304,8 +312,13 @@ async def test_malformed_messages_are_terminated_and_services_survive(
         info = await js.consumer_info(stream, consumer)
         assert info.num_ack_pending == 0, (consumer, info)
         assert info.num_pending == 0, (consumer, info)
-    logs = "".join(p.log_file.read_text() for p in stack.processes)
-    assert "task.malformed" in logs and "result.malformed" in logs and "ingest.bad_message" in logs
+    rejected = set()
+    for proc in stack.processes:
+        for line in proc.log_file.read_text().splitlines():
+            entry = json.loads(line) if line.startswith("{") else {}
+            if entry.get("event") == "message.malformed":
+                rejected.add(entry["kind"])
+    assert rejected == {"task", "request", "result"}
 
 
 async def test_preview_fonts_and_validate(client: Client) -> None:

@@ -258,8 +258,8 @@ async function submit() {
   const form = new FormData();
   form.append("file", state.file, state.file.name);
   const col = Number($("#column").value);
-  if ($("#has-header").checked) form.append("column", header()[col]);
-  else form.append("column_index", String(col));
+  // With a header the column goes by name; without one, digits are its 0-based position.
+  form.append("column", $("#has-header").checked ? header()[col] : String(col));
   form.append("has_header", $("#has-header").checked ? "true" : "false");
   form.append("style", JSON.stringify(currentStyle()));
   $("#submit").disabled = true;

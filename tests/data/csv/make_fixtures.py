@@ -1,6 +1,6 @@
 """Regenerate the small CSV fixtures of this folder: `python tests/data/csv/make_fixtures.py`.
 
-Each file exercises one thing real files do; `tests/services/ingest_csv/test_fixtures.py` sends
+Each file exercises one thing real files do; `tests/services/ingest/csv/test_fixtures.py` sends
 every one through the services and states what must happen to it. The expected texts live
 here too (EXPECTED), so the tests compare against what was written, not against a re-parse.
 """

@@ -19,8 +19,8 @@ import httpx
 import nats
 import pytest
 
-from shared.bus.discovery import ping_all
-from shared.cli.stack import REPO_ROOT, LocalStack
+from devstack.stack import REPO_ROOT, LocalStack
+from shared.runtime.bus.discovery import ping_all
 
 MAX_UPLOAD = 2 * 1024 * 1024
 

@@ -6,6 +6,7 @@ on real NATS and Postgres; images are checked with Pillow, as the users' program
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zipfile
@@ -16,14 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import NatsServer
+from devstack.stack import LocalStack
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from shared.cli.stack import LocalStack
 from shared.client import Client
-from shared.contract.messages import SubmitCsv
 from shared.contract.subjects import BUCKET_IMAGES
-from shared.localstack import NatsServer
-from shared.settings import Settings
+from shared.runtime.services import REQUIRED
+from shared.runtime.settings import Settings
+from shared.sources import SOURCES
+from shared.sources.csv import SubmitCsv
 from tests.conftest import REPO
 from tests.images import corners_transparent, decode_rgba, ink_pixels
 from tests.services.gateway.conftest import MAX_UPLOAD
@@ -71,20 +74,26 @@ async def upload(http: httpx.AsyncClient, text: str, **fields: str) -> httpx.Res
 # --- health, docs, render helpers ----------------------------------------------------------------
 
 
-async def test_health_is_ready_with_the_four_services(http: httpx.AsyncClient) -> None:
+async def test_health_is_ready_with_the_services(http: httpx.AsyncClient) -> None:
     response = await http.get("/health")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok" and body["nats"] is True and body["missing"] == []
-    for name in ("ingest-csv", "ingest-db", "renderer", "result-notifier"):
+    assert body["sources_unserved"] == []
+    for name in REQUIRED:
         assert body["services"][name] >= 1
 
 
 async def test_openapi_and_console_are_served(http: httpx.AsyncClient) -> None:
     schema = (await http.get("/openapi.json")).json()
-    for path in ("/generate/csv", "/generate/database", "/jobs/{job_id}/events", "/jobs/{job_id}/zip"):
+    for path in ("/jobs/{job_id}/events", "/jobs/{job_id}/zip", "/jobs/{job_id}/manifest"):
         assert path in schema["paths"]
-    assert "SubmitDb" in schema["components"]["schemas"]
+    for spec in SOURCES.values():  # one route per registered source, its request a component
+        assert f"/generate/{spec.name}" in schema["paths"]
+        assert spec.request.__name__ in schema["components"]["schemas"]
+    assert "multipart/form-data" in schema["paths"]["/generate/xlsx"]["post"]["requestBody"]["content"]
+    asyncapi = (await http.get("/asyncapi.json")).json()
+    assert asyncapi["asyncapi"].startswith("3.") and "submitXlsx" in asyncapi["operations"]
     assert (await http.get("/docs")).status_code == 200
     console = await http.get("/")
     assert console.status_code == 200 and "<html" in console.text.lower()
@@ -137,7 +146,7 @@ async def test_csv_upload_follow_sse_and_download_the_zip(http: httpx.AsyncClien
     listing = (await http.get(f"/jobs/{job_id}/files")).json()
     assert listing["total"] == rows
     names = [f["name"] for f in listing["files"]]
-    assert names == [f"{i}.png" for i in range(rows)]  # natural order, not "0, 1, 10, 11, 2"
+    assert names == [f"{row}.png" for row in range(2, rows + 2)]  # natural order, not "10, 11, 2"
     one = await http.get(listing["files"][0]["url"])
     assert one.status_code == 200 and one.headers["content-type"] == "image/png"
 
@@ -146,7 +155,10 @@ async def test_csv_upload_follow_sse_and_download_the_zip(http: httpx.AsyncClien
     assert f"{job_id}.zip" in archive.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
         assert zf.testzip() is None
-        assert zf.namelist() == names
+        assert zf.namelist() == [*names, "manifest.csv"]  # the manifest maps files to rows
+        manifest = list(csv.DictReader(io.StringIO(zf.read("manifest.csv").decode("utf-8-sig"))))
+        assert sorted(int(line["row"]) for line in manifest) == list(range(2, rows + 2))
+        assert {line["file"] for line in manifest} == set(names)
         for name in names:
             data = zf.read(name)
             image = decode_rgba(data)
@@ -166,22 +178,22 @@ async def test_csv_upload_follow_sse_and_download_the_zip(http: httpx.AsyncClien
 
 async def test_database_job_by_json(http: httpx.AsyncClient) -> None:
     body = {
-        "source": "local",
+        "data_source": "local",
         "query": "SELECT '第' || g || '行 row ' || g AS t FROM generate_series(1, 5) AS g",
         "column": "t",
-        "name_template": "row-{index}",
+        "name_template": "item-{index}",
     }
-    response = await http.post("/generate/database", json=body)
+    response = await http.post("/generate/db", json=body)
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     events = await sse_events(http, job_id)
     assert events[-1]["event"] == "completed" and events[-1]["data"]["done"] == 5
     names = [f["name"] for f in (await http.get(f"/jobs/{job_id}/files")).json()["files"]]
-    assert names == [f"row-{i}.png" for i in range(5)]
+    assert names == [f"item-{i}.png" for i in range(5)]
 
-    assert_error(await http.post("/generate/database", json={**body, "source": "nope"}), 400, "source")
-    assert_error(await http.post("/generate/database", json={**body, "query": "DELETE FROM x"}), 400, "query")
-    assert_error(await http.post("/generate/database", json={"source": "local"}), 400)
+    assert_error(await http.post("/generate/db", json={**body, "data_source": "nope"}), 400, "data_source")
+    assert_error(await http.post("/generate/db", json={**body, "query": "DELETE FROM x"}), 400, "query")
+    assert_error(await http.post("/generate/db", json={"data_source": "local"}), 400)
 
 
 async def test_running_job_zip_conflict_then_cancel(http: httpx.AsyncClient) -> None:
@@ -211,7 +223,7 @@ async def test_bad_submits_are_json_errors_naming_the_field(http: httpx.AsyncCli
     assert "nme" in body["error"]
     assert_error(await upload(http, text), 400, "column")
     assert_error(await upload(http, text, column="name", color="bogus"), 400, "style.color")
-    assert_error(await upload(http, text, column="name", size="0"), 400, "size")
+    assert_error(await upload(http, text, column="name", size="0"), 400, "style.size")
     assert_error(await upload(http, text, column="name", style="[1]"), 400, "style")
     assert_error(await upload(http, text, column="name", job_id="../etc"), 400, "job_id")
     assert_error(await http.post("/generate/csv", data={"column": "name"}), 400, "file")
@@ -249,9 +261,9 @@ async def test_unknown_jobs_and_unsafe_names(http: httpx.AsyncClient, stack: Loc
         assert_error(link, 400 if link.status_code == 400 else 404, "name")
         assert_error(await http.get(f"/jobs/{job_id}/files/9.png"), 404, "name")
         names = [f["name"] for f in (await http.get(f"/jobs/{job_id}/files")).json()["files"]]
-        assert names == ["0.png"]  # neither the link nor the hidden file
+        assert names == ["2.png"]  # neither the link nor the hidden file
         with zipfile.ZipFile(io.BytesIO((await http.get(f"/jobs/{job_id}/zip")).content)) as zf:
-            assert zf.namelist() == ["0.png"]
+            assert zf.namelist() == ["2.png", "manifest.csv"]
     finally:
         outside.unlink()
 
@@ -300,12 +312,12 @@ async def test_api_key_guards_the_api_but_not_health_or_console(
 
 async def test_images_from_the_object_store(app_client: Client, stack: LocalStack) -> None:
     """With `IMAGEGEN_OUTPUT_STORE=object` images are read from the `imagegen-images` bucket."""
-    accepted = await app_client.submit_csv(SubmitCsv(csv="t\nhello\n", column="t"))
+    accepted = await app_client.submit(SubmitCsv(csv="t\nhello\n", column="t"))
     await app_client.wait(accepted.job_id, timeout=30)
-    png = (Path(stack.output_dir) / accepted.job_id / "0.png").read_bytes()
+    png = (Path(stack.output_dir) / accepted.job_id / "2.png").read_bytes()
     store = await app_client.js.object_store(BUCKET_IMAGES)
-    await store.put(f"{accepted.job_id}/0.png", png)
     await store.put(f"{accepted.job_id}/2.png", png)
+    await store.put(f"{accepted.job_id}/10.png", png)
     await store.put(f"{accepted.job_id}x/9.png", png)  # another job's: not listed
     app = create_app(
         Settings(nats_url=stack.nats_url, output_dir=stack.output_dir / "elsewhere", output_store="object"),
@@ -315,12 +327,12 @@ async def test_images_from_the_object_store(app_client: Client, stack: LocalStac
     app.state.client = app_client
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
         listing = (await http.get(f"/jobs/{accepted.job_id}/files")).json()
-        assert [f["name"] for f in listing["files"]] == ["0.png", "2.png"]
+        assert [f["name"] for f in listing["files"]] == ["2.png", "10.png"]
         one = await http.get(listing["files"][0]["url"])
         assert one.status_code == 200 and one.content == png
         assert_error(await http.get(f"/jobs/{accepted.job_id}/files/7.png"), 404, "name")
         with zipfile.ZipFile(io.BytesIO((await http.get(f"/jobs/{accepted.job_id}/zip")).content)) as zf:
-            assert zf.namelist() == ["0.png", "2.png"] and zf.read("2.png") == png
+            assert zf.namelist() == ["2.png", "10.png"] and zf.read("10.png") == png
 
 
 async def test_health_is_503_without_the_services(tmp_path: Path) -> None:
@@ -333,7 +345,8 @@ async def test_health_is_503_without_the_services(tmp_path: Path) -> None:
             async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
                 body = assert_error(await http.get("/health"), 503)
                 assert body["nats"] is True and body["status"] == "unavailable"
-                assert body["missing"] == ["ingest-csv", "ingest-db", "renderer", "result-notifier"]
+                assert body["missing"] == list(REQUIRED)
+                assert body["sources_unserved"] == list(SOURCES)
                 # Calls that need a service say so as a JSON 503, not a crash.
                 assert_error(await http.get("/fonts"), 503)
     finally:

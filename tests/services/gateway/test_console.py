@@ -106,7 +106,7 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
     assert status is not None and "completed" in status and f"{len(ROWS)} / {len(ROWS)}" in status, status
     assert await page.eval_on_selector("#bar", "b => b.style.width") == "100%"
     captions = await page.eval_on_selector_all("#gallery figcaption", "fs => fs.map(f => f.textContent)")
-    assert captions == [f"{i}.png" for i in range(len(ROWS))]
+    assert captions == [f"{row}.png" for row in range(2, len(ROWS) + 2)]  # the header is row 1
     zip_href = await page.get_attribute("#zip", "href")
     assert zip_href and zip_href.endswith("/zip") and await page.is_visible("#zip")
     zip_status = await page.evaluate("href => fetch(href).then(r => r.status)", zip_href)

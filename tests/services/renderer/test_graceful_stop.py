@@ -7,10 +7,11 @@ import asyncio
 import signal
 import time
 
-from shared.bus.discovery import wait_for_services
-from shared.cli.stack import LocalStack
+from devstack.stack import LocalStack
 from shared.client import Client
-from shared.contract.messages import BatchResult, SubmitCsv
+from shared.contract.messages import BatchResult
+from shared.runtime.bus.discovery import wait_for_services
+from shared.sources.csv import SubmitCsv
 from tests.conftest import DATA
 
 
@@ -20,7 +21,7 @@ async def test_sigterm_mid_job_loses_and_repeats_nothing(stack: LocalStack, clie
         await wait_for_services(client.nc, {"renderer": 3}, timeout=30)
         text = (DATA / "areas.csv").read_text("utf-8")
         rows = text.count("\n") - 1
-        accepted = await client.submit_csv(SubmitCsv(csv=text, column="name", batch_size=8))
+        accepted = await client.submit(SubmitCsv(csv=text, column="name", batch_size=8))
 
         results: list[BatchResult] = []
         items = 0
@@ -60,6 +61,6 @@ async def test_sigterm_mid_job_loses_and_repeats_nothing(stack: LocalStack, clie
 
 
 def stack_ack_wait() -> float:
-    from shared.settings import Settings
+    from shared.runtime.settings import Settings
 
     return Settings().ack_wait_seconds

@@ -9,17 +9,18 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.cli.stack import LocalStack
+from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.errors import Conflict, NotFound
-from shared.contract.messages import JobEvent, SubmitCsv
+from shared.contract.messages import JobEvent
+from shared.sources.csv import SubmitCsv
 from tests.images import decode_rgba
 
 
 async def test_cancel_in_the_middle_of_a_job(client: Client, csv_dir: Path) -> None:
     rows = 20_000
     (csv_dir / "big.csv").write_text("name\n" + "".join(f"商品 {i} Product\n" for i in range(rows)), "utf-8")
-    accepted = await client.submit_csv(SubmitCsv(path="big.csv", column="name", batch_size=8))
+    accepted = await client.submit(SubmitCsv(path="big.csv", column="name", batch_size=8))
     events: list[JobEvent] = []
 
     async def cancel_after_first_progress() -> None:
@@ -53,7 +54,7 @@ async def test_cancel_in_the_middle_of_a_job(client: Client, csv_dir: Path) -> N
 
 
 async def test_cancel_refuses_finished_and_unknown_jobs(client: Client) -> None:
-    accepted = await client.submit_csv(SubmitCsv(csv="name\nquick\n", column="name"))
+    accepted = await client.submit(SubmitCsv(csv="name\nquick\n", column="name"))
     await client.wait(accepted.job_id, timeout=60)
     with pytest.raises(Conflict):
         await client.cancel_job(accepted.job_id)
@@ -64,7 +65,7 @@ async def test_cancel_refuses_finished_and_unknown_jobs(client: Client) -> None:
 async def test_retry_rerenders_only_the_failed_items(client: Client, db: asyncpg.Connection) -> None:
     csv_text = "name\nfirst\n\nsecond\n   \n第三\n"
     # Rows 1 and 3 are blank: they fail at ingest with their row numbers.
-    accepted = await client.submit_csv(SubmitCsv(csv=csv_text.replace("\n\n", '\n""\n'), column="name"))
+    accepted = await client.submit(SubmitCsv(csv=csv_text.replace("\n\n", '\n""\n'), column="name"))
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.status, final.done, final.failed) == ("completed_with_errors", 3, 2)
 
@@ -82,7 +83,7 @@ async def test_retry_rerenders_only_the_failed_items(client: Client, db: asyncpg
     assert sorted(f.index for f in failures.failures) == [1, 3]
 
     with pytest.raises(Conflict):
-        ok = await client.submit_csv(SubmitCsv(csv="name\nfine\n", column="name"))
+        ok = await client.submit(SubmitCsv(csv="name\nfine\n", column="name"))
         await client.wait(ok.job_id, timeout=60)
         await client.retry_job(ok.job_id)
 
@@ -90,7 +91,7 @@ async def test_retry_rerenders_only_the_failed_items(client: Client, db: asyncpg
 async def test_list_filters_by_status_and_pages(client: Client) -> None:
     ids = []
     for i in range(3):
-        accepted = await client.submit_csv(SubmitCsv(csv=f"name\nlist {i}\n", column="name"))
+        accepted = await client.submit(SubmitCsv(csv=f"name\nlist {i}\n", column="name"))
         await client.wait(accepted.job_id, timeout=60)
         ids.append(accepted.job_id)
     first = await client.list_jobs(status="completed", limit=2)
@@ -105,25 +106,27 @@ async def test_list_filters_by_status_and_pages(client: Client) -> None:
 
 
 async def test_retry_recovers_an_item_and_keeps_its_row_style(client: Client, stack: LocalStack) -> None:
-    """Item 2 cannot be stored the first time (its file name is taken by a folder); after that is
-    cleared, a retry renders just that item, with its per-row colour."""
+    """Item 2 (row 4) cannot be stored the first time (its file name is taken by a folder); after
+    that is cleared, a retry renders just that item, with its per-row colour."""
     job_id = f"retry-{int(time.time() * 1000)}"
-    blocker = stack.output_dir / job_id / "2.png"
+    blocker = stack.output_dir / job_id / "4.png"
     blocker.mkdir(parents=True)
     csv_text = "name,colour\nzero,\none,\ntwo 二,#ff0000\nthree,\n"
-    accepted = await client.submit_csv(
+    accepted = await client.submit(
         SubmitCsv(csv=csv_text, column="name", color_column="colour", job_id=job_id)
     )
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.status, final.done, final.failed) == ("completed_with_errors", 3, 1)
     job = await client.get_job(job_id)
-    assert [f.index for f in job.failures] == [2] and "could not store" in job.failures[0].reason
+    assert [(f.index, f.row) for f in job.failures] == [(2, 4)] and "could not store" in job.failures[
+        0
+    ].reason
 
     blocker.rmdir()
     retried = await client.retry_job(job_id)
     assert retried.attempt == 2
     again = await client.wait(job_id, attempt=2, timeout=60)
     assert (again.status, again.done, again.failed) == ("completed", 4, 0)
-    image = decode_rgba((stack.output_dir / job_id / "2.png").read_bytes())
+    image = decode_rgba((stack.output_dir / job_id / "4.png").read_bytes())
     opaque = {px[:3] for px in image.get_flattened_data() if px[3] == 255}
     assert opaque == {(255, 0, 0)}, opaque  # the row's own colour survived the retry

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.cli.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.conftest import REPO
 from tests.images import corners_transparent, decode_rgba, ink_pixels
 
@@ -115,7 +115,7 @@ def test_submit_with_per_row_columns_shows_progress_and_the_manifest(
     err = done.stderr
     assert "completed_with_errors" in err and "3 total, 2 rendered, 1 failed" in err
     assert "items/s" in err  # the progress bar's rate column
-    assert "row 3: bad color 'nocolour'" in err
+    assert "row 4: bad color 'nocolour'" in err  # the file's own row: the header is row 1
     manifest_line = next(line for line in err.splitlines() if "manifest:" in line)
     manifest = Path(manifest_line.split("manifest:", 1)[1].strip())
     lines = manifest.read_text("utf-8-sig").splitlines()

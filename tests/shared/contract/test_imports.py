@@ -28,3 +28,9 @@ def test_importing_the_contract_loads_no_engine_nats_or_driver() -> None:
 def test_the_render_engine_does_load_pillow() -> None:
     # The check above can fail: the same probe sees Pillow when the engine is imported.
     assert "PIL" in modules_after_import("import shared.render")
+
+
+def test_the_client_and_the_source_registry_load_no_engine_or_driver() -> None:
+    loaded = modules_after_import("import shared.client, shared.sources, shared.asyncapi")
+    assert {"shared", "nats"} <= loaded  # the client does speak NATS
+    assert not loaded & {"PIL", "fontTools", "asyncpg", "openpyxl"}, loaded & set(HEAVY)

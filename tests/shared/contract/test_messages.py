@@ -17,10 +17,10 @@ from shared.contract.messages import (
     JobEvent,
     RenderItem,
     RenderTask,
-    SubmitCsv,
-    SubmitDb,
 )
 from shared.contract.style import Style
+from shared.sources.csv import SubmitCsv
+from shared.sources.db import SubmitDb
 
 
 def field_of(payload: bytes, type_: type[object]) -> BadRequest:
@@ -38,7 +38,14 @@ def test_valid_submit_decodes() -> None:
     assert submit.column == "name"
     assert submit.csv == "name\nx\n"
     assert submit.style.size == 32
-    assert submit.has_header is True and submit.name_template == "{index}"
+    assert submit.has_header is True and submit.name_template == "{row}"
+
+
+def test_the_source_tag_is_optional_on_its_own_subject_and_checked_when_given() -> None:
+    plain = decode_json(b'{"column": "name", "csv": "x"}', SubmitCsv)
+    tagged = decode_json(b'{"source": "csv", "column": "name", "csv": "x"}', SubmitCsv)
+    assert plain == tagged
+    assert field_of(b'{"source": "db", "column": "name", "csv": "x"}', SubmitCsv).field == "source"
 
 
 def test_column_index_decodes_as_int() -> None:
@@ -69,7 +76,7 @@ def test_unknown_field_is_named() -> None:
 
 
 def test_list_item_path() -> None:
-    payload = b'{"source": "shop", "query": "SELECT 1", "column": "c", "params": [1, {"a": 1}, 3]}'
+    payload = b'{"data_source": "shop", "query": "SELECT 1", "column": "c", "params": [1, {"a": 1}, 3]}'
     err = field_of(payload, SubmitDb)
     assert err.field == "params[1]"
 

@@ -22,21 +22,29 @@ def test_zero_padded_index(spec: str, index: int, expected: str) -> None:
     assert NameTemplate(f"img-{{index:{spec}}}").render(index) == f"img-{expected}"
 
 
+def test_row_number() -> None:
+    # {row} is the source's own row number, {index} the item's position: they differ by the
+    # header (and blank lines) of a file.
+    template = NameTemplate("{row}")
+    assert [template.render(i, i + 2) for i in (0, 7)] == ["2", "9"]
+    assert NameTemplate("r{row:05}-i{index}").render(3, 5) == "r00005-i3"
+
+
 def test_row_column() -> None:
     template = NameTemplate("{row[sku]}_{row[名称]}")
     assert template.columns == ["sku", "名称"]
-    assert template.render(3, {"sku": "A-1", "名称": "苹果"}) == "A-1_苹果"
+    assert template.render(3, 5, {"sku": "A-1", "名称": "苹果"}) == "A-1_苹果"
 
 
 def test_index_and_row_together() -> None:
     template = NameTemplate("{index:04}-{row[name]}")
-    assert template.render(5, {"name": "Widget"}) == "0005-Widget"
+    assert template.render(5, 7, {"name": "Widget"}) == "0005-Widget"
 
 
-def test_missing_column_value_falls_back_to_the_index() -> None:
+def test_missing_column_value_falls_back_to_the_row_number() -> None:
     template = NameTemplate("{row[name]}")
-    assert template.render(9, {"other": "x"}) == "9"
-    assert template.render(10, None) == "10"
+    assert template.render(9, 11, {"other": "x"}) == "11"
+    assert template.render(10, 12, None) == "12"
 
 
 @pytest.mark.parametrize(
@@ -82,20 +90,20 @@ def test_field_name_can_be_chosen() -> None:
 
 @pytest.mark.parametrize("value", ["..", "../../etc/passwd", "a/b", "a\\b", "..\\..\\win.ini", "/abs", "./x"])
 def test_values_cannot_make_paths(value: str) -> None:
-    name = NameTemplate("{row[v]}").render(1, {"v": value})
+    name = NameTemplate("{row[v]}").render(1, 3, {"v": value})
     assert name
     assert "/" not in name and "\\" not in name
     assert name not in (".", "..")
     assert not name.startswith(".")
 
 
-def test_dot_dot_alone_falls_back_to_the_index() -> None:
-    assert NameTemplate("{row[v]}").render(17, {"v": ".."}) == "17"
+def test_dot_dot_alone_falls_back_to_the_row_number() -> None:
+    assert NameTemplate("{row[v]}").render(17, 19, {"v": ".."}) == "19"
 
 
 @pytest.mark.parametrize("value", ["", "   ", "...", " . . "])
-def test_empty_after_sanitising_falls_back_to_the_index(value: str) -> None:
-    assert NameTemplate("{row[v]}").render(4, {"v": value}) == "4"
+def test_empty_after_sanitising_falls_back_to_the_row_number(value: str) -> None:
+    assert NameTemplate("{row[v]}").render(4, 6, {"v": value}) == "6"
 
 
 def test_control_and_illegal_characters_are_replaced() -> None:
@@ -137,7 +145,7 @@ def test_long_names_are_cut_on_a_character_boundary(char: str) -> None:
 
 def render_all(template: str, values: list[str]) -> list[str]:
     names = NameTemplate(template)
-    return [names.render(i, {"v": v}) for i, v in enumerate(values)]
+    return [names.render(i, i + 2, {"v": v}) for i, v in enumerate(values)]
 
 
 def test_collisions_are_resolved() -> None:
@@ -162,15 +170,16 @@ def test_collision_resolution_is_deterministic() -> None:
 
 
 def test_a_suffixed_name_never_takes_an_earlier_name() -> None:
-    names = render_all("{row[v]}", ["a-2", "a", "a", "A-2", "a-2-2"])
+    # Item 2 is row 4: its first suffixed form "a-4" is taken, as is "a-4-2" for item 3 (row 5)...
+    names = render_all("{row[v]}", ["a-4", "a", "a", "A-4", "a-4-2"])
     assert len({name.casefold() for name in names}) == len(names)
-    assert names[:2] == ["a-2", "a"]
+    assert names[:2] == ["a-4", "a"]
 
 
-def test_fallback_index_names_do_not_collide_with_values() -> None:
-    names = render_all("{row[v]}", ["1", ""])  # row 1 falls back to "1", taken by row 0
-    assert names[0] == "1"
-    assert names[1] != "1"
+def test_fallback_names_do_not_collide_with_values() -> None:
+    names = render_all("{row[v]}", ["3", ""])  # item 1 (row 3) falls back to "3", taken by item 0
+    assert names[0] == "3"
+    assert names[1] != "3"
 
 
 def test_index_names_stay_distinct_when_a_long_prefix_is_cut() -> None:

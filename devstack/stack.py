@@ -1,0 +1,218 @@
+"""The local stack: nats-server, Postgres and the services as child processes.
+
+Used by `imagegen run` / `imagegen up` and by the test suite. With `NATS_URL` / `DATABASE_URL`
+(or their `IMAGEGEN_` forms) set it uses those servers instead of starting its own. Services are
+started as `python -m services.<name>`, each with its own log file under the state folder, and
+the stack is ready when every one of them answers `$SRV.PING`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack import NatsServer, PostgresServer, free_port
+from devstack._proc import die_with_parent_hook
+from shared.cli.stackfile import StackInfo
+from shared.client import Client
+from shared.runtime.bus.connect import connect
+from shared.runtime.bus.discovery import ping_all, wait_for_services
+from shared.runtime.services import SERVICES
+from shared.runtime.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def external_urls() -> tuple[str | None, str | None]:
+    env = os.environ
+    return (
+        env.get("IMAGEGEN_NATS_URL") or env.get("NATS_URL"),
+        env.get("IMAGEGEN_DATABASE_URL") or env.get("DATABASE_URL"),
+    )
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_file: Path
+    metrics_port: int | None = None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@dataclass
+class LocalStack:
+    """Servers plus services for one state folder. Start with `start()`, end with `stop()`.
+
+    Given `nats_url` / `database_url` (or the environment's), it uses those servers and starts
+    only the services.
+    """
+
+    state_dir: Path
+    renderers: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+    nats_url: str = ""
+    database_url: str = ""
+    output_dir: Path = Path()
+    nats: NatsServer | None = None
+    postgres: PostgresServer | None = None
+    processes: list[ServiceProcess] = field(default_factory=list)
+    metrics: bool = False
+
+    def start_servers(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "logs").mkdir(exist_ok=True)
+        self.output_dir = self.state_dir / "output"
+        nats_url, database_url = external_urls()
+        self.nats_url = self.nats_url or nats_url or ""
+        self.database_url = self.database_url or database_url or ""
+        if not self.nats_url:
+            self.nats = NatsServer.start(
+                self.state_dir / "nats", log_file=self.state_dir / "logs" / "nats-server.log"
+            )
+            self.nats_url = self.nats.url
+        if not self.database_url:
+            self.postgres = PostgresServer.start(self.state_dir / "postgres")
+            self.database_url = self.postgres.create_database("imagegen")
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            IMAGEGEN_NATS_URL=self.nats_url,
+            IMAGEGEN_DATABASE_URL=self.database_url,
+            IMAGEGEN_OUTPUT_DIR=str(self.output_dir),
+            IMAGEGEN_GATEWAY_PORT=env.get("IMAGEGEN_GATEWAY_PORT", "0"),  # a free port; see console_url
+            IMAGEGEN_DATA_SOURCES=env.get("IMAGEGEN_DATA_SOURCES", f'{{"local": "{self.database_url}"}}'),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        )
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def spawn(self, name: str, *, instance: str | None = None, **env: str) -> ServiceProcess:
+        """Start one more process of service `name` (e.g. a renderer replica)."""
+        label = instance or f"{name}-{sum(p.name == name for p in self.processes) + 1}"
+        log_file = self.state_dir / "logs" / f"{label}.log"
+        metrics_port = None
+        if self.metrics and "IMAGEGEN_METRICS_PORT" not in env:
+            # Each process on this host gets its own /metrics port.
+            metrics_port = free_port()
+            env["IMAGEGEN_METRICS_PORT"] = str(metrics_port)
+        with log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", SERVICES[name].module],
+                env=self.env(IMAGEGEN_INSTANCE=label, **env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent_hook(),
+            )
+        proc = ServiceProcess(name, process, log_file, metrics_port)
+        self.processes.append(proc)
+        return proc
+
+    def start_services(self) -> None:
+        for name in SERVICES:
+            for _ in range(self.renderers if name == "renderer" else 1):
+                self.spawn(name)
+
+    def client_settings(self) -> Settings:
+        """Settings to reach this stack's NATS as its services do (auth and TLS included)."""
+        nats_options = {
+            key.removeprefix("IMAGEGEN_").lower(): value
+            for key, value in self.extra_env.items()
+            if key.startswith("IMAGEGEN_NATS_") and key != "IMAGEGEN_NATS_URL"
+        }
+        return Settings.model_validate({**nats_options, "nats_url": self.nats_url})
+
+    async def client(self) -> Client:
+        """A client of this stack, as its users connect (credentials included)."""
+        nc = await connect(self.client_settings(), "imagegen-stack-client", retry_for=10)
+        return Client(nc)
+
+    def info(self) -> StackInfo:
+        """What `imagegen up` records about this stack for later commands."""
+        return StackInfo(
+            pid=os.getpid(),
+            nats_url=self.nats_url,
+            database_url=self.database_url,
+            console_url=asyncio.run(self.console_url()),
+            output_dir=str(self.output_dir),
+            logs=str(self.state_dir / "logs"),
+        )
+
+    async def console_url(self) -> str | None:
+        """The web console's address, as the gateway announces it in its service metadata."""
+        nc = await connect(self.client_settings(), "imagegen-stack", retry_for=10)
+        try:
+            for reply in await ping_all(nc, name="gateway", wait=0.5):
+                if url := (reply.get("metadata") or {}).get("url"):
+                    return str(url)
+        finally:
+            await nc.close()
+        return None
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        expected = {name: (self.renderers if name == "renderer" else 1) for name in SERVICES}
+
+        async def watch_processes() -> None:
+            # A service that dies at start-up fails the wait at once, not after the timeout.
+            while not any(p.process.poll() is not None for p in self.processes):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            raise TimeoutError("a service exited during start-up")
+
+        nc = await connect(self.client_settings(), "imagegen-stack", retry_for=timeout)
+        watcher = asyncio.create_task(watch_processes())
+        try:
+            ready = asyncio.create_task(wait_for_services(nc, expected, timeout=timeout))
+            done, _ = await asyncio.wait({ready, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            done.pop().result()
+        except TimeoutError as exc:
+            dead = [p for p in self.processes if p.process.poll() is not None]
+            details = "".join(
+                f"\n--- {p.log_file.name} (exit {p.process.returncode}) ---\n"
+                + p.log_file.read_text(errors="replace")[-3000:]
+                for p in dead
+            )
+            raise RuntimeError(f"{exc}{details}") from exc
+        finally:
+            watcher.cancel()
+            await nc.close()
+
+    def start(self) -> None:
+        self.start_servers()
+        try:
+            self.start_services()
+            asyncio.run(self.wait_ready())
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        for proc in self.processes:
+            proc.stop()
+        self.processes.clear()
+        if self.nats:
+            self.nats.stop()
+            self.nats = None
+        if self.postgres:
+            self.postgres.stop()
+            self.postgres = None

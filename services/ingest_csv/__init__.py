@@ -1,1 +1,0 @@
-"""ingest-csv: answers `imagegen.submit.csv`, then streams each accepted CSV into render tasks."""

@@ -1,0 +1,48 @@
+"""`imagegen run / up / down / status`: the local stack. It is a development tool (the
+`imagegen-devstack` package, installed by `make`), so it is imported only when one of these runs."""
+
+from __future__ import annotations
+
+import argparse
+from types import ModuleType
+
+from shared.cli import stackfile
+from shared.cli.output import emit, table
+from shared.contract.errors import ImagegenError
+
+
+def _control() -> ModuleType:
+    try:
+        from devstack import control
+    except ImportError as exc:
+        raise ImagegenError(
+            "the local stack needs the development install (`make run`, or pip install -e ./devstack)"
+        ) from exc
+    return control
+
+
+def stack(args: argparse.Namespace) -> int:
+    control = _control()
+    state = stackfile.state_dir(args.state_dir, "run" if args.command == "run" else "up")
+    if args.command == "run":
+        code: int = control.run(state, args.renderers, args.csv, args.column)
+        return code
+    if args.command == "up":
+        code = (
+            control.up_foreground(state, args.renderers)
+            if args.foreground
+            else control.up(state, args.renderers)
+        )
+        return code
+    if args.command == "down":
+        code = control.down(state)
+        return code
+    code, report = control.status(state)
+    services = report.pop("services", {})
+    text = "no stack is up (start one with `imagegen up`)"
+    if report.get("up"):
+        lines = [f"{key}: {value}" for key, value in report.items() if key != "up"]
+        assert isinstance(services, dict)
+        text = "\n".join([*lines, "", table(("SERVICE", "INSTANCES"), sorted(services.items()))])
+    emit(args, {**report, "services": services}, text)
+    return code

@@ -1,0 +1,122 @@
+"""The `imagegen` command's arguments: global flags, one sub-command per action, and one
+`submit` sub-command per registered source (from `shared.sources`)."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+from pathlib import Path
+
+from shared.cli.options import add_fields, add_style_options, request_fields
+from shared.contract.states import JobStatus
+from shared.contract.submit import DEFAULT_NAME_TEMPLATE, SubmitBase
+from shared.runtime.services import SERVICES
+from shared.sources import SOURCES
+
+DESCRIPTION = """Text to transparent PNGs, in bulk, over NATS.
+
+Exit codes: 0 success; 1 the job failed or some of its items did; 2 a refused request or an
+unreachable server. `--json` (before or after the command) prints machine-readable output."""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("imagegen")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    # Also accepted after the command (`imagegen jobs list --json`); SUPPRESS keeps the global
+    # flag's value when it is not repeated here.
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+
+
+def _submit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    submit = sub.add_parser("submit", help="submit a job (one image per row of a source)")
+    sources = submit.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    for spec in SOURCES.values():
+        p = sources.add_parser(spec.name, help=spec.summary, description=spec.request.__doc__)
+        if spec.takes_files:
+            p.add_argument("file", type=Path, help=f"the file to upload ({', '.join(spec.uploads)})")
+        p.add_argument("--column", required=True, help="the text column (a name, or a 0-based position)")
+        add_fields(p.add_argument_group(f"{spec.name} options"), spec.request, request_fields(spec))
+        common = p.add_argument_group("job")
+        add_fields(common, SubmitBase, ["name_template", "job_id", "batch_size"])
+        common.add_argument("--wait", action="store_true", help="follow the job until it ends")
+        rows = p.add_argument_group("per-row columns (empty cell: the job's value)")
+        add_fields(rows, SubmitBase, ["filename_column", "color_column", "font_column"])
+        rows.add_argument(
+            "--style-column",
+            action="append",
+            default=[],
+            metavar="FIELD=COLUMN",
+            help="any style field per row, e.g. size=pt (repeatable)",
+        )
+        add_style_options(p)
+        _json_flag(p)
+        p.epilog = f"Output names default to {DEFAULT_NAME_TEMPLATE} (the source's own row number)."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagegen", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"imagegen {_version()}")
+    parser.add_argument(
+        "--nats-url", help="NATS server(s) (default: the local stack, then IMAGEGEN_NATS_URL)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run one service in the foreground (what containers do)")
+    serve.add_argument("service", choices=sorted(SERVICES))
+
+    run = sub.add_parser("run", help="start the local stack, render a CSV, print the summary, stop")
+    run.add_argument("--csv", type=Path, help="the CSV to render (default: examples/products.csv)")
+    run.add_argument("--column", default="name")
+    for name, text in (("up", "start the local stack and keep it running"), ("run", None)):
+        p = sub.choices[name] if text is None else sub.add_parser(name, help=text)
+        p.add_argument(
+            "--state-dir", type=Path, help="where the stack keeps its servers (default .imagegen/)"
+        )
+        p.add_argument("--renderers", type=int, default=2, help="renderer replicas (default 2)")
+    sub.choices["up"].add_argument("--foreground", action="store_true", help=argparse.SUPPRESS)
+    down = sub.add_parser("down", help="stop the stack `imagegen up` started")
+    down.add_argument("--state-dir", type=Path)
+    status = sub.add_parser("status", help="the local stack, the services answering, queues and URLs")
+    status.add_argument("--state-dir", type=Path)
+    _json_flag(status)
+
+    _submit_parsers(sub)
+
+    jobs = sub.add_parser("jobs", help="query and control jobs").add_subparsers(dest="action", required=True)
+    show = jobs.add_parser("show", help="one job's status, counts and failures")
+    show.add_argument("job_id")
+    fetch = jobs.add_parser("fetch", help="download a job's images and manifest (object store or disk)")
+    fetch.add_argument("job_id")
+    fetch.add_argument("-o", "--output", type=Path, required=True, help="folder to write them to")
+    for action, text in (
+        ("cancel", "stop a running job"),
+        ("retry", "re-render a finished job's failed items"),
+    ):
+        act = jobs.add_parser(action, help=text)
+        act.add_argument("job_id")
+        act.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    lst = jobs.add_parser("list", help="recent jobs, newest first")
+    lst.add_argument("--status", choices=[status.value for status in JobStatus])
+    lst.add_argument("--limit", type=int, default=20)
+    for command in jobs.choices.values():
+        _json_flag(command)
+
+    _json_flag(sub.add_parser("fonts", help="the font catalogue and the scripts each font covers"))
+    sub.add_parser("asyncapi", help="the AsyncAPI 3 document of every subject, stream and message")
+
+    render = sub.add_parser("render", help="render one text locally (no servers needed)")
+    render.add_argument("text")
+    render.add_argument("-o", "--output", type=Path, required=True, help="the image file (.png or .webp)")
+    add_style_options(render)
+    _json_flag(render)
+    return parser

@@ -1,0 +1,123 @@
+"""Pulling from a durable JetStream consumer: decoded messages in, malformed ones terminated.
+
+`fetch` raises (never returns []) when idle, sometimes as a bare `asyncio.TimeoutError`, and has
+been seen to hang past its timeout (nats.py #933, #986): both are absorbed here, with a watchdog
+on every fetch. A message that does not decode is terminated and counted here, once for every
+consumer, so no service can crash or loop on one. `keep_alive` sends `in_progress` while a long
+piece of work holds a message, so JetStream does not redeliver it meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
+
+from shared.contract.errors import BadRequest
+from shared.runtime import metrics
+from shared.runtime.logging import get_logger
+from shared.runtime.retry import Backoff, retrying
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+_IDLE = (nats.errors.TimeoutError, asyncio.TimeoutError, TimeoutError)
+_TRANSIENT = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.APIError,
+)
+
+
+async def pull_batches(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    *,
+    batch: int,
+    stop: asyncio.Event,
+    timeout: float = 1.0,
+) -> AsyncIterator[list[Msg]]:
+    """Yield lists of messages from `durable` until `stop` is set.
+
+    Transient connection errors back off and retry; they never end the iteration, so a NATS
+    restart stalls work and resumes it.
+    """
+    sub = await retrying(
+        lambda: js.pull_subscribe_bind(durable=durable, stream=stream),
+        on=_TRANSIENT,
+        what="consumer.bind",
+    )
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            # The watchdog bounds a fetch that outlives its own timeout.
+            msgs = await asyncio.wait_for(sub.fetch(batch, timeout=timeout), timeout + 5.0)
+        except _IDLE:
+            continue
+        except _TRANSIENT as exc:
+            log.warning("consumer.fetch_failed", consumer=durable, error=str(exc) or type(exc).__name__)
+            await backoff.sleep()
+            continue
+        backoff.reset()
+        yield msgs
+    with contextlib.suppress(Exception):  # the connection may already be closed at shutdown
+        await sub.unsubscribe()
+
+
+async def pull_decoded(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    decode: Callable[[bytes], T],
+    *,
+    kind: str,
+    batch: int,
+    stop: asyncio.Event,
+) -> AsyncIterator[list[tuple[Msg, T]]]:
+    """`pull_batches`, each message decoded by `decode`; one that raises `BadRequest` is
+    terminated (no redelivery), logged and counted under `kind`, and never reaches the caller."""
+    async for msgs in pull_batches(js, stream, durable, batch=batch, stop=stop):
+        decoded: list[tuple[Msg, T]] = []
+        for msg in msgs:
+            try:
+                decoded.append((msg, decode(msg.data)))
+            except BadRequest as exc:
+                log.error("message.malformed", kind=kind, subject=msg.subject, error=str(exc))
+                metrics.MESSAGES_REJECTED.labels(kind=kind).inc()
+                with contextlib.suppress(Exception):
+                    await msg.term()
+        if decoded:
+            yield decoded
+
+
+def heartbeat_every(ack_wait: float) -> float:
+    """How often to say "still working" so a message held for long is not redelivered."""
+    return max(ack_wait / 3, 0.5)
+
+
+@contextlib.asynccontextmanager
+async def keep_alive(msg: Msg, every: float) -> AsyncIterator[None]:
+    """Send `in_progress` on `msg` every `every` seconds while the block runs."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # a lost heartbeat costs a redelivery at worst
+                await msg.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

@@ -1,0 +1,6 @@
+"""The job ledger in Postgres: schema migrations and the job, batch and failure records."""
+
+from shared.runtime.ledger.jobs import BatchOutcome, Ledger, RetryItem
+from shared.runtime.ledger.migrate import migrate
+
+__all__ = ["BatchOutcome", "Ledger", "RetryItem", "migrate"]

@@ -1,0 +1,357 @@
+"""Job records: create, move through states, count batches exactly once, query.
+
+Every state change is one conditional UPDATE, so when two writers race (ingest finishing the
+count while the notifier records the last batch) exactly one of them sees the transition and
+announces it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from shared.contract.errors import Conflict, NotFound
+from shared.contract.messages import BatchResult, ItemFailure, JobInfo
+from shared.contract.states import ACTIVE_STATUSES, JobStatus
+from shared.runtime.ledger.migrate import migrate
+from shared.runtime.logging import get_logger
+from shared.runtime.retry import retrying
+
+log = get_logger(__name__)
+
+
+_ACTIVE = sorted(ACTIVE_STATUSES)
+
+_JOB_COLUMNS = """job_id, source, status, attempt, total_items, done_items, failed_items,
+                  output, error, created_at, started_at, finished_at"""
+
+# Completes a job whose counts have caught up with its (known) total. Used by both writers.
+_COMPLETE_IF_DONE = f"""
+UPDATE imagegen_jobs
+   SET status = CASE WHEN failed_items > 0 THEN 'completed_with_errors' ELSE 'completed' END,
+       finished_at = now(), updated_at = now()
+ WHERE job_id = $1 AND attempt = $2 AND status = 'rendering'
+   AND total_items IS NOT NULL AND done_items + failed_items >= total_items
+RETURNING {_JOB_COLUMNS}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryItem:
+    """A failed item to render again: its index, text and output name."""
+
+    index: int
+    text: str
+    name: str
+    style: dict[str, str] | None = None  # the row's style overrides
+    row: int = 0  # the source's own row number
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What recording one batch result did."""
+
+    recorded: bool  # False: this (job, attempt, batch) was counted before (a redelivery)
+    job: JobInfo | None  # the job after the update; None if the job is unknown
+    completed: bool  # this call moved the job to a completed state
+
+
+def _job_info(row: asyncpg.Record, failures: list[ItemFailure] | None = None) -> JobInfo:
+    return JobInfo(
+        job_id=row["job_id"],
+        source=row["source"],
+        status=row["status"],
+        attempt=row["attempt"],
+        total=row["total_items"],
+        done=row["done_items"],
+        failed=row["failed_items"],
+        output=row["output"],
+        error=row["error"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        failures=failures or [],
+    )
+
+
+class Ledger:
+    """The job ledger over an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, max_size: int = 10, retry_for: float | None = None) -> Ledger:
+        """Connect (retrying while Postgres is not up yet) and apply migrations."""
+        pool: asyncpg.Pool = await retrying(
+            lambda: asyncpg.create_pool(dsn, min_size=1, max_size=max_size, command_timeout=60),
+            on=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+            what="ledger.connect",
+            retry_for=retry_for,
+        )
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def create_job(
+        self, job_id: str, source: str, request: bytes, output: str | None
+    ) -> tuple[JobInfo, bool]:
+        """Insert a job as `accepted`; (job, False) if `job_id` existed (an idempotent re-submit)."""
+        row = await self.pool.fetchrow(
+            f"""INSERT INTO imagegen_jobs (job_id, source, status, request, output)
+                VALUES ($1, $2, 'accepted', $3::jsonb, $4)
+                ON CONFLICT (job_id) DO NOTHING
+                RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            source,
+            request.decode("utf-8"),
+            output,
+        )
+        if row is not None:
+            return _job_info(row), True
+        return await self.get_job(job_id), False
+
+    async def start_ingest(self, job_id: str, attempt: int) -> JobInfo | None:
+        """accepted -> ingesting. None if the job is not in a state to start (e.g. cancelled)."""
+        row = await self.pool.fetchrow(
+            f"""UPDATE imagegen_jobs SET status = 'ingesting', started_at = coalesce(started_at, now()),
+                       updated_at = now()
+                 WHERE job_id = $1 AND attempt = $2 AND status IN ('accepted', 'ingesting')
+                RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            attempt,
+        )
+        return None if row is None else _job_info(row)
+
+    async def finish_ingest(
+        self, job_id: str, attempt: int, total_items: int, total_batches: int
+    ) -> tuple[JobInfo | None, bool]:
+        """ingesting -> rendering with the totals known; (job, completed_now).
+
+        Results may all be in before the totals are, so this checks for completion too.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""UPDATE imagegen_jobs
+                       SET status = CASE WHEN status = 'cancelled' THEN status ELSE 'rendering' END,
+                           total_items = $3, total_batches = $4, updated_at = now()
+                     WHERE job_id = $1 AND attempt = $2
+                       AND status IN ('ingesting', 'rendering', 'cancelled')
+                    RETURNING {_JOB_COLUMNS}""",
+                job_id,
+                attempt,
+                total_items,
+                total_batches,
+            )
+            if row is None:
+                return None, False
+            done = await conn.fetchrow(_COMPLETE_IF_DONE, job_id, attempt)
+            return _job_info(done or row), done is not None
+
+    async def fail_job(
+        self, job_id: str, attempt: int, error: str, *, total_items: int | None = None
+    ) -> JobInfo | None:
+        """Any active state -> failed, with the reason (and how many items were published
+        before the failure, which still finish and are counted). None if already finished."""
+        row = await self.pool.fetchrow(
+            f"""UPDATE imagegen_jobs SET status = 'failed', error = $3, finished_at = now(),
+                       total_items = coalesce($5, total_items), updated_at = now()
+                 WHERE job_id = $1 AND attempt = $2 AND status = ANY($4::text[])
+                RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            attempt,
+            error,
+            _ACTIVE,
+            total_items,
+        )
+        return None if row is None else _job_info(row)
+
+    async def cancel_job(self, job_id: str) -> tuple[JobInfo, bool]:
+        """Active -> cancelled; (job, changed). Cancelling a cancelled job is a no-op; a finished
+        one is a Conflict."""
+        row = await self.pool.fetchrow(
+            f"""UPDATE imagegen_jobs SET status = 'cancelled', cancelled_at = now(),
+                       finished_at = now(), updated_at = now()
+                 WHERE job_id = $1 AND status = ANY($2::text[])
+                RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            _ACTIVE,
+        )
+        if row is not None:
+            return _job_info(row), True
+        job = await self.get_job(job_id)
+        if job.status == JobStatus.CANCELLED:
+            return job, False
+        raise Conflict(f"job {job_id} is already {job.status}", field="job_id")
+
+    async def retry_job(self, job_id: str) -> tuple[JobInfo, list[RetryItem]]:
+        """Start a new attempt of a finished job that re-renders only its failed items."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1 FOR UPDATE", job_id
+            )
+            if row is None:
+                raise NotFound(f"no job {job_id!r}", field="job_id")
+            if row["status"] not in (JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED):
+                raise Conflict(
+                    f"only a job that finished with failed items can be retried; {job_id} is {row['status']}",
+                    field="job_id",
+                )
+            failures = await conn.fetch(
+                """SELECT item_index, coalesce(text, '') AS text, row_number,
+                          coalesce(name, item_index::text) AS name, style::text AS style
+                     FROM imagegen_item_failures
+                    WHERE job_id = $1 AND attempt = $2 ORDER BY item_index""",
+                job_id,
+                row["attempt"],
+            )
+            if not failures:
+                raise Conflict(f"job {job_id} has no failed items to retry", field="job_id")
+            updated = await conn.fetchrow(
+                f"""UPDATE imagegen_jobs
+                       SET attempt = attempt + 1, status = 'rendering', failed_items = 0,
+                           total_items = done_items + $2, error = NULL, finished_at = NULL,
+                           updated_at = now()
+                     WHERE job_id = $1
+                    RETURNING {_JOB_COLUMNS}""",
+                job_id,
+                len(failures),
+            )
+            assert updated is not None  # the row is locked FOR UPDATE above
+            items = [
+                RetryItem(
+                    r["item_index"],
+                    r["text"],
+                    r["name"],
+                    json.loads(r["style"]) if r["style"] else None,
+                    r["row_number"],
+                )
+                for r in failures
+            ]
+            return _job_info(updated), items
+
+    async def set_batches(self, job_id: str, attempt: int, total_batches: int) -> None:
+        await self.pool.execute(
+            "UPDATE imagegen_jobs SET total_batches = $3 WHERE job_id = $1 AND attempt = $2",
+            job_id,
+            attempt,
+            total_batches,
+        )
+
+    async def job_request(self, job_id: str) -> bytes:
+        """The submit request a job was created from, as JSON."""
+        raw = await self.pool.fetchval("SELECT request::text FROM imagegen_jobs WHERE job_id = $1", job_id)
+        if raw is None:
+            raise NotFound(f"no job {job_id!r}", field="job_id")
+        return str(raw).encode("utf-8")
+
+    async def record_batch(self, result: BatchResult) -> BatchOutcome:
+        """Count one batch result exactly once and complete the job if it was the last."""
+        failed = [item for item in result.items if not item.ok]
+        done_count = len(result.items) - len(failed)
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """INSERT INTO imagegen_job_batches
+                          (job_id, attempt, batch, done_items, failed_items, renderer)
+                   SELECT $1, $2, $3, $4, $5, $6
+                    WHERE EXISTS (SELECT 1 FROM imagegen_jobs WHERE job_id = $1)
+                   ON CONFLICT DO NOTHING
+                   RETURNING 1""",
+                result.job_id,
+                result.attempt,
+                result.batch,
+                done_count,
+                len(failed),
+                result.renderer,
+            )
+            if inserted is None:
+                row = await conn.fetchrow(
+                    f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", result.job_id
+                )
+                return BatchOutcome(False, None if row is None else _job_info(row), False)
+            if failed:
+                await conn.executemany(
+                    """INSERT INTO imagegen_item_failures
+                              (job_id, attempt, item_index, reason, text, name, style, row_number)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) ON CONFLICT DO NOTHING""",
+                    [
+                        (
+                            result.job_id,
+                            result.attempt,
+                            item.index,
+                            item.error or "unknown error",
+                            item.text,
+                            item.name,
+                            json.dumps(item.style, ensure_ascii=False) if item.style else None,
+                            item.row,
+                        )
+                        for item in failed
+                    ],
+                )
+            row = await conn.fetchrow(
+                f"""UPDATE imagegen_jobs SET done_items = done_items + $3,
+                           failed_items = failed_items + $4, updated_at = now()
+                     WHERE job_id = $1 AND attempt = $2
+                    RETURNING {_JOB_COLUMNS}""",
+                result.job_id,
+                result.attempt,
+                done_count,
+                len(failed),
+            )
+            if row is None:  # a result of an older attempt: recorded, not counted
+                row = await conn.fetchrow(
+                    f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", result.job_id
+                )
+                return BatchOutcome(True, None if row is None else _job_info(row), False)
+            done = await conn.fetchrow(_COMPLETE_IF_DONE, result.job_id, result.attempt)
+            return BatchOutcome(True, _job_info(done or row), done is not None)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str, *, failures_limit: int = 0) -> JobInfo:
+        row = await self.pool.fetchrow(f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", job_id)
+        if row is None:
+            raise NotFound(f"no job {job_id!r}", field="job_id")
+        failures: list[ItemFailure] = []
+        if failures_limit:
+            failures = [
+                ItemFailure(index=r["item_index"], reason=r["reason"], row=r["row_number"])
+                for r in await self.pool.fetch(
+                    """SELECT item_index, reason, row_number FROM imagegen_item_failures
+                        WHERE job_id = $1 AND attempt = $2 ORDER BY item_index LIMIT $3""",
+                    job_id,
+                    row["attempt"],
+                    failures_limit,
+                )
+            ]
+        return _job_info(row, failures)
+
+    async def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+        since: datetime | None = None,
+    ) -> list[JobInfo]:
+        """Newest first; page with `before` = the last `created_at` of the previous page."""
+        rows = await self.pool.fetch(
+            f"""SELECT {_JOB_COLUMNS} FROM imagegen_jobs
+                 WHERE ($1::text IS NULL OR status = $1)
+                   AND ($2::timestamptz IS NULL OR created_at < $2)
+                   AND ($4::timestamptz IS NULL OR created_at >= $4)
+                 ORDER BY created_at DESC LIMIT $3""",
+            status,
+            before,
+            limit,
+            since,
+        )
+        return [_job_info(row) for row in rows]

@@ -1,0 +1,118 @@
+"""Typed settings for every service, read from `IMAGEGEN_*` environment variables.
+
+One class, like arq's `WorkerSettings`: a service reads the fields it needs and ignores the rest,
+so one environment file can configure the whole stack. `NATS_URL` and `DATABASE_URL` are honoured
+as fallbacks because that is what operators and CI already export.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of imagegen. Field `x` is set by `IMAGEGEN_X`."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGEN_", extra="ignore")
+
+    # --- connections -------------------------------------------------------------------------
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("IMAGEGEN_NATS_URL", "NATS_URL"),
+        description="Comma-separated NATS server URLs.",
+    )
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_creds_file: Path | None = None
+    nats_tls_ca: Path | None = None
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias=AliasChoices("IMAGEGEN_DATABASE_URL", "DATABASE_URL"),
+        description="Postgres DSN of the job ledger.",
+    )
+    data_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named read-only data sources of the db source, as JSON {name: dsn}.",
+    )
+
+    # --- behaviour ---------------------------------------------------------------------------
+    output_dir: Path = Path("output")
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 128
+    ingest_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    ingest_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sources this ingest process serves, comma-separated (default: every registered one).",
+    )
+    max_queued_batches_per_job: Annotated[int, Field(ge=0)] = Field(
+        default=32,
+        description="Fairness: a job keeps at most this many batches in the task queue (0: no cap).",
+    )
+    max_inline_csv_bytes: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
+    csv_allowed_dir: Path | None = None
+    db_statement_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+    db_row_limit: Annotated[int, Field(ge=1)] = 10_000_000
+    font_dirs: list[Path] = Field(default_factory=list)
+
+    # --- consumers ---------------------------------------------------------------------------
+    ack_wait_seconds: Annotated[float, Field(gt=0)] = 30.0
+    max_deliver: Annotated[int, Field(ge=1)] = 5
+    renderer_prefetch: Annotated[int, Field(ge=1, le=256)] = 4
+    renderer_max_ack_pending: Annotated[int, Field(ge=1)] = 1024
+    item_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    fault_injection: bool = Field(
+        default=False,
+        description="Test-only: items with the texts in services/renderer/worker.py hang or crash.",
+    )
+    progress_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
+
+    # --- streams -----------------------------------------------------------------------------
+    results_max_age_hours: Annotated[float, Field(gt=0)] = 24.0 * 7
+    events_max_age_hours: Annotated[float, Field(gt=0)] = 24.0 * 7
+    tasks_max_bytes: Annotated[int, Field(ge=-1)] = 1024 * 1024 * 1024
+    inputs_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
+    duplicate_window_seconds: Annotated[float, Field(gt=0)] = 600.0
+
+    # --- operations --------------------------------------------------------------------------
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: int = Field(
+        default=-1, description="Port of the Prometheus /metrics endpoint; -1 disables it."
+    )
+    output_store: Literal["directory", "object"] = Field(
+        default="directory",
+        description="Where renderers put images: output_dir, or the imagegen-images bucket.",
+    )
+    shutdown_grace_seconds: Annotated[float, Field(gt=0)] = 25.0
+    instance: str | None = Field(
+        default=None, description="Replica name shown in logs and results; defaults to host:pid."
+    )
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name at least one server")
+        return value
+
+    @field_validator("ingest_sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

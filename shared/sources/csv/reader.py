@@ -1,0 +1,134 @@
+"""Reading a CSV as a stream of records: encoding detection, dialect sniffing, the header.
+
+Memory stays flat: the file is read line by line through `csv.reader`, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from shared.contract.errors import BadRequest, SourceError
+
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = ",;\t|"
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+def detect_encoding(head: bytes) -> str:
+    """BOM first; then UTF-8 if the head decodes as it; else GB18030 (what Excel in China writes)."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    if b"\x00" in head:
+        raise BadRequest("the file looks binary (it contains NUL bytes)", field="csv")
+    try:
+        # The head may end inside a multi-byte character: an incremental decoder allows that.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
+        return "gb18030"
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the file is neither UTF-8, UTF-16 nor GB18030", field="encoding") from exc
+
+
+def sniff_delimiter(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+@dataclass(frozen=True, slots=True)
+class CsvLayout:
+    """How a file is written: its encoding, delimiter and header (None: no header row)."""
+
+    encoding: str
+    delimiter: str
+    header: list[str] | None
+
+
+def open_text(raw: IO[bytes], encoding: str | None) -> io.TextIOWrapper:
+    head = raw.read(SNIFF_BYTES)
+    if not head:
+        raise BadRequest("the file is empty", field="csv")
+    enc = encoding or detect_encoding(head)
+    try:
+        codec = codecs.lookup(enc)
+    except LookupError as exc:
+        raise BadRequest(f"unknown encoding {enc!r}", field="encoding") from exc
+    # A UTF-8 BOM under an explicit "utf-8" would stay in the first cell: read it as utf-8-sig.
+    if codec.name == "utf-8" and head.startswith(codecs.BOM_UTF8):
+        enc = "utf-8-sig"
+    raw.seek(0)
+    try:
+        return io.TextIOWrapper(raw, encoding=enc, newline="", errors="strict")
+    except LookupError as exc:
+        # codecs.lookup accepts non-text codecs ("rot13", "base64"), which TextIOWrapper refuses.
+        raise BadRequest(f"{enc!r} is not a text encoding", field="encoding") from exc
+
+
+def layout_of(text: io.TextIOWrapper, *, has_header: bool, delimiter: str | None) -> CsvLayout:
+    """Read the head of an open file to find its dialect and header."""
+    try:
+        sample = text.read(SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"the file does not decode as {text.encoding}: {exc.reason}", field="encoding"
+        ) from exc
+    text.seek(0)
+    delim = delimiter or sniff_delimiter(sample)
+    header = None
+    if has_header:
+        # The header is the first non-blank record, as for csv.DictReader; iter_records skips the
+        # same blank lines.
+        records = csv.reader(io.StringIO(sample, newline=""), delimiter=delim)
+        try:
+            header = next((record for record in records if record), None)
+        except csv.Error as exc:
+            raise BadRequest(f"the header row is not valid CSV: {exc}", field="csv") from exc
+        if not header:
+            raise BadRequest("the file has no header row", field="csv")
+        header = [name.lstrip("\ufeff").strip() for name in header]
+    return CsvLayout(str(text.encoding), delim, header)
+
+
+def iter_records(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[tuple[int, list[str], str | None]]:
+    """Each data record as (its row number, cells, error).
+
+    The row number is the one a spreadsheet shows for the file: records counted from 1, the
+    header and blank lines included, a quoted field's line breaks not. A record with the wrong
+    number of fields carries an error (it fails as its own item); blank lines are skipped.
+    """
+    reader = csv.reader(text, delimiter=layout.delimiter)
+    width = len(layout.header) if layout.header else None
+    header_pending = layout.header is not None
+    number = count = 0
+    try:
+        for record in reader:
+            number += 1
+            if not record:  # a blank line is not a row
+                continue
+            if header_pending:
+                header_pending = False
+                continue
+            error = None
+            if width is not None and len(record) != width:
+                error = f"{len(record)} fields, expected {width}"
+            yield number, record, error
+            count += 1
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"the file stops decoding as {layout.encoding} after {count} rows: {exc.reason}"
+        ) from exc
+    except csv.Error as exc:
+        raise SourceError(f"malformed CSV after {count} rows (line {reader.line_num}): {exc}") from exc

@@ -1,0 +1,120 @@
+"""Where a file source's bytes come from: an upload, a server path, or the request itself.
+
+Submit-time checks read only the head of a file (`head`): an upload is read chunk by chunk from
+the object store and reading stops once enough bytes are in, so a 1 GB upload costs its first
+chunks at submit, not a download. Ingest reads the whole file through `local_file`: the allowed
+path itself, or the upload streamed into a temporary file (memory stays flat whatever its size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from nats.js.errors import NotFoundError, ObjectNotFoundError
+
+from shared.contract.errors import BadRequest
+from shared.contract.subjects import BUCKET_INPUTS
+from shared.contract.submit import FileSubmit
+from shared.sources.base import SourceContext
+
+_CHUNKS = "$O.{bucket}.C.{nuid}"  # the object store's chunk subjects (ADR-20)
+_STREAM = "OBJ_{bucket}"
+
+
+def allowed_path(ctx: SourceContext, name: str) -> Path:
+    """`name` under the configured allowed folder; anything that escapes it is refused."""
+    root = ctx.settings.csv_allowed_dir
+    if root is None:
+        raise BadRequest("server paths are not enabled on this server", field="path")
+    if "\0" in name:
+        raise BadRequest("must not contain NUL", field="path")
+    root = root.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise BadRequest("must name a file inside the allowed folder", field="path")
+    if not path.is_file():
+        raise BadRequest("no such file in the allowed folder", field="path")
+    return path
+
+
+def the_one_input(request: FileSubmit, inline: str | None) -> str:
+    """Which of the request's inputs is set; exactly one must be."""
+    names = ["object", "path", *([inline] if inline else [])]
+    given = [name for name in names if getattr(request, name, None) is not None]
+    if len(given) != 1:
+        raise BadRequest(f"give exactly one of {', '.join(names)}", field=names[-1] if inline else "object")
+    return given[0]
+
+
+async def _object_info_nuid(ctx: SourceContext, name: str) -> tuple[str, int]:
+    store = await ctx.js.object_store(BUCKET_INPUTS)
+    try:
+        info = await store.get_info(name)
+    except (ObjectNotFoundError, NotFoundError) as exc:
+        raise BadRequest(f"no object {name!r} in bucket {BUCKET_INPUTS}", field="object") from exc
+    return info.nuid or "", info.size or 0
+
+
+async def object_head(ctx: SourceContext, name: str, limit: int) -> bytes:
+    """The first `limit` bytes (or all, if shorter) of upload `name`, read chunk by chunk."""
+    nuid, size = await _object_info_nuid(ctx, name)
+    stream = _STREAM.format(bucket=BUCKET_INPUTS)
+    subject = _CHUNKS.format(bucket=BUCKET_INPUTS, nuid=nuid)
+    parts: list[bytes] = []
+    got, seq = 0, 1
+    while got < min(limit, size):
+        try:
+            msg = await ctx.js.get_msg(stream, seq=seq, subject=subject, next=True)
+        except NotFoundError:
+            break
+        parts.append(msg.data or b"")
+        got += len(msg.data or b"")
+        seq = (msg.seq or seq) + 1
+    return b"".join(parts)[:limit]
+
+
+async def head(ctx: SourceContext, request: FileSubmit, inline: str | None, limit: int) -> bytes:
+    """The first `limit` bytes of the request's file, wherever it is."""
+    which = the_one_input(request, inline)
+    if which == "object":
+        assert request.object is not None
+        return await object_head(ctx, request.object, limit)
+    if which == "path":
+        assert request.path is not None
+        path = allowed_path(ctx, request.path)
+        with path.open("rb") as handle:
+            return handle.read(limit)
+    text = getattr(request, which)
+    assert isinstance(text, str)
+    return text.encode("utf-8")[:limit]
+
+
+@contextlib.asynccontextmanager
+async def local_file(ctx: SourceContext, request: FileSubmit, inline: str | None) -> AsyncIterator[Path]:
+    """The request's whole file on the local disk, for as long as the block runs."""
+    which = the_one_input(request, inline)
+    if which == "path":
+        assert request.path is not None
+        yield allowed_path(ctx, request.path)
+        return
+    fd, name = tempfile.mkstemp(prefix="imagegen-input-")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if which == "object":
+                assert request.object is not None
+                await _object_info_nuid(ctx, request.object)  # a clear 400 for a missing object
+                store = await ctx.js.object_store(BUCKET_INPUTS)
+                await store.get(request.object, writeinto=handle)
+            else:
+                text = getattr(request, which)
+                assert isinstance(text, str)
+                handle.write(text.encode("utf-8"))
+        yield path
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)

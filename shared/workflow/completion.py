@@ -1,0 +1,185 @@
+"""Completing a job: write its manifest beside the images, then announce `completed`.
+
+A job completes in whichever service records the last count (result-notifier for the last result,
+or ingest when the totals arrive after every result); both call `complete_job` here. The manifest
+has one CSV row per item (row, text, file, width, height, status, error); it is stored through the
+deployment's image store (a file in the job's folder, or an object beside the images in the
+bucket) and the `completed` event names it (`JobEvent.manifest`). The rows are read back from
+the job's results stream (`imagegen.results.<job_id>`) through a short-lived pull consumer and
+written as they arrive, so memory stays flat whatever the job's size: only the (attempt, batch)
+keys already written are remembered, to skip a result that was published twice.
+
+Rows are in the order results arrived (batches interleave across renderer replicas); sort by
+`row` for source order. `row` is the source's own row number (see `RenderItem`). After a retry,
+an item's latest attempt wins: the first pass over the stream collects the indices re-rendered
+by later attempts (at most the earlier failures), the second writes each item once.
+
+The file is UTF-8 with a BOM, so spreadsheet programs (Excel in China in particular) show
+Chinese text correctly; read it with `encoding="utf-8-sig"`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from shared.contract.messages import BatchResult, ItemResult, JobEvent, JobInfo
+from shared.contract.subjects import STREAM_RESULTS, results_subject
+from shared.runtime.logging import get_logger
+from shared.storage import MANIFEST_NAME, ImageStore
+from shared.workflow.events import event_from_job, publish_event
+
+log = get_logger(__name__)
+
+COLUMNS = ("row", "text", "file", "width", "height", "status", "error")
+FETCH = 256  # result messages per pull: ~8,000 items, a few hundred kB at most in hand
+
+Heartbeat = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSummary:
+    location: str
+    rows: int
+    ok: int
+    failed: int
+
+
+def manifest_row(item: ItemResult) -> tuple[object, ...]:
+    """One manifest line: the file is named relative to the manifest (it sits beside it)."""
+    return (
+        item.row,
+        item.text or "",
+        item.file or "",
+        "" if item.width is None else item.width,
+        "" if item.height is None else item.height,
+        "ok" if item.ok else "failed",
+        item.error or "",
+    )
+
+
+async def _results(
+    js: JetStreamContext, job_id: str, last_seq: int, heartbeat: Heartbeat | None
+) -> AsyncIterator[BatchResult]:
+    """The job's results from the first up to stream sequence `last_seq`, pulled in bounded
+    batches (a push consumer would buffer the whole job if the writer fell behind)."""
+    name = f"manifest-{job_id}-{secrets.token_hex(4)}"
+    await js.add_consumer(
+        STREAM_RESULTS,
+        config=ConsumerConfig(
+            name=name,
+            filter_subject=results_subject(job_id),
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=60.0,  # gone by itself if this process dies mid-way
+            mem_storage=True,
+        ),
+    )
+    sub = await js.pull_subscribe_bind(stream=STREAM_RESULTS, name=name)
+    try:
+        seq = 0
+        while seq < last_seq:
+            try:
+                msgs = await sub.fetch(FETCH, timeout=5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                # Nothing came (nats.py #933: a fetch can stall): the messages up to last_seq
+                # are stored, so simply ask again; the heartbeat keeps the caller's ack alive.
+                msgs = []
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq > last_seq:
+                    break
+                try:
+                    yield msgspec.json.decode(msg.data, type=BatchResult)
+                except msgspec.MsgspecError:
+                    continue  # malformed results are terminated by the notifier; skip them here
+            if heartbeat:
+                await heartbeat()
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(STREAM_RESULTS, name)
+
+
+async def _last_seq(js: JetStreamContext, job_id: str) -> int:
+    try:
+        return int((await js.get_last_msg(STREAM_RESULTS, results_subject(job_id))).seq or 0)
+    except NotFoundError:
+        return 0
+
+
+async def write_manifest(
+    js: JetStreamContext,
+    job_id: str,
+    store: ImageStore,
+    *,
+    attempt: int,
+    heartbeat: Heartbeat | None = None,
+) -> ManifestSummary:
+    """Write the manifest of `job_id` from its results up to `attempt` into `store`; returns counts.
+
+    It is written to a local temporary file first (memory stays flat however many rows) and then
+    handed to the store, which replaces any earlier manifest whole.
+    """
+    last_seq = await _last_seq(js, job_id)
+    latest: dict[int, int] = {}  # index -> latest attempt, only for items re-rendered by a retry
+    if attempt > 1 and last_seq:
+        async for result in _results(js, job_id, last_seq, heartbeat):
+            if 1 < result.attempt <= attempt:
+                for item in result.items:
+                    latest[item.index] = max(latest.get(item.index, 1), result.attempt)
+
+    seen: set[tuple[int, int]] = set()
+    rows = ok = failed = 0
+    with tempfile.TemporaryDirectory(prefix="imagegen-manifest-") as tmp:
+        local = Path(tmp) / MANIFEST_NAME
+        with local.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            if last_seq:
+                async for result in _results(js, job_id, last_seq, heartbeat):
+                    if result.attempt > attempt or (result.attempt, result.batch) in seen:
+                        continue
+                    seen.add((result.attempt, result.batch))
+                    for item in result.items:
+                        if latest.get(item.index, 1) != result.attempt:
+                            continue  # a later attempt re-rendered this item
+                        writer.writerow(manifest_row(item))
+                        rows += 1
+                        ok += item.ok
+                        failed += not item.ok
+        location = await store.put_manifest(job_id, local)
+    return ManifestSummary(location, rows, ok, failed)
+
+
+async def complete_job(
+    js: JetStreamContext, job: JobInfo, store: ImageStore, *, heartbeat: Heartbeat | None = None
+) -> JobEvent:
+    """Write the manifest of a completed job, then publish its `completed` event naming it."""
+    event = event_from_job(job, "completed")
+    try:
+        summary = await write_manifest(js, job.job_id, store, attempt=job.attempt, heartbeat=heartbeat)
+        log.info("manifest.written", job_id=job.job_id, location=summary.location, rows=summary.rows)
+        event = msgspec.structs.replace(
+            event, manifest=summary.location, message=event.message or f"manifest: {summary.location}"
+        )
+    except Exception as exc:
+        # A manifest is a report: failing to write it must not hold back the job's completion.
+        log.exception("manifest.failed", job_id=job.job_id)
+        event = msgspec.structs.replace(
+            event, message=event.message or f"the manifest could not be written: {exc}"
+        )
+    await publish_event(js, event)
+    return event

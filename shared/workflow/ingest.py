@@ -1,0 +1,179 @@
+"""The ingest worker: an accepted job in, render tasks out, for every registered source.
+
+A source plug-in supplies the rows (`Source.rows`); this loop does the rest: the job's state
+changes and events, output names, batching, heartbeats on the request message while a long
+source streams, cancellation, and failing the job with a clear reason when the source breaks.
+The request that runs is the one stored in the ledger when the job was accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+
+from shared.contract.codec import decode_json
+from shared.contract.errors import BadRequest, ImagegenError
+from shared.contract.messages import IngestRequest, RenderItem
+from shared.contract.states import EventKind
+from shared.contract.subjects import STREAM_REQUESTS
+from shared.contract.submit import SubmitBase
+from shared.runtime import metrics
+from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.service import ServiceContext
+from shared.runtime.ledger import Ledger
+from shared.runtime.logging import get_logger
+from shared.runtime.tasks import TaskSet
+from shared.sources import Source, SourceSpec
+from shared.storage import ImageStore, NameTemplate
+from shared.workflow.cancellation import Cancellations
+from shared.workflow.completion import complete_job
+from shared.workflow.events import announce
+from shared.workflow.publisher import TaskPublisher
+
+log = get_logger(__name__)
+
+CANCEL_CHECK_SECONDS = 0.5
+
+# `filename_column` reuses the template machinery (sanitising, collisions) through one
+# placeholder fed with the row's file-name cell.
+_FILENAME_KEY = "filename"
+_FILENAME_TEMPLATE = "{row[filename]}"
+
+
+def name_template_for(request: SubmitBase) -> NameTemplate:
+    """The request's output-name template: `filename_column` wins over `name_template`."""
+    if request.filename_column is not None:
+        return NameTemplate(_FILENAME_TEMPLATE, field="filename_column")
+    return NameTemplate(request.name_template)
+
+
+class IngestWorker:
+    """Pulls one source's accepted jobs and publishes their render tasks."""
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        ledger: Ledger,
+        store: ImageStore,
+        spec: SourceSpec[Any],
+        source: Source[Any],
+    ) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+        self.store = store
+        self.spec = spec
+        self.source = source
+        self.cancellations = Cancellations(ctx.js)
+
+    async def run(self) -> None:
+        """Pull requests until the service stops, several jobs at a time: a big job that is being
+        fed in at the renderers' pace (the fairness cap) must not hold up the next job's ingest.
+        Each job runs in its own task (and so its own logging context)."""
+        running = TaskSet(self.ctx.settings.ingest_concurrency)
+        async for batch in pull_decoded(
+            self.ctx.js,
+            STREAM_REQUESTS,
+            self.spec.durable,
+            lambda data: decode_json(data, IngestRequest),
+            kind="request",
+            batch=1,
+            stop=self.ctx.stop,
+        ):
+            for msg, request in batch:
+                await running.spawn(self._guarded(msg, request))
+            # Do not fetch (and so hold) a request we have no slot for: another replica may.
+            await running.wait_for_slot()
+        await running.join()
+
+    async def _guarded(self, msg: Msg, request: IngestRequest) -> None:
+        try:
+            await self.ingest(msg, request)
+        except Exception:
+            # Left un-acked: redelivered after ack_wait, up to max_deliver.
+            log.exception("ingest.crashed")
+
+    async def _stored_request(self, request: IngestRequest) -> SubmitBase:
+        """The request the job was accepted with; a job whose stored request no longer decodes
+        (an incompatible upgrade) fails with the reason rather than loop."""
+        raw = await self.ledger.job_request(request.job_id)
+        try:
+            submit: SubmitBase = decode_json(raw, self.spec.request)
+        except BadRequest as exc:
+            raise ImagegenError(f"the stored request no longer decodes: {exc}") from exc
+        return submit
+
+    async def ingest(self, msg: Msg, request: IngestRequest) -> None:
+        """Handle one accepted job completely (ack included)."""
+        structlog.contextvars.bind_contextvars(job_id=request.job_id)
+        if request.source != self.spec.name:
+            log.error("ingest.wrong_source", source=request.source)
+            await msg.term()
+            return
+        job = await self.ledger.start_ingest(request.job_id, request.attempt)
+        if job is None:
+            log.info("ingest.skipped", reason="job no longer active")
+            await msg.ack()
+            return
+        await announce(self.ctx.js, job, EventKind.STARTED)
+        settings = self.ctx.settings
+        publisher: TaskPublisher | None = None
+        cancelled = False
+        async with keep_alive(msg, heartbeat_every(settings.ack_wait_seconds)):
+            try:
+                submit = await self._stored_request(request)
+                publisher = TaskPublisher(
+                    self.ctx.js,
+                    request.job_id,
+                    request.attempt,
+                    submit.style,
+                    batch_size=submit.batch_size or settings.batch_size,
+                    # A batch size the client chose is used as it is; the default ramps up to it.
+                    ramp_from=None if submit.batch_size else 8,
+                    max_queued=settings.max_queued_batches_per_job,
+                )
+                cancelled = await self._publish_rows(request, submit, publisher)
+                total_items, total_batches = await publisher.close()
+            except ImagegenError as exc:
+                # What was read before the failure is published and will still be counted.
+                published = (await publisher.close())[0] if publisher else 0
+                log.warning("ingest.source_failed", error=str(exc), published=published)
+                failed = await self.ledger.fail_job(
+                    request.job_id, request.attempt, str(exc), total_items=published
+                )
+                if failed:
+                    metrics.JOBS.labels(state="failed").inc()
+                    await announce(self.ctx.js, failed, EventKind.FAILED)
+                await msg.ack()
+                return
+            finished, completed = await self.ledger.finish_ingest(
+                request.job_id, request.attempt, total_items, total_batches
+            )
+            log.info("ingest.done", items=total_items, batches=total_batches, cancelled=cancelled)
+            if finished and completed:
+                # Every result was counted before the totals were known: completion is ours.
+                await complete_job(self.ctx.js, finished, self.store)
+        await msg.ack()
+
+    async def _publish_rows(
+        self, request: IngestRequest, submit: SubmitBase, publisher: TaskPublisher
+    ) -> bool:
+        """Stream the source into `publisher`; True if the job was cancelled meanwhile."""
+        template = name_template_for(submit)
+        by_filename = submit.filename_column is not None
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + CANCEL_CHECK_SECONDS
+        async with contextlib.aclosing(self.source.rows(submit)) as rows:
+            async for row in rows:
+                values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
+                name = template.render(row.index, row.row, values)
+                await publisher.add(RenderItem(row.index, row.text, name, row.error, row.style, row.row))
+                if loop.time() >= next_check:
+                    next_check = loop.time() + CANCEL_CHECK_SECONDS
+                    if await self.cancellations.is_cancelled(request.job_id):
+                        publisher.discard_pending()
+                        return True
+        return False

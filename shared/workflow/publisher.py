@@ -1,0 +1,158 @@
+"""Batching rows into render tasks and publishing them with flow control.
+
+Items are grouped `batch_size` to a message (the messaging cost per item then all but vanishes),
+each task carries `Nats-Msg-Id` = job:attempt:batch so a re-ingest after a crash is deduplicated,
+and at most `window` publishes are in flight: ingest never outruns JetStream. A publish the
+server refuses (a stream at its limit, a restart) is retried until it lands: stall, never drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
+
+from shared.contract.codec import encode_msgpack
+from shared.contract.messages import RenderItem, RenderTask
+from shared.contract.style import Style
+from shared.contract.subjects import STREAM_TASKS, tasks_subject
+from shared.runtime import metrics
+from shared.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+_FAIRNESS_CHECK_EVERY = 4
+
+_RETRYABLE = (
+    TimeoutError,
+    APIError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+)
+
+
+class TaskPublisher:
+    """Collects items and publishes them as `RenderTask` batches for one job attempt."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        job_id: str,
+        attempt: int,
+        style: Style,
+        *,
+        batch_size: int,
+        ramp_from: int | None = 8,
+        max_queued: int = 0,
+        window: int = 64,
+        cancelled: asyncio.Event | None = None,
+    ) -> None:
+        self.js = js
+        self.job_id = job_id
+        self.attempt = attempt
+        self.style = style
+        self.batch_size = batch_size
+        self.max_queued = max_queued
+        # Batches start small and double up to `batch_size`: a small job still spreads over
+        # every replica at once, a large one soon pays the per-message cost once per
+        # `batch_size` items (bench/bench_pipeline.py: 128 per message keeps it near zero).
+        self._size = min(batch_size, ramp_from) if ramp_from else batch_size
+        self.subject = tasks_subject(job_id)
+        self.items_published = 0
+        self.batches_published = 0
+        self._pending: list[RenderItem] = []
+        self._slots = asyncio.Semaphore(window)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
+
+    async def add(self, item: RenderItem) -> None:
+        self._pending.append(item)
+        if len(self._pending) >= self._size:
+            self._size = min(self._size * 2, self.batch_size)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._failure:
+            raise self._failure
+        if not self._pending:
+            return
+        task = RenderTask(
+            job_id=self.job_id,
+            attempt=self.attempt,
+            batch=self.batches_published,
+            items=self._pending,
+            style=self.style,
+        )
+        self._pending = []
+        await self._wait_for_turn()
+        self.batches_published += 1
+        self.items_published += len(task.items)
+        await self._slots.acquire()
+        publish = asyncio.create_task(self._publish(task))
+        self._in_flight.add(publish)
+        publish.add_done_callback(self._done)
+
+    async def _wait_for_turn(self) -> None:
+        """Fairness between jobs: keep at most `max_queued` of this job's batches in the work
+        queue. The queue is FIFO, so a job that queued all its batches at once would make every
+        job submitted after it wait for its whole duration; capped, a big job is fed in as it is
+        consumed and a later small job's batches sit behind at most `max_queued` of them."""
+        if not self.max_queued or self.batches_published < self.max_queued:
+            return
+        if self.batches_published % _FAIRNESS_CHECK_EVERY:
+            return
+        delay = 0.05
+        while True:
+            try:
+                info = await self.js.stream_info(STREAM_TASKS, subjects_filter=self.subject)
+                queued = (info.state.subjects or {}).get(self.subject, 0)
+            except _RETRYABLE:
+                queued = 0  # can't tell now: the publish path has its own retry
+            if queued < self.max_queued:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() and self._failure is None:
+            self._failure = task.exception()
+
+    async def _publish(self, task: RenderTask) -> None:
+        payload = encode_msgpack(task)
+        headers = {"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"}
+        delay = 0.1
+        while True:
+            try:
+                await self.js.publish(self.subject, payload, headers=headers, timeout=10)
+                return
+            except _RETRYABLE as exc:
+                # A full work queue (discard=new) or a server restart: wait for room.
+                log.warning(
+                    "tasks.publish_retry",
+                    job_id=task.job_id,
+                    batch=task.batch,
+                    error=str(exc) or type(exc).__name__,
+                    retry_in=delay,
+                )
+                metrics.PUBLISH_WAITS.inc()
+                metrics.PUBLISH_WAIT_SECONDS.inc(delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def discard_pending(self) -> None:
+        """Forget items not yet sent (the job was cancelled); in-flight publishes still land."""
+        self._pending = []
+
+    async def close(self) -> tuple[int, int]:
+        """Publish what is left, wait for every publish; return (items, batches)."""
+        await self._flush()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._failure:
+            raise self._failure
+        return self.items_published, self.batches_published

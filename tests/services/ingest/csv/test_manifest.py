@@ -1,0 +1,44 @@
+"""The job manifest through the services: one row per item, also after retries and duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import msgspec
+
+from shared.client import Client
+from shared.contract.messages import BatchResult
+from shared.sources.csv import SubmitCsv
+from tests.conftest import DATA
+from tests.services.ingest.csv.helpers import read_manifest, run_file
+
+
+async def test_manifest_after_a_retry_has_each_row_once_with_its_latest_outcome(client: Client) -> None:
+    first, job = await run_file(client, DATA / "csv" / "long_cells.csv", SubmitCsv(column="name"))
+    assert (first.kind, job.failed) == ("completed", 1)
+    retried = await client.retry_job(job.job_id)
+    assert retried.attempt == 2
+    final = await client.wait(job.job_id, attempt=2, timeout=60)
+    assert (final.kind, final.attempt) == ("completed", 2)
+    manifest = read_manifest(final)
+    assert sorted(manifest) == [2, 3, 4]
+    assert [manifest[r]["status"] for r in (2, 3, 4)] == ["ok", "failed", "ok"]
+    assert "limit is 5000" in manifest[3]["error"]
+    assert manifest[2]["file"] == "2.png" and int(manifest[2]["width"]) > 0
+
+
+async def test_a_duplicated_result_does_not_duplicate_manifest_rows(client: Client) -> None:
+    accepted = await client.submit(SubmitCsv(csv="name\none\ntwo\n", column="name"))
+    final = await client.wait(accepted.job_id, timeout=60)
+    assert sorted(read_manifest(final)) == [2, 3]
+    async with contextlib.aclosing(client.results(accepted.job_id)) as results:
+        result = await anext(results)
+    assert isinstance(result, BatchResult)
+    # The same batch again without a message id: the notifier sees a second delivery of a
+    # completed job, completes it again (idempotently) and rewrites the manifest.
+    await client.nc.publish(f"imagegen.results.{accepted.job_id}", msgspec.json.encode(result))
+    marker = await client.submit(SubmitCsv(csv="name\nmarker\n", column="name"))
+    await client.wait(marker.job_id, timeout=60)
+    await asyncio.sleep(0.5)  # the rewrite runs in a task beside the result loop
+    assert sorted(read_manifest(final)) == [2, 3]

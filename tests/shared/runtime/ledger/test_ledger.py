@@ -1,0 +1,163 @@
+"""The job ledger on a real Postgres: migrations, exact-once batch accounting, state changes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared.contract.messages import BatchResult, ItemResult
+from shared.runtime.ledger import Ledger, migrate
+from shared.runtime.ledger.migrate import available_migrations
+from tests.conftest import create_database
+
+
+@pytest.fixture
+async def fresh_url(postgres_admin_url: str) -> str:
+    return await create_database(postgres_admin_url, "imagegen_ledger")
+
+
+@pytest.fixture
+async def ledger(fresh_url: str) -> AsyncIterator[Ledger]:
+    opened = await Ledger.open(fresh_url, retry_for=10)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_migrations_apply_once_even_when_raced(fresh_url: str) -> None:
+    conns = [await asyncpg.connect(fresh_url) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(migrate(conn) for conn in conns))
+        versions = [v for v, _, _ in available_migrations()]
+        assert sorted(v for run in applied for v in run) == versions, applied  # each applied by exactly one
+        assert await migrate(conns[0]) == []  # and a later run finds nothing to do
+        rows = await conns[0].fetch("SELECT version FROM imagegen_schema_migrations ORDER BY 1")
+        assert [r["version"] for r in rows] == versions
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+def _result(job_id: str, batch: int, ok: int, failed: int = 0, attempt: int = 1) -> BatchResult:
+    items = [ItemResult(index=batch * 100 + i, ok=True, file=f"{i}.png") for i in range(ok)]
+    items += [ItemResult(index=batch * 100 + ok + i, ok=False, error="boom") for i in range(failed)]
+    return BatchResult(job_id=job_id, attempt=attempt, batch=batch, items=items, renderer="t")
+
+
+async def _new_job(ledger: Ledger, job_id: str) -> None:
+    job, created = await ledger.create_job(job_id, "csv", b'{"column": "x"}', "/out")
+    assert created and job.status == "accepted"
+    started = await ledger.start_ingest(job_id, 1)
+    assert started is not None and started.status == "ingesting"
+
+
+async def test_a_batch_counts_once_however_often_it_arrives(ledger: Ledger) -> None:
+    await _new_job(ledger, "once")
+    await ledger.finish_ingest("once", 1, total_items=5, total_batches=2)
+    first = await ledger.record_batch(_result("once", 0, ok=3))
+    again = await ledger.record_batch(_result("once", 0, ok=3))
+    assert first.recorded and not again.recorded
+    assert again.job is not None and (again.job.done, again.job.failed) == (3, 0)
+    last = await asyncio.gather(*(ledger.record_batch(_result("once", 1, ok=1, failed=1)) for _ in range(5)))
+    assert sum(o.recorded for o in last) == 1 and sum(o.completed for o in last) == 1
+    job = await ledger.get_job("once", failures_limit=10)
+    assert (job.status, job.total, job.done, job.failed) == ("completed_with_errors", 5, 4, 1)
+    assert [(f.index, f.reason) for f in job.failures] == [(101, "boom")]
+    assert job.finished_at is not None
+
+
+async def test_results_before_the_total_complete_when_ingest_finishes(ledger: Ledger) -> None:
+    await _new_job(ledger, "early")
+    outcome = await ledger.record_batch(_result("early", 0, ok=2))
+    assert outcome.recorded and not outcome.completed  # total unknown yet
+    job, completed = await ledger.finish_ingest("early", 1, total_items=2, total_batches=1)
+    assert completed and job is not None and job.status == "completed"
+
+
+async def test_zero_rows_complete_at_once(ledger: Ledger) -> None:
+    await _new_job(ledger, "empty")
+    job, completed = await ledger.finish_ingest("empty", 1, total_items=0, total_batches=0)
+    assert completed and job is not None and (job.status, job.total) == ("completed", 0)
+
+
+async def test_failed_jobs_stay_failed(ledger: Ledger) -> None:
+    await _new_job(ledger, "broken")
+    failed = await ledger.fail_job("broken", 1, "source went away")
+    assert failed is not None and (failed.status, failed.error) == ("failed", "source went away")
+    assert await ledger.fail_job("broken", 1, "again") is None
+    assert await ledger.start_ingest("broken", 1) is None
+    job, completed = await ledger.finish_ingest("broken", 1, 3, 1)
+    assert job is None and not completed
+
+
+async def test_results_of_an_unknown_job_or_old_attempt_are_not_counted(ledger: Ledger) -> None:
+    unknown = await ledger.record_batch(_result("ghost", 0, ok=1))
+    assert not unknown.recorded and unknown.job is None
+    await _new_job(ledger, "attempts")
+    old = await ledger.record_batch(_result("attempts", 0, ok=4, attempt=7))
+    assert old.job is not None and old.job.done == 0
+
+
+async def test_list_and_get(ledger: Ledger) -> None:
+    for name in ("list-a", "list-b"):
+        await _new_job(ledger, name)
+    await ledger.fail_job("list-b", 1, "x")
+    failed = await ledger.list_jobs(status="failed")
+    assert [j.job_id for j in failed] == ["list-b"]
+    everything = await ledger.list_jobs(limit=10)
+    assert {"list-a", "list-b"} <= {j.job_id for j in everything}
+    from shared.contract.errors import NotFound
+
+    with pytest.raises(NotFound):
+        await ledger.get_job("nope")
+
+
+async def test_cancel_transitions(ledger: Ledger) -> None:
+    from shared.contract.errors import Conflict
+
+    # accepted -> cancelled: ingest then never starts it
+    created, _ = await ledger.create_job("cancel-early", "csv", b"{}", None)
+    assert created.status == "accepted"
+    cancelled, changed = await ledger.cancel_job("cancel-early")
+    assert changed and cancelled.status == "cancelled" and cancelled.finished_at is not None
+    assert await ledger.start_ingest("cancel-early", 1) is None
+    # ingesting -> cancelled: totals may still be written, the state stays cancelled
+    await _new_job(ledger, "cancel-mid")
+    await ledger.cancel_job("cancel-mid")
+    after, completed = await ledger.finish_ingest("cancel-mid", 1, total_items=3, total_batches=1)
+    assert after is not None and (after.status, after.total) == ("cancelled", 3) and not completed
+    # results that were in flight are counted, and never complete a cancelled job
+    outcome = await ledger.record_batch(_result("cancel-mid", 0, ok=3))
+    assert outcome.recorded and not outcome.completed
+    assert outcome.job is not None and (outcome.job.status, outcome.job.done) == ("cancelled", 3)
+    # cancelling again is a no-op; a finished job cannot be cancelled
+    again, changed = await ledger.cancel_job("cancel-mid")
+    assert not changed and again.status == "cancelled"
+    await _new_job(ledger, "cancel-done")
+    await ledger.finish_ingest("cancel-done", 1, total_items=0, total_batches=0)
+    with pytest.raises(Conflict):
+        await ledger.cancel_job("cancel-done")
+
+
+async def test_retry_transitions(ledger: Ledger) -> None:
+    from shared.contract.errors import Conflict
+
+    await _new_job(ledger, "retry-me")
+    await ledger.finish_ingest("retry-me", 1, total_items=3, total_batches=1)
+    done = await ledger.record_batch(_result("retry-me", 0, ok=2, failed=1))
+    assert done.job is not None and done.job.status == "completed_with_errors"
+    job, items = await ledger.retry_job("retry-me")  # completed_with_errors -> rendering
+    assert (job.status, job.attempt, job.total, job.done, job.failed) == ("rendering", 2, 3, 2, 0)
+    assert [(i.index, i.text) for i in items] == [(2, "")]
+    with pytest.raises(Conflict):
+        await ledger.retry_job("retry-me")  # not finished: no second attempt on top
+    result = BatchResult(job_id="retry-me", attempt=2, batch=0, items=[ItemResult(index=2, ok=True)])
+    finished = await ledger.record_batch(result)
+    assert finished.completed and finished.job is not None
+    assert (finished.job.status, finished.job.done, finished.job.failed) == ("completed", 3, 0)
+    with pytest.raises(Conflict):
+        await ledger.retry_job("retry-me")  # nothing failed any more
