@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, _imaging
 
 from shared.contract.colors import RGBA
 from shared.render.faces import Bitmap, FaceCache
 from shared.render.layout import Placed
 
 
-@dataclass(frozen=True, slots=True)
-class Inked:
-    """A placed piece with its bitmaps (fill, and stroke when the style has one)."""
+class Inked(NamedTuple):
+    """A placed piece with its bitmaps (fill, and stroke when the style has one); a tuple
+    because one is built per piece per item."""
 
     placed: Placed
     fill: Bitmap
@@ -46,49 +47,87 @@ def ink_box(inked: Sequence[Inked]) -> tuple[int, int, int, int] | None:
     x0 = y0 = 1 << 30
     x1 = y1 = -(1 << 30)
     for item in inked:
+        px, py = item.placed.x, item.placed.y
         for bmp in (item.fill, item.stroke):
-            if bmp is None or not bmp.image.width or not bmp.image.height:
+            if bmp is None or not bmp.width or not bmp.height:
                 continue
-            bx = item.placed.x + bmp.offset[0]
-            by = item.placed.y + bmp.offset[1]
-            x0, y0 = min(x0, bx), min(y0, by)
-            x1, y1 = max(x1, bx + bmp.image.width), max(y1, by + bmp.image.height)
+            bx, by = px + bmp.offset[0], py + bmp.offset[1]
+            if bx < x0:
+                x0 = bx
+            if by < y0:
+                y0 = by
+            if bx + bmp.width > x1:
+                x1 = bx + bmp.width
+            if by + bmp.height > y1:
+                y1 = by + bmp.height
     if x1 < x0:
         return None
     return (x0, y0, x1, y1)
 
 
-def ramp(alpha: int) -> list[int]:
+@lru_cache(maxsize=256)
+def ramp(alpha: int) -> tuple[int, ...]:
     """Coverage 0-255 -> alpha, rounded exactly like Pillow's blend (DIV255)."""
     out = []
     for i in range(256):
         t = alpha * i + 128
         out.append((t + (t >> 8)) >> 8)
-    return out
+    return tuple(out)
 
 
 def draw_masks(
-    inked: Sequence[Inked], size: tuple[int, int], origin: tuple[int, int], use_stroke: bool
+    inked: Sequence[Inked],
+    size: tuple[int, int],
+    origin: tuple[int, int],
+    use_stroke: bool,
+    *,
+    filter_column: bool = False,
 ) -> Image.Image:
-    """One L coverage mask of the outline fonts' pieces (stroke mask if `use_stroke`)."""
-    mask = Image.new("L", size, 0)
-    draw = ImageDraw.Draw(mask).draw
-    ox, oy = origin
+    """One L coverage mask of the outline fonts' pieces (stroke mask if `use_stroke`).
+
+    `filter_column` adds a blank first column: a PNG scanline is a filter-type byte and the
+    row, and 0 is filter None, so such a mask's bytes are its PNG scanlines as they stand
+    (saves a copy of the image per item).
+    """
+    width, height = size
+    mask = Image.new("L", (width + filter_column, height), 0)
+    # The core drawing object ImageDraw.Draw wraps (blend off, as for an L image).
+    draw_bitmap = _imaging.draw(mask.im, 0).draw_bitmap
+    ox, oy = origin[0] + filter_column, origin[1]
     for item in inked:
         bmp = item.stroke if use_stroke and item.stroke is not None else item.fill
-        if item.placed.color or not bmp.image.width:
+        if item.placed.color or not bmp.width:
             continue
         # draw_bitmap blends like ImageDraw.text (alpha "over"), so overlaps match Pillow.
-        draw.draw_bitmap(
-            (item.placed.x + bmp.offset[0] + ox, item.placed.y + bmp.offset[1] + oy),
-            bmp.image.im,
-            255,
-        )
+        draw_bitmap((item.placed.x + bmp.offset[0] + ox, item.placed.y + bmp.offset[1] + oy), bmp.core, 255)
+    if filter_column:
+        mask.paste(0, (0, 0, 1, height))  # ink clipped at the left edge (overflow: clip)
     return mask
 
 
-# (RGB bytes of each coverage level 0..255, alpha of each level)
-MaskPalette = tuple[tuple[bytes, ...], bytes]
+@dataclass(frozen=True, slots=True, eq=False)
+class MaskPalette:
+    """What each level 0..255 of a mask becomes: its RGB bytes, its alpha, and both as one
+    RGBA table (for Pillow's palette lookups).
+
+    Hashed by identity: one object per colour pair (`mask_palette` is cached), so encoders can
+    cache the chunks built from it without hashing 256 entries per item.
+    """
+
+    rgb: tuple[bytes, ...]
+    alpha: bytes
+    rgba: bytes
+
+    @classmethod
+    def of(cls, rgb: tuple[bytes, ...], alpha: bytes) -> MaskPalette:
+        return cls(rgb, alpha, b"".join(c + bytes((a,)) for c, a in zip(rgb, alpha, strict=True)))
+
+
+def lookup(mask: Image.Image, palette: MaskPalette) -> Image.Image:
+    """The RGBA image whose pixel is `palette[level]` for each mask level: one C pass."""
+    indexed = mask.copy()
+    indexed.putpalette(palette.rgba, "RGBA")
+    return indexed.convert("RGBA")
 
 
 @lru_cache(maxsize=256)
@@ -100,35 +139,35 @@ def mask_palette(fill: RGBA, background: RGBA) -> MaskPalette:
     """
     strip = Image.frombytes("L", (256, 1), bytes(range(256)))
     canvas = Image.new("RGBA", (256, 1), background)
-    _paint(canvas, strip, fill, empty=background[3] == 0)
+    if background[3] == 0:
+        # ImageDraw.text's blend on an empty canvas: colour where the mask is non-zero,
+        # alpha = mask x colour alpha; so one-colour output matches Pillow bit for bit.
+        draw = ImageDraw.Draw(canvas).draw
+        draw.draw_bitmap((0, 0), strip.im, draw.draw_ink(fill))
+    else:
+        canvas.alpha_composite(lookup(strip, _layer_palette(fill)))
     data = canvas.tobytes()
-    entries = tuple(data[i * 4 : i * 4 + 3] for i in range(256))
-    alphas = bytes(data[i * 4 + 3] for i in range(256))
-    return entries, alphas
+    return MaskPalette.of(tuple(data[i * 4 : i * 4 + 3] for i in range(256)), data[3::4])
+
+
+@lru_cache(maxsize=256)
+def _layer_palette(rgba: RGBA) -> MaskPalette:
+    """A colour layer's levels: the colour at alpha = coverage x its alpha (DIV255-rounded)."""
+    rgb = bytes(rgba[:3])
+    return MaskPalette.of((rgb,) * 256, bytes(ramp(rgba[3])))
 
 
 def has_color_pieces(inked: Sequence[Inked]) -> bool:
     return any(item.placed.color for item in inked)
 
 
-def _paint(canvas: Image.Image, mask: Image.Image, rgba: RGBA, empty: bool) -> None:
-    """Composite `rgba` through `mask` onto the canvas.
-
-    On a still-empty transparent canvas this is exactly ImageDraw.text's blend (colour where
-    the mask is non-zero, alpha = mask x colour alpha), so single-colour RGBA output matches
-    Pillow and the palette path bit for bit; later layers use true alpha compositing.
-    """
-    if empty:
-        draw = ImageDraw.Draw(canvas).draw
-        draw.draw_bitmap((0, 0), mask.im, draw.draw_ink(rgba))
-    else:
-        canvas.alpha_composite(_color_layer(mask, rgba))
-
-
-def _color_layer(mask: Image.Image, rgba: RGBA) -> Image.Image:
-    layer = Image.new("RGBA", mask.size, (rgba[0], rgba[1], rgba[2], 0))
-    layer.putalpha(mask.point(ramp(rgba[3])))
-    return layer
+def _paint(canvas: Image.Image | None, mask: Image.Image, rgba: RGBA, background: RGBA) -> Image.Image:
+    """Composite `rgba` through `mask` onto the canvas (None: an empty transparent canvas of
+    `background`, painted as `mask_palette` defines it); true alpha "over" otherwise."""
+    if canvas is None:
+        return lookup(mask, mask_palette(rgba, background))
+    canvas.alpha_composite(lookup(mask, _layer_palette(rgba)))
+    return canvas
 
 
 def _paste_rgba(canvas: Image.Image, image: Image.Image, x: int, y: int) -> None:
@@ -146,7 +185,7 @@ def _paste_rgba(canvas: Image.Image, image: Image.Image, x: int, y: int) -> None
 def emoji_layer(inked: Sequence[Inked], size: tuple[int, int], origin: tuple[int, int]) -> Image.Image:
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     for item in inked:
-        if not item.placed.color or not item.fill.image.width:
+        if not item.placed.color or not item.fill.width:
             continue
         _paste_rgba(
             layer,
@@ -168,8 +207,8 @@ def compose_rgba(
     shadow: tuple[int, int, float, RGBA] | None,
 ) -> Image.Image:
     """The RGBA image: background, shadow, stroke, fill, then colour glyphs on top."""
-    canvas = Image.new("RGBA", size, background)
-    empty = background[3] == 0
+    # Painting the first layer onto an empty transparent canvas is a palette lookup.
+    canvas = None if background[3] == 0 else Image.new("RGBA", size, background)
     fill_mask = draw_masks(inked, size, origin, use_stroke=False)
     stroke_mask = draw_masks(inked, size, origin, use_stroke=True) if stroke is not None else None
     emoji = emoji_layer(inked, size, origin) if has_color_pieces(inked) else None
@@ -182,12 +221,10 @@ def compose_rgba(
         shifted.paste(source, (dx, dy))
         if blur > 0:
             shifted = shifted.filter(ImageFilter.GaussianBlur(blur))
-        _paint(canvas, shifted, shadow_rgba, empty)
-        empty = False
+        canvas = _paint(canvas, shifted, shadow_rgba, background)
     if stroke_mask is not None and stroke is not None:
-        _paint(canvas, stroke_mask, stroke, empty)
-        empty = False
-    _paint(canvas, fill_mask, fill, empty)
+        canvas = _paint(canvas, stroke_mask, stroke, background)
+    canvas = _paint(canvas, fill_mask, fill, background)
     if emoji is not None:
         canvas.alpha_composite(emoji)
     return canvas

@@ -11,12 +11,16 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_bench_render_runs() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_render.py"), "--count", "40", "--rounds", "1"],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_render.py"),
+            *("--count", "40", "--rounds", "1", "--large-side", "300"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "ratios: engine/pillow" in result.stdout
-    assert "pixel mismatch" not in result.stdout
+    assert "floor: engine >= " in result.stdout
+    assert "palette PNGs differing from the RGBA composite: 0 of 120" in result.stdout

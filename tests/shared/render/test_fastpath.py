@@ -93,15 +93,26 @@ def test_fast_png_smaller_than_pillow_default(engine: RenderEngine) -> None:
         assert len(fast.data) <= len(buf.getvalue())
 
 
-def test_multi_colour_styles_use_rgba(engine: RenderEngine) -> None:
-    for fields in (
-        {"stroke_width": 2, "stroke_color": "red"},
-        {"shadow": {"blur": 1}},
-        {"background": "white", "stroke_width": 1, "stroke_color": "blue"},
-    ):
-        out = engine.render("Mixed 颜色", style(**fields))
-        with Image.open(io.BytesIO(out.data)) as raw:
-            assert raw.mode == "RGBA"
+@pytest.mark.parametrize(
+    ("fields", "mode"),
+    [
+        ({"stroke_width": 2, "stroke_color": "red"}, "RGBA"),
+        ({"background": "white", "stroke_width": 1, "stroke_color": "blue"}, "RGBA"),
+        # Text and shadow both black: the colours differ in alpha only, so alpha is the index.
+        ({"shadow": {"blur": 1}}, "P"),
+        ({"shadow": {"blur": 2, "color": "#0000ff80"}, "color": "#00f"}, "P"),
+    ],
+)
+def test_multi_colour_styles_decode_to_the_composite(
+    engine: RenderEngine, fields: dict[str, object], mode: str
+) -> None:
+    s = style(**fields)
+    out = engine.render("Mixed 颜色", s)
+    with Image.open(io.BytesIO(out.data)) as raw:
+        assert raw.mode == mode
+    composite = engine.rasterise("Mixed 颜色", s, force_rgba=True)
+    assert composite.mode == "RGBA"
+    assert decode(out).tobytes() == composite.tobytes()
 
 
 def test_basic_layout_shortcut_draws_what_raqm_draws(engine: RenderEngine) -> None:
