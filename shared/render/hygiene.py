@@ -50,7 +50,9 @@ def clean_text(text: str, policy: str, limits: Limits) -> str:
     if len(text) > limits.max_chars * 4:
         # Checked before normalising so a hostile megabyte string costs nothing.
         raise RenderError(f"text has {len(text)} characters; the limit is {limits.max_chars}")
-    text = text.replace("\r\n", "\n").translate(_LINE_ENDS)
+    text = text.replace("\r\n", "\n")
+    if not text.isprintable():  # every character _LINE_ENDS maps is unprintable
+        text = text.translate(_LINE_ENDS)
     text = unicodedata.normalize("NFC", text)
     if not text.isprintable():
         bad = [ch for ch in text if _unwanted(ch)]

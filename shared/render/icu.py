@@ -19,7 +19,7 @@ import ctypes.util
 import re
 import threading
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 # UBreakIteratorType values (ubrk.h).
@@ -148,12 +148,8 @@ def boundaries(text: str, kind: int, locale: str = "") -> list[int]:
     api.set_text(handle, data, units, ctypes.byref(status))
     if status.value > 0:
         raise IcuUnavailable(f"ubrk_setText failed with ICU error {status.value}")
-    out: list[int] = []
-    step = api.next
-    position = step(handle)
-    while position != _UBRK_DONE:
-        out.append(position)
-        position = step(handle)
+    # iter(callable, sentinel) keeps the per-boundary loop in C: one ctypes call per boundary.
+    out: list[int] = list(iter(partial(api.next, handle), _UBRK_DONE))
     if units != len(text):
         out = _to_code_points(text, out)
     return out

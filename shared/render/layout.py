@@ -96,7 +96,7 @@ class Layouter:
         lines: list[tuple[list[Piece], bidi.Paragraph, bool]] = []  # pieces, paragraph, last line
         for paragraph_text in text.split("\n"):
             pieces, missing, paragraph = itemize(
-                paragraph_text, picker, p.direction, split_all, self.faces.is_color
+                paragraph_text, picker, p.direction, split_all, self.faces.is_color, p.limit is not None
             )
             out.missing.extend(missing)
             self._measure(pieces, p, features)

@@ -144,6 +144,17 @@ def test_scripts_without_spaces_wrap_between_words(engine: RenderEngine, text: s
     assert all(crop.getbbox() is not None for crop in line_crops(engine, text, s))
 
 
+@pytest.mark.parametrize("text", ["Organic Green Tea 有机绿茶 ¥12.50", "مرحبا 123 שלום abc", "नमस्ते दुनिया"])
+def test_unwrapped_label_equals_wrapped_one_that_fits(engine: RenderEngine, text: str) -> None:
+    """Without a width limit the engine skips UAX #14 (nothing can wrap); a line that fits a
+    limit draws the same pixels, since words without inner break opportunities are the same
+    pieces either way (Thai words inside a space-delimited run are not: there the two may differ
+    by the rounding of a pen position)."""
+    free = decode(engine.render(text, style(size=32)))
+    fitted = decode(engine.render(text, style(size=32, max_width=4000)))
+    assert free.size == fitted.size and free.tobytes() == fitted.tobytes()
+
+
 def test_mixed_latin_and_chinese_wrap(engine: RenderEngine) -> None:
     text = "Organic Green Tea 有机绿茶，产自浙江杭州西湖龙井村。"
     lines = lines_of(engine, text, style(max_width=300))
