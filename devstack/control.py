@@ -41,7 +41,7 @@ def run(state: Path, renderers: int, csv: Path | None, column: str) -> int:
                 accepted = await client.submit_file(source, SubmitCsv(column=column))
                 final = await follow_job(client, accepted.job_id)
                 print_summary(await client.get_job(accepted.job_id), final)
-                return 0 if final.kind == "completed" and final.failed == 0 else 1
+                return 0 if final.kind == "completed" and final.failed == 0 and final.incomplete == 0 else 1
 
         return asyncio.run(go())
     finally:

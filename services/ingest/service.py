@@ -6,6 +6,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
+import msgspec
 from nats.js.api import ConsumerConfig
 
 from shared.contract.codec import decode_json, encode_json
@@ -77,8 +78,10 @@ class Ingest(Service):
         parse_style(request.style, catalogue=self.catalogue)
         NameTemplate(request.name_template)
         check_overrides(request)
-        await self.sources[spec.name].check(request)
+        checked = await self.sources[spec.name].check(request)
+        if checked.resolved:
+            request = msgspec.structs.replace(request, **checked.resolved)
         accepted = await accept_submit(
             self.ctx.js, self.ledger, spec, request, output_for=self.store.location
         )
-        return encode_json(accepted)
+        return encode_json(msgspec.structs.replace(accepted, detected=checked.notes))

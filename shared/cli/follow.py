@@ -77,6 +77,7 @@ def print_summary(job: JobInfo, final: JobEvent | None = None) -> None:
     console.print(f"job [bold]{job.job_id}[/bold]: {job.status}{took}")
     console.print(
         f"  items: {'?' if job.total is None else job.total} total, {job.done} rendered, {job.failed} failed"
+        + (f", {job.incomplete} incomplete (characters no font covers)" if job.incomplete else "")
     )
     if job.output:
         console.print(f"  images: {job.output}", soft_wrap=True)  # paths stay whole
@@ -85,6 +86,7 @@ def print_summary(job: JobInfo, final: JobEvent | None = None) -> None:
     if job.error:
         console.print(f"  error: {job.error}", markup=False, soft_wrap=True)
     for failure in job.failures[:20]:
-        console.print(f"  row {failure.row}: {failure.reason}", markup=False, soft_wrap=True)
-    if job.failed > len(job.failures[:20]):
-        console.print(f"  ... {job.failed - len(job.failures[:20])} more failures (see the manifest)")
+        console.print(f"  row {failure.row} {failure.kind}: {failure.reason}", markup=False, soft_wrap=True)
+    listed = len(job.failures[:20])
+    if job.failed + job.incomplete > listed:
+        console.print(f"  ... {job.failed + job.incomplete - listed} more (see the manifest)")

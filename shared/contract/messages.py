@@ -7,7 +7,7 @@ any language can speak them; the internal render task is MessagePack (`shared.co
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct, field
 
@@ -28,13 +28,19 @@ class _Wire(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 
 
 class Accepted(_Wire):
-    """Reply to a submit: the job exists and its work is durably queued."""
+    """Reply to a submit: the job exists and its work is durably queued.
+
+    `detected` is what the source's check found and the job will use, e.g. for a CSV its
+    `encoding`, `encoding_confidence` (0-1), `encoding_evidence` (bom, utf-8, detected, given)
+    and `delimiter`.
+    """
 
     job_id: str
     status: JobStatus
     results_subject: str
     events_subject: str
     duplicate: bool = False
+    detected: dict[str, str] = field(default_factory=dict)
 
 
 class ErrorReply(_Wire):
@@ -94,7 +100,9 @@ class RenderTask(Struct, kw_only=True, forbid_unknown_fields=True):
 class ItemResult(_Wire):
     """The outcome of one item: its image's file name in the job's output, or why it failed.
 
-    `row` is the source's own row number (as in the manifest); `text` is what was rendered.
+    `row` is the source's own row number (as in the manifest); `text` is what was rendered. An
+    item that rendered with `missing_glyphs` (characters no font covers, left out of the image)
+    is *incomplete*: `ok`, but never to be taken for a complete image (see `item_status`).
     """
 
     index: int
@@ -123,6 +131,22 @@ class BatchResult(_Wire):
     at: datetime = field(default_factory=utcnow)
 
 
+ItemKind = Literal["failed", "incomplete"]
+ItemStatus = Literal["ok", "incomplete", "failed"]
+
+
+def item_status(item: ItemResult) -> ItemStatus:
+    """One item's outcome in one word, the rule every report uses."""
+    if not item.ok:
+        return "failed"
+    return "incomplete" if item.missing_glyphs else "ok"
+
+
+def missing_reason(item: ItemResult) -> str:
+    """Why an incomplete item is incomplete, in the words of every report."""
+    return "no font covers: " + " ".join(item.missing_glyphs)
+
+
 class JobEvent(_Wire):
     """`imagegen.events.<job_id>.<kind>`: a step in a job's life, with its counts so far."""
 
@@ -133,6 +157,7 @@ class JobEvent(_Wire):
     total: int | None = None
     done: int = 0
     failed: int = 0
+    incomplete: int = 0  # of `done`: rendered with characters no font covers
     output: str | None = None
     message: str | None = None
     at: datetime = field(default_factory=utcnow)
@@ -140,11 +165,13 @@ class JobEvent(_Wire):
 
 
 class ItemFailure(_Wire):
-    """One failed item of a job: its index, its source row number and the reason."""
+    """One failed or incomplete item of a job: its index, its source row number and the reason
+    (for an incomplete item, the characters that are missing from its image)."""
 
     index: int
     reason: str
     row: int = 0
+    kind: ItemKind = "failed"
 
 
 class JobInfo(_Wire):
@@ -160,6 +187,7 @@ class JobInfo(_Wire):
     output: str | None
     error: str | None
     created_at: datetime
+    incomplete: int = 0  # of `done`: rendered with characters no font covers
     started_at: datetime | None = None
     finished_at: datetime | None = None
     failures: list[ItemFailure] = field(default_factory=list)

@@ -48,9 +48,12 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """What a submit-time check learned that the submitter should see (e.g. a detected encoding)."""
+    """What a submit-time check learned: `notes` for the submitter (a detected encoding and how
+    sure it is), and `resolved` request fields to store with the job, so ingest reads the source
+    exactly as it was checked (the detected encoding, say)."""
 
     notes: dict[str, str] = field(default_factory=dict)
+    resolved: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

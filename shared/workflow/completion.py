@@ -34,7 +34,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from shared.contract.messages import BatchResult, ItemResult, JobEvent, JobInfo
+from shared.contract.messages import BatchResult, ItemResult, JobEvent, JobInfo, item_status, missing_reason
 from shared.contract.subjects import STREAM_RESULTS, results_subject
 from shared.runtime.logging import get_logger
 from shared.storage import MANIFEST_NAME, ImageStore
@@ -53,19 +53,23 @@ class ManifestSummary:
     location: str
     rows: int
     ok: int
+    incomplete: int
     failed: int
 
 
 def manifest_row(item: ItemResult) -> tuple[object, ...]:
-    """One manifest line: the file is named relative to the manifest (it sits beside it)."""
+    """One manifest line: the file is named relative to the manifest (it sits beside it); an
+    incomplete item says which characters its image lacks."""
+    status = item_status(item)
+    error = missing_reason(item) if status == "incomplete" else (item.error or "")
     return (
         item.row,
         item.text or "",
         item.file or "",
         "" if item.width is None else item.width,
         "" if item.height is None else item.height,
-        "ok" if item.ok else "failed",
-        item.error or "",
+        status,
+        error,
     )
 
 
@@ -142,7 +146,8 @@ async def write_manifest(
                     latest[item.index] = max(latest.get(item.index, 1), result.attempt)
 
     seen: set[tuple[int, int]] = set()
-    rows = ok = failed = 0
+    rows = 0
+    counts: dict[str, int] = {"ok": 0, "incomplete": 0, "failed": 0}
     with tempfile.TemporaryDirectory(prefix="imagegen-manifest-") as tmp:
         local = Path(tmp) / MANIFEST_NAME
         with local.open("w", encoding="utf-8-sig", newline="") as handle:
@@ -158,10 +163,9 @@ async def write_manifest(
                             continue  # a later attempt re-rendered this item
                         writer.writerow(manifest_row(item))
                         rows += 1
-                        ok += item.ok
-                        failed += not item.ok
+                        counts[item_status(item)] += 1
         location = await store.put_manifest(job_id, local)
-    return ManifestSummary(location, rows, ok, failed)
+    return ManifestSummary(location, rows, counts["ok"], counts["incomplete"], counts["failed"])
 
 
 async def complete_job(
@@ -172,9 +176,10 @@ async def complete_job(
     try:
         summary = await write_manifest(js, job.job_id, store, attempt=job.attempt, heartbeat=heartbeat)
         log.info("manifest.written", job_id=job.job_id, location=summary.location, rows=summary.rows)
-        event = msgspec.structs.replace(
-            event, manifest=summary.location, message=event.message or f"manifest: {summary.location}"
-        )
+        note = f"manifest: {summary.location}"
+        if job.incomplete:
+            note += f"; {job.incomplete} items lack characters no font covers (status incomplete)"
+        event = msgspec.structs.replace(event, manifest=summary.location, message=event.message or note)
     except Exception as exc:
         # A manifest is a report: failing to write it must not hold back the job's completion.
         log.exception("manifest.failed", job_id=job.job_id)

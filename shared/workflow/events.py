@@ -25,6 +25,7 @@ def event_from_job(job: JobInfo, kind: str, message: str | None = None) -> JobEv
         total=job.total,
         done=job.done,
         failed=job.failed,
+        incomplete=job.incomplete,
         output=job.output,
         message=message if message is not None else job.error,
     )

@@ -229,10 +229,15 @@ async def test_bad_csv_submits_are_refused_with_the_field(
 
 
 async def test_csv_from_the_allowed_folder(client: Client, csv_dir: Path) -> None:
-    (csv_dir / "gbk.csv").write_bytes("名称;价格\n北京烤鸭;168\n小笼包;22\n".encode("gb18030"))
+    import csv
+
+    # A GB18030 file with semicolons, as Excel in China writes it, from the allowed folder.
+    names = [r["name"] for r in csv.DictReader(io.StringIO((DATA / "areas.csv").read_text("utf-8")))][:30]
+    (csv_dir / "gbk.csv").write_bytes(("名称;价格\n" + "".join(f"{n};1\n" for n in names)).encode("gb18030"))
     accepted = await client.submit(SubmitCsv(path="gbk.csv", column="名称"))
+    assert (accepted.detected["encoding"], accepted.detected["delimiter"]) == ("gb18030", ";")
     final = await client.wait(accepted.job_id, timeout=60)
-    assert (final.done, final.failed) == (2, 0)
+    assert (final.done, final.failed) == (len(names), 0)
 
 
 async def test_db_job_streams_a_query(client: Client, db: asyncpg.Connection) -> None:

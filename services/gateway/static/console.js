@@ -266,6 +266,7 @@ async function submit() {
   try {
     const accepted = await (await api("/generate/csv", { method: "POST", body: form })).json();
     follow(accepted.job_id);
+    showDetected(accepted.detected || {});
   } catch (err) {
     showError(err);
   } finally {
@@ -281,6 +282,7 @@ function follow(jobId) {
   $("#cancel").hidden = false;
   $("#gallery").replaceChildren();
   $("#gallery-note").textContent = "";
+  $("#detected").textContent = "";
   $("#bar").className = "";
   $("#bar").style.width = "0";
   setStatus("job " + jobId + " · submitted");
@@ -293,6 +295,17 @@ function follow(jobId) {
     // EventSource retries by itself (resuming after the last id); say so instead of failing.
     if (state.job === jobId && source.readyState !== EventSource.CLOSED) setStatus("job " + jobId + " · reconnecting…");
   };
+}
+
+// What the server found in the file (and will read it as): never a silent guess.
+function showDetected(detected) {
+  const parts = [];
+  if (detected.encoding) {
+    const how = detected.encoding_evidence === "detected" ? ", confidence " + detected.encoding_confidence : "";
+    parts.push("read as " + detected.encoding + " (" + (detected.encoding_evidence || "") + how + ")");
+  }
+  if (detected.delimiter) parts.push("delimiter " + JSON.stringify(detected.delimiter));
+  $("#detected").textContent = parts.join(" · ");
 }
 
 function setStatus(text) {
@@ -308,13 +321,15 @@ function onEvent(jobId, event) {
   let text = "job " + jobId + " · " + event.status;
   if (total) text += " · " + finished + " / " + total + " (" + percent + "%)";
   if (event.failed) text += " · " + event.failed + " failed";
+  if (event.incomplete) text += " · " + event.incomplete + " incomplete (characters no font covers)";
   // A completed job's message is server-side detail (its manifest path): not for this line.
   if (event.message && event.kind !== "completed") text += " · " + event.message;
   setStatus(text);
   if (TERMINAL.has(event.kind)) {
     state.events.close();
     $("#cancel").hidden = true;
-    $("#bar").className = event.kind === "completed" && !event.failed ? "done" : event.kind === "completed" ? "" : "failed";
+    const clean = !event.failed && !event.incomplete;
+    $("#bar").className = event.kind === "completed" && clean ? "done" : event.kind === "completed" ? "" : "failed";
     if (event.kind === "completed") $("#bar").style.width = "100%";
     if (event.kind === "failed") showError(new ApiError("", "job failed: " + (event.message || event.status), null));
     showGallery(jobId);
@@ -367,7 +382,7 @@ async function loadJobs() {
         Object.assign(document.createElement("span"), { textContent: job.job_id }),
         Object.assign(document.createElement("span"), { textContent: job.status, className: "status-" + job.status }),
         Object.assign(document.createElement("span"), {
-          textContent: job.done + (job.total != null ? " / " + job.total : "") + (job.failed ? " · " + job.failed + " failed" : ""),
+          textContent: job.done + (job.total != null ? " / " + job.total : "") + (job.failed ? " · " + job.failed + " failed" : "") + (job.incomplete ? " · " + job.incomplete + " incomplete" : ""),
           className: "muted",
         }),
       );

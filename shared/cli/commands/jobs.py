@@ -26,10 +26,19 @@ async def jobs(args: argparse.Namespace) -> int:
         if args.action == "list":
             found = await client.list_jobs(status=args.status, limit=args.limit)
             rows = [
-                (j.job_id, j.source, j.status, j.done, j.failed, f"{j.created_at:%Y-%m-%d %H:%M:%S}")
+                (
+                    j.job_id,
+                    j.source,
+                    j.status,
+                    j.done,
+                    j.failed,
+                    j.incomplete,
+                    f"{j.created_at:%Y-%m-%d %H:%M:%S}",
+                )
                 for j in found
             ]
-            emit(args, found, table(("JOB", "SOURCE", "STATUS", "DONE", "FAILED", "CREATED (UTC)"), rows))
+            header = ("JOB", "SOURCE", "STATUS", "DONE", "FAILED", "INCOMPLETE", "CREATED (UTC)")
+            emit(args, found, table(header, rows))
             return 0
         if args.action == "show":
             job = await client.get_job(args.job_id)

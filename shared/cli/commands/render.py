@@ -34,6 +34,9 @@ def render(args: argparse.Namespace) -> int:
         },
         f"{args.output}: {image.width}x{image.height}, {len(image.data)} bytes",
     )
-    if image.missing_glyphs and not getattr(args, "json", False):
-        print(f"no font covers: {' '.join(image.missing_glyphs)}", file=sys.stderr)
+    if image.missing_glyphs:
+        # An image that lost characters is not a success, even though it was written.
+        if not getattr(args, "json", False):
+            print(f"incomplete: no font covers {' '.join(image.missing_glyphs)}", file=sys.stderr)
+        return 1
     return 0

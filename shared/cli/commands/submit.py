@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import msgspec
@@ -62,13 +63,16 @@ async def submit(args: argparse.Namespace) -> int:
             accepted = await client.submit_file(args.file, request)
         else:
             accepted = await client.submit(request)
+        detected = ", ".join(f"{key} {value}" for key, value in accepted.detected.items())
         if not args.wait:
-            emit(args, accepted, f"accepted job {accepted.job_id}")
+            emit(args, accepted, f"accepted job {accepted.job_id}" + (f" ({detected})" if detected else ""))
             return 0
+        if detected and not getattr(args, "json", False):
+            print(f"read as: {detected}", file=sys.stderr)
         final = await follow_job(client, accepted.job_id, quiet=bool(getattr(args, "json", False)))
         job = await client.get_job(accepted.job_id)
         if getattr(args, "json", False):
             emit(args, {**msgspec.to_builtins(job), "manifest": final.manifest})
         else:
             print_summary(job, final)
-        return 0 if final.kind == "completed" and final.failed == 0 else 1
+        return 0 if final.kind == "completed" and final.failed == 0 and final.incomplete == 0 else 1

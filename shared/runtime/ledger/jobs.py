@@ -14,7 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from shared.contract.errors import Conflict, NotFound
-from shared.contract.messages import BatchResult, ItemFailure, JobInfo
+from shared.contract.messages import BatchResult, ItemFailure, JobInfo, item_status, missing_reason
 from shared.contract.states import ACTIVE_STATUSES, JobStatus
 from shared.runtime.ledger.migrate import migrate
 from shared.runtime.logging import get_logger
@@ -26,12 +26,13 @@ log = get_logger(__name__)
 _ACTIVE = sorted(ACTIVE_STATUSES)
 
 _JOB_COLUMNS = """job_id, source, status, attempt, total_items, done_items, failed_items,
-                  output, error, created_at, started_at, finished_at"""
+                  incomplete_items, output, error, created_at, started_at, finished_at"""
 
 # Completes a job whose counts have caught up with its (known) total. Used by both writers.
 _COMPLETE_IF_DONE = f"""
 UPDATE imagegen_jobs
-   SET status = CASE WHEN failed_items > 0 THEN 'completed_with_errors' ELSE 'completed' END,
+   SET status = CASE WHEN failed_items > 0 OR incomplete_items > 0 THEN 'completed_with_errors'
+                     ELSE 'completed' END,
        finished_at = now(), updated_at = now()
  WHERE job_id = $1 AND attempt = $2 AND status = 'rendering'
    AND total_items IS NOT NULL AND done_items + failed_items >= total_items
@@ -68,6 +69,7 @@ def _job_info(row: asyncpg.Record, failures: list[ItemFailure] | None = None) ->
         total=row["total_items"],
         done=row["done_items"],
         failed=row["failed_items"],
+        incomplete=row["incomplete_items"],
         output=row["output"],
         error=row["error"],
         created_at=row["created_at"],
@@ -209,7 +211,7 @@ class Ledger:
                 """SELECT item_index, coalesce(text, '') AS text, row_number,
                           coalesce(name, item_index::text) AS name, style::text AS style
                      FROM imagegen_item_failures
-                    WHERE job_id = $1 AND attempt = $2 ORDER BY item_index""",
+                    WHERE job_id = $1 AND attempt = $2 AND kind = 'failed' ORDER BY item_index""",
                 job_id,
                 row["attempt"],
             )
@@ -256,12 +258,13 @@ class Ledger:
     async def record_batch(self, result: BatchResult) -> BatchOutcome:
         """Count one batch result exactly once and complete the job if it was the last."""
         failed = [item for item in result.items if not item.ok]
+        incomplete = [item for item in result.items if item_status(item) == "incomplete"]
         done_count = len(result.items) - len(failed)
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
                 """INSERT INTO imagegen_job_batches
-                          (job_id, attempt, batch, done_items, failed_items, renderer)
-                   SELECT $1, $2, $3, $4, $5, $6
+                          (job_id, attempt, batch, done_items, failed_items, incomplete_items, renderer)
+                   SELECT $1, $2, $3, $4, $5, $6, $7
                     WHERE EXISTS (SELECT 1 FROM imagegen_jobs WHERE job_id = $1)
                    ON CONFLICT DO NOTHING
                    RETURNING 1""",
@@ -270,6 +273,7 @@ class Ledger:
                 result.batch,
                 done_count,
                 len(failed),
+                len(incomplete),
                 result.renderer,
             )
             if inserted is None:
@@ -277,34 +281,37 @@ class Ledger:
                     f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", result.job_id
                 )
                 return BatchOutcome(False, None if row is None else _job_info(row), False)
-            if failed:
+            if failed or incomplete:
                 await conn.executemany(
                     """INSERT INTO imagegen_item_failures
-                              (job_id, attempt, item_index, reason, text, name, style, row_number)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8) ON CONFLICT DO NOTHING""",
+                              (job_id, attempt, item_index, reason, text, name, style, row_number, kind)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9) ON CONFLICT DO NOTHING""",
                     [
                         (
                             result.job_id,
                             result.attempt,
                             item.index,
-                            item.error or "unknown error",
+                            (item.error or "unknown error") if not item.ok else missing_reason(item),
                             item.text,
                             item.name,
                             json.dumps(item.style, ensure_ascii=False) if item.style else None,
                             item.row,
+                            item_status(item),
                         )
-                        for item in failed
+                        for item in [*failed, *incomplete]
                     ],
                 )
             row = await conn.fetchrow(
                 f"""UPDATE imagegen_jobs SET done_items = done_items + $3,
-                           failed_items = failed_items + $4, updated_at = now()
+                           failed_items = failed_items + $4, incomplete_items = incomplete_items + $5,
+                           updated_at = now()
                      WHERE job_id = $1 AND attempt = $2
                     RETURNING {_JOB_COLUMNS}""",
                 result.job_id,
                 result.attempt,
                 done_count,
                 len(failed),
+                len(incomplete),
             )
             if row is None:  # a result of an older attempt: recorded, not counted
                 row = await conn.fetchrow(
@@ -323,9 +330,9 @@ class Ledger:
         failures: list[ItemFailure] = []
         if failures_limit:
             failures = [
-                ItemFailure(index=r["item_index"], reason=r["reason"], row=r["row_number"])
+                ItemFailure(index=r["item_index"], reason=r["reason"], row=r["row_number"], kind=r["kind"])
                 for r in await self.pool.fetch(
-                    """SELECT item_index, reason, row_number FROM imagegen_item_failures
+                    """SELECT item_index, reason, row_number, kind FROM imagegen_item_failures
                         WHERE job_id = $1 AND attempt = $2 ORDER BY item_index LIMIT $3""",
                     job_id,
                     row["attempt"],

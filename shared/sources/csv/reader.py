@@ -13,32 +13,12 @@ from dataclasses import dataclass
 from typing import IO
 
 from shared.contract.errors import BadRequest, SourceError
+from shared.sources.csv.encoding import Detected, detect_encoding
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 csv.field_size_limit(16 * 1024 * 1024)
-
-
-def detect_encoding(head: bytes) -> str:
-    """BOM first; then UTF-8 if the head decodes as it; else GB18030 (what Excel in China writes)."""
-    for bom, name in _BOMS:
-        if head.startswith(bom):
-            return name
-    if b"\x00" in head:
-        raise BadRequest("the file looks binary (it contains NUL bytes)", field="csv")
-    try:
-        # The head may end inside a multi-byte character: an incremental decoder allows that.
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
-        return "gb18030"
-    except UnicodeDecodeError as exc:
-        raise BadRequest("the file is neither UTF-8, UTF-16 nor GB18030", field="encoding") from exc
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -57,11 +37,13 @@ class CsvLayout:
     header: list[str] | None
 
 
-def open_text(raw: IO[bytes], encoding: str | None) -> io.TextIOWrapper:
+def open_text(raw: IO[bytes], encoding: str | None) -> tuple[io.TextIOWrapper, Detected]:
+    """The file as text in `encoding`, or in the one its head shows; and which it is, how sure."""
     head = raw.read(SNIFF_BYTES)
     if not head:
         raise BadRequest("the file is empty", field="csv")
-    enc = encoding or detect_encoding(head)
+    detected = Detected(encoding, 1.0, "given") if encoding else detect_encoding(head)
+    enc = detected.encoding
     try:
         codec = codecs.lookup(enc)
     except LookupError as exc:
@@ -71,10 +53,11 @@ def open_text(raw: IO[bytes], encoding: str | None) -> io.TextIOWrapper:
         enc = "utf-8-sig"
     raw.seek(0)
     try:
-        return io.TextIOWrapper(raw, encoding=enc, newline="", errors="strict")
+        text = io.TextIOWrapper(raw, encoding=enc, newline="", errors="strict")
     except LookupError as exc:
         # codecs.lookup accepts non-text codecs ("rot13", "base64"), which TextIOWrapper refuses.
         raise BadRequest(f"{enc!r} is not a text encoding", field="encoding") from exc
+    return text, detected
 
 
 def layout_of(text: io.TextIOWrapper, *, has_header: bool, delimiter: str | None) -> CsvLayout:

@@ -38,7 +38,7 @@ class CsvSource:
 
     @staticmethod
     def _check_head(request: SubmitCsv, data: bytes, truncated: bool) -> Checked:
-        text = open_text(io.BytesIO(data), request.encoding)
+        text, detected = open_text(io.BytesIO(data), request.encoding)
         layout = layout_of(text, has_header=request.has_header, delimiter=request.delimiter)
         Columns.resolve(request, layout.header)
         try:
@@ -53,14 +53,18 @@ class CsvSource:
                     f"no complete data row in the file's first {HEAD_BYTES // 1024} KiB", field="csv"
                 )
             raise BadRequest("the file has no data rows", field="csv")
-        return Checked({"encoding": layout.encoding, "delimiter": layout.delimiter})
+        notes = {"encoding": detected.encoding, "encoding_confidence": f"{detected.confidence:.2f}"}
+        notes |= {"encoding_evidence": detected.how, "delimiter": layout.delimiter}
+        # The job runs with what was checked here: ingest decodes the whole file the same way.
+        resolved: dict[str, object] = {"encoding": detected.encoding} if request.encoding is None else {}
+        return Checked(notes, resolved)
 
     async def rows(self, request: SubmitCsv) -> AsyncGenerator[Row, None]:
         self._check_inline_size(request)
         with_values = bool(NameTemplate(request.name_template).columns)
         async with local_file(self.ctx, request, "csv") as path:
             with path.open("rb") as raw:
-                text = open_text(raw, request.encoding)
+                text, _ = open_text(raw, request.encoding)
                 layout = layout_of(text, has_header=request.has_header, delimiter=request.delimiter)
                 columns = Columns.resolve(request, layout.header)
                 for index, (number, cells, error) in enumerate(iter_records(text, layout)):

@@ -20,7 +20,10 @@ EXPECTED: dict[str, list[str | None]] = {
     "quotes.csv": ['He said "hi"', "a, b, and c", "'single' and \"double\""],
     "newlines.csv": ["first line\nsecond line", "标题\n副标题", "one"],
     "long_cells.csv": ["short", None, "also short"],
-    "gb18030.csv": ["北京烤鸭", "小笼包", "欧元 € 符号"],
+    # Enough real Chinese for the encoding to be evident (a handful of characters reads as
+    # EUC-KR just as cleanly): dishes, county names from areas.csv, a 2-byte euro sign.
+    "gb18030.csv": ["北京烤鸭", "小笼包", "欧元 € 符号", "东城区", "西城区", "朝阳区", "丰台区",
+                    "石景山区", "海淀区", "门头沟区", "房山区", "通州区", "顺义区", "昌平区"],
     "utf8_bom.csv": ["带BOM的标题", "second"],
     "utf16_bom.csv": ["UTF-16 文本", "second"],
     "ragged.csv": ["good", None, "also good", None],

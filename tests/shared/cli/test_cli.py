@@ -115,7 +115,7 @@ def test_submit_with_per_row_columns_shows_progress_and_the_manifest(
     err = done.stderr
     assert "completed_with_errors" in err and "3 total, 2 rendered, 1 failed" in err
     assert "items/s" in err  # the progress bar's rate column
-    assert "row 4: bad color 'nocolour'" in err  # the file's own row: the header is row 1
+    assert "row 4 failed: bad color 'nocolour'" in err  # the file's own row: the header is row 1
     manifest_line = next(line for line in err.splitlines() if "manifest:" in line)
     manifest = Path(manifest_line.split("manifest:", 1)[1].strip())
     lines = manifest.read_text("utf-8-sig").splitlines()
@@ -191,3 +191,13 @@ def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> N
     assert json.loads(fetched.stdout)["images"] == job["done"] == 24
     for path in sorted((tmp_path / "out").glob("*.png")):
         assert path.read_bytes() == (Path(job["output"]) / path.name).read_bytes()
+
+
+def test_submit_says_how_the_file_was_read(stack: LocalStack) -> None:
+    done = submit_products(stack)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("accepted job ")
+    assert "encoding utf-8" in done.stdout and "encoding_evidence utf-8" in done.stdout
+    assert "delimiter ," in done.stdout
+    as_json = json.loads(submit_products(stack, "--json").stdout)
+    assert as_json["detected"]["encoding"] == "utf-8"

@@ -7,6 +7,8 @@ the rows it should with their row numbers, or is refused at submit naming the fi
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,43 @@ async def test_a_wrong_encoding_override_is_refused_at_submit(client: Client) ->
     with pytest.raises(BadRequest) as info:
         await client.submit_file(FIXTURES / "gb18030.csv", SubmitCsv(column="name", encoding="utf-8"))
     assert info.value.field == "encoding", str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding"),
+    [
+        ("big5.csv", "big5"),
+        ("shift_jis.csv", "shift_jis"),
+        ("euc_kr.csv", "euc_kr"),
+        ("cp1252.csv", "cp1252"),
+    ],
+)
+async def test_real_encodings_are_detected_reported_and_rendered(
+    client: Client, name: str, encoding: str
+) -> None:
+    path = DATA / "encodings" / name
+    truth = [
+        row["name"] for row in csv.DictReader(io.StringIO(path.read_bytes().decode(encoding), newline=""))
+    ]
+    accepted = await client.submit_file(path, SubmitCsv(column="name"))
+    # The submit reply says what was detected and how sure, before anything is rendered.
+    assert accepted.detected["encoding"] == encoding
+    assert float(accepted.detected["encoding_confidence"]) >= 0.9
+    assert accepted.detected["encoding_evidence"] == "detected"
+    final = await client.wait(accepted.job_id, timeout=120)
+    assert (final.kind, final.done, final.failed) == ("completed", len(truth), 0)
+    assert final.output is not None
+    for row in (2, 3, len(truth) + 1):  # the first rows and the last, by the file's own numbers
+        assert_renders(Path(final.output) / f"{row}.png", truth[row - 2])
+
+
+async def test_an_ambiguous_encoding_is_refused_at_submit(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_bytes("name\r\n苹果\r\n香蕉\r\n".encode("gbk"))
+    with pytest.raises(BadRequest) as info:
+        await client.submit_file(path, SubmitCsv(column="name"))
+    assert info.value.field == "encoding" and "give its encoding" in info.value.message
+    accepted = await client.submit_file(path, SubmitCsv(column="name", encoding="gbk"))
+    assert accepted.detected["encoding_evidence"] == "given"
+    final = await client.wait(accepted.job_id, timeout=60)
+    assert (final.kind, final.done) == ("completed", 2)

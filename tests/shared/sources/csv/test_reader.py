@@ -38,7 +38,7 @@ def read(
 ) -> tuple[CsvLayout, Columns, list[Row]]:
     """Read `raw` as the CSV source does: (its layout, the request's columns, its rows)."""
     request = SubmitCsv(column=column, csv="-", has_header=has_header, **options)
-    text = open_text(io.BytesIO(raw), encoding)
+    text, _ = open_text(io.BytesIO(raw), encoding)
     layout = layout_of(text, has_header=has_header, delimiter=delimiter)
     return layout, Columns.resolve(request, layout.header), list(rows_of(text, layout, request))
 
@@ -80,13 +80,22 @@ def test_utf8_bom_without_header_does_not_leak_into_the_first_text() -> None:
 
 def test_gbk_as_excel_writes_it() -> None:
     # Excel in China saves "CSV (comma delimited)" in the ANSI code page 936 with CRLF.
-    raw = table(newline="\r\n").encode("gbk")
+    products = (Path(__file__).resolve().parents[4] / "examples" / "products.csv").read_text("utf-8")
+    raw = products.replace("\n", "\r\n").replace("¥", "￥").encode("gbk")  # GBK has the full-width sign
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")  # the fixture really is not UTF-8
     layout, _, rows = read(raw)
     assert layout.encoding.replace("_", "").lower() == "gb18030"
+    assert texts(rows)[:3] == ["绿茶 Green Tea 500ml", "乌龙茶 Oolong Tea", "Espresso 意式浓缩咖啡"]
+
+
+def test_a_few_gbk_characters_are_too_little_evidence() -> None:
+    # Eight Chinese characters read cleanly as GB18030 and as EUC-KR alike: refused, not guessed.
+    with pytest.raises(BadRequest) as err:
+        read(table(newline="\r\n").encode("gbk"))
+    assert err.value.field == "encoding" and "gb18030" in err.value.message
+    _, _, rows = read(table(newline="\r\n").encode("gbk"), encoding="gbk")
     assert texts(rows) == [name for name, _ in CHINESE]
-    assert rows[0].values == {"name": "苹果", "price": "3.50"}
 
 
 def test_gb18030_four_byte_characters() -> None:
@@ -123,18 +132,17 @@ def test_empty_file_is_refused() -> None:
 
 
 def test_undecodable_file_is_refused_as_encoding() -> None:
-    raw = b"name\n\x81\xff\xfe\x81\n"  # neither UTF-8 nor GB18030 (0xFF is never a GB byte)
+    raw = b"name\n\x81\xff\xfe\x81\n"  # reads cleanly in none of the candidates
     with pytest.raises(BadRequest) as err:
         read(raw)
     assert err.value.field == "encoding"
+    assert "give its encoding" in err.value.message
 
 
 def test_explicit_encoding_wins_over_detection() -> None:
-    raw = "name\ncafé\nnaïve\n".encode("cp1252")
-    with pytest.raises(BadRequest):
-        read(raw)  # detection cannot make sense of it
-    _, _, rows = read(raw, encoding="cp1252")
-    assert texts(rows) == ["café", "naïve"]
+    raw = "name\nÃ©\n".encode("cp1252")  # detection reads it as cp1252 ...
+    _, _, rows = read(raw, encoding="utf-8")  # ... but the caller knows it is UTF-8
+    assert texts(rows) == ["é"]
 
 
 @pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "base64"])
@@ -154,7 +162,7 @@ def test_forced_encoding_that_does_not_fit_the_head_is_a_bad_request() -> None:
 def test_file_that_stops_decoding_midway_raises_source_error() -> None:
     good = "".join(f"item {i}\n" for i in range(20_000))  # well past the sniffed head
     raw = ("name\n" + good).encode() + b"bad \xff\xfe\xfd\n" + b"after\n"
-    text = open_text(io.BytesIO(raw), None)
+    text, _ = open_text(io.BytesIO(raw), None)
     layout = layout_of(text, has_header=True, delimiter=None)
     assert layout.encoding == "utf-8"
     seen: list[Row] = []
@@ -302,7 +310,7 @@ def test_blank_lines_are_skipped() -> None:
 def test_rows_stream_without_reading_the_whole_file() -> None:
     raw = ("name\n" + "".join(f"row number {i}\n" for i in range(400_000))).encode()
     source = io.BytesIO(raw)
-    text = open_text(source, None)
+    text, _ = open_text(source, None)
     layout = layout_of(text, has_header=True, delimiter=None)
     first = list(itertools.islice(rows_of(text, layout, SubmitCsv(column="name", csv="-")), 10))
     assert texts(first) == [f"row number {i}" for i in range(10)]
