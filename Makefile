@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest bench up down status system-deps node-deps clean
+FONT_PACK := fonts/pack/.complete
+
+.PHONY: run test lint typecheck pytest bench up down status system-deps node-deps fonts-pack clean
 
 $(STAMP): pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +18,19 @@ $(STAMP): pyproject.toml devstack/pyproject.toml
 	touch $(STAMP)
 
 # Only what pip cannot serve: PostgreSQL server binaries (the fault tests always start their own),
-# FriBiDi (Pillow's bundled raqm loads it for right-to-left text), Compose v1 (the tests
-# validate compose.yaml with it offline), Chromium (the web console's browser test) and Node.js
-# (the official AsyncAPI parser checks the generated document).
+# FriBiDi (Pillow's bundled raqm loads it, and the engine's bidi resolver calls it), ICU (grapheme
+# clusters and line breaking with the Thai/Lao/Khmer/Myanmar dictionaries), Unicode's conformance
+# files (unicode-data: the bidi, line and grapheme suites), the Noto fonts the font pack copies
+# (fonts-noto-core), Compose v1 (the tests validate compose.yaml with it offline), Chromium (the
+# web console's browser test) and Node.js (the official AsyncAPI parser checks the generated
+# document).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! ldconfig -p 2>/dev/null | grep -q libfribidi; then missing="$$missing libfribidi0"; fi; \
+	if ! ldconfig -p 2>/dev/null | grep -q libicuuc; then missing="$$missing libicu-dev"; fi; \
+	if [ ! -f /usr/share/unicode/BidiCharacterTest.txt ]; then missing="$$missing unicode-data"; fi; \
+	if ! dpkg -s fonts-noto-core >/dev/null 2>&1; then missing="$$missing fonts-noto-core"; fi; \
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if ! command -v npm >/dev/null 2>&1; then missing="$$missing nodejs npm"; fi; \
@@ -38,10 +46,18 @@ $(NODE_DEPS): tests/tools/asyncapi/package-lock.json | system-deps
 	touch $(NODE_DEPS)
 node-deps: $(NODE_DEPS)
 
-run: $(STAMP) system-deps
+# The optional font pack (shared/render/fontpack.py): one Noto face per script beyond the bundled
+# core, copied from Debian's fonts-noto-core with its licences into fonts/pack/ (not in git).
+$(FONT_PACK): shared/render/fontpack.py | $(STAMP) system-deps
+	$(PY) -c 'from shared.render.fontpack import main; raise SystemExit(main())'
+	touch $@
+
+fonts-pack: $(FONT_PACK)
+
+run: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) -m shared.cli.main run
 
-up: $(STAMP) system-deps
+up: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) -m shared.cli.main up
 
 down: $(STAMP)
@@ -56,14 +72,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) system-deps node-deps
+pytest: $(STAMP) system-deps node-deps $(FONT_PACK)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) bench/bench_render.py
 	$(PY) bench/bench_pipeline.py
 
 clean:
-	rm -rf $(VENV) .imagegen
+	rm -rf $(VENV) .imagegen fonts/pack

@@ -1,10 +1,11 @@
 """The font catalogue: which fonts exist, by name, with their fallback chains and coverage.
 
 Messages name fonts by catalogue name only, never by path, so a request cannot make a renderer
-open an arbitrary file. The catalogue holds the bundled `fonts/` folder plus any server-side
-folders an operator configured. Coverage tables (the set of code points a face maps) are read
-once with fontTools and kept; FreeType objects are *not* kept here, because they are not
-thread-safe and each `RenderEngine` keeps its own.
+open an arbitrary file. The catalogue holds the bundled `fonts/` folder, the optional font pack
+(`fontpack.py`) where installed, plus any server-side folders an operator configured. Coverage
+tables (the set of code points a face maps) are read once with fontTools and kept; FreeType
+objects are *not* kept here, because they are not thread-safe and each `RenderEngine` keeps
+its own.
 """
 
 from __future__ import annotations
@@ -20,26 +21,11 @@ from pathlib import Path
 from fontTools.ttLib import TTCollection, TTFont
 
 from shared.contract.messages import FontInfo
+from shared.render.fontpack import PACK_FONTS, PACK_SYMBOLS, pack_dir, pack_script_faces
+from shared.render.scripts import SCRIPT_SAMPLES, scripts_covered
 
 FONTS_DIR_ENV = "IMAGEGEN_FONTS_DIR"
 FONT_SUFFIXES = frozenset({".ttf", ".otf", ".ttc", ".otc"})
-
-# One representative sample per script: a face "covers" a script when it maps every
-# character of the sample. Small on purpose: this drives `imagegen.fonts`, not fallback.
-SCRIPT_SAMPLES: dict[str, str] = {
-    "Latin": "AZaz\u00e9\u00df\u0142",
-    "Greek": "\u0391\u03a9\u03b1\u03c9",
-    "Cyrillic": "\u0416\u044f\u0451",
-    "Han": "\u4e2d\u6587\u570b\u8a9e",
-    "Hiragana": "\u3042\u3093",
-    "Katakana": "\u30a2\u30f3",
-    "Hangul": "\ud55c\uae00",
-    "Arabic": "\u0639\u0631\u0628\u064a",
-    "Hebrew": "\u05e9\u05dc\u05d5\u05dd",
-    "Devanagari": "\u0915\u0916\u093f",
-    "Symbols": "\u2605\u2660\u263a",
-    "Emoji": "\U0001f600\U0001f680",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +61,20 @@ _BUNDLED: tuple[tuple[str, str, int], ...] = (
     ("emoji", "NotoColorEmoji.ttf", 0),
 )
 
-# Fallback order after a face's own glyphs. Latin-first faces fall back to Chinese first;
-# DejaVu near the end catches the long tail of symbols; emoji last (emoji-presentation
-# clusters are sent to colour faces first by the fallback logic itself).
+# Fallback order after a face's own glyphs. Latin-first faces fall back to Chinese first; the
+# font pack's scripts (where installed) come after the core scripts and before the symbol
+# faces; DejaVu near the end catches the long tail of symbols; emoji last (emoji-presentation
+# clusters are sent to colour faces first by the fallback logic itself). `chain()` skips the
+# faces a catalogue lacks, e.g. the whole pack where it is not installed.
 _TAIL: tuple[str, ...] = (
     "sans",
     "sans-sc",
     "arabic",
     "hebrew",
     "devanagari",
+    *pack_script_faces(),
     "symbols",
+    *PACK_SYMBOLS,
     "dejavu-sans",
     "emoji",
 )
@@ -149,6 +139,13 @@ class FontCatalogue:
             path = base / file
             if path.is_file():
                 entries.append(_Entry(name, path, index, _fallback_for(name), bundled=True))
+        pack = pack_dir(base)
+        for name, file in PACK_FONTS:
+            path = pack / file
+            if path.is_file():
+                # Pack faces keep stable catalogue names like the bundled ones (bundled=True:
+                # imagegen names them, not the operator).
+                entries.append(_Entry(name, path, 0, _fallback_for(name), bundled=True))
         taken = {e.name for e in entries}
         for folder in extra_dirs:
             for path in sorted(Path(folder).rglob("*")):
@@ -251,9 +248,7 @@ class FontCatalogue:
                 strikes = face["CBLC"].strikes
                 if strikes:
                     fixed = int(strikes[0].bitmapSizeTable.ppemY)
-            scripts = [
-                script for script, sample in SCRIPT_SAMPLES.items() if all(ord(c) in coverage for c in sample)
-            ]
+            scripts = scripts_covered(coverage)
             info = FontInfo(
                 name=name,
                 family=names.getBestFamilyName() or entry.path.stem,
@@ -274,6 +269,15 @@ class FontCatalogue:
     def describe(self) -> list[FontInfo]:
         """Every font, for `imagegen.fonts`."""
         return [self.info(name) for name in self._entries]
+
+    def script_coverage(self, name: str = "sans") -> dict[str, str | None]:
+        """Each known script -> the first face of `name`'s chain that covers it, or None: what
+        text in that font can draw, with this catalogue (font pack or not)."""
+        report: dict[str, str | None] = {}
+        for face in self.chain(name):
+            for script in self.info(face).scripts:
+                report.setdefault(script, face)
+        return {script: report.get(script) for script in SCRIPT_SAMPLES}
 
 
 def _configured_dirs() -> list[Path]:

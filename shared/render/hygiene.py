@@ -2,9 +2,9 @@
 
 Input text arrives from CSV files and databases: it may carry Windows line ends, decomposed
 accents, control characters, invisible zero-width characters and bidi overrides (which can
-reorder what a reader sees, the "Trojan Source" trick). Policy: NFC, fold line ends, tabs become
-spaces, and the rest is stripped or refused (`Style.control_chars`). ZWJ and ZWNJ stay: emoji
-sequences and Persian/Indic shaping need them.
+reorder what a reader sees, the "Trojan Source" trick). Policy: NFC, fold line ends (every
+mandatory break of UAX #14), tabs become spaces, and the rest is stripped or refused
+(`Style.control_chars`). ZWJ and ZWNJ stay: emoji sequences and Persian/Indic shaping need them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ _BIDI_CONTROLS = frozenset([0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *ran
 # Invisible characters with no shaping role (ZWSP, word joiner, BOM, soft hyphen...).
 _ZERO_WIDTH = frozenset([0x200B, 0x2060, 0xFEFF, 0x00AD, 0x180E, *range(0x2061, 0x2065)])
 _KEEP = frozenset([0x200C, 0x200D, 0x0A])
+# Every mandatory break of UAX #14 (BK, CR, NL classes) ends a line; a tab is one space.
+_LINE_ENDS = {0x0D: "\n", 0x0B: "\n", 0x0C: "\n", 0x85: "\n", 0x2028: "\n", 0x2029: "\n", 0x09: " "}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,9 @@ def clean_text(text: str, policy: str, limits: Limits) -> str:
     if len(text) > limits.max_chars * 4:
         # Checked before normalising so a hostile megabyte string costs nothing.
         raise RenderError(f"text has {len(text)} characters; the limit is {limits.max_chars}")
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    text = text.replace("\r\n", "\n")
+    if not text.isprintable():  # every character _LINE_ENDS maps is unprintable
+        text = text.translate(_LINE_ENDS)
     text = unicodedata.normalize("NFC", text)
     if not text.isprintable():
         bad = [ch for ch in text if _unwanted(ch)]

@@ -3,9 +3,11 @@
 Each grapheme cluster gets the first font of the chain that covers it (cmap coverage), so a
 Chinese character in a Latin style falls back to the CJK face and never draws as `.notdef`.
 Clusters are then grouped into *pieces*, the unit that is shaped, measured, cached and
-line-broken: a whole word (with its trailing spaces) for alphabetic and complex scripts, a
-single cluster for CJK (which breaks between any two characters and has no cross-character
-shaping, so per-character caching is exact).
+line-broken: the text between two line-break opportunities (a word with its trailing spaces,
+a Thai word as the dictionary finds it) for alphabetic and complex scripts, a single cluster
+for CJK (which has no cross-character shaping, so per-character caching is exact). A piece
+never spans a change of font or bidi level. Clusters and break opportunities come from
+`segment.py` (UAX #29, UAX #14 with its tailorings), levels from `bidi.py` (UAX #9).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass, field
 
 import regex
 
-from shared.render.bidi import has_rtl, paragraph_level, resolve_levels
+from shared.render import bidi
+from shared.render.segment import break_opportunities, cluster_ends
 
-CLUSTER = regex.compile(r"\X")
-# Clusters that break like ideographs (UAX #14 ID class, roughly): any two may be split.
+# Ideographs, kana, Hangul, emoji: one piece per cluster (no shaping across them, so each is
+# measured and rasterised once per batch); whether a line may break between them is UAX #14's.
 _CJK = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Bopomofo}\u3000-\u303f\uff00-\uffef"
     r"\u30fc\U0001f000-\U0001faff\u2600-\u27bf]"
@@ -38,15 +41,6 @@ _IGNORABLE = frozenset(
     [0x200C, 0x200D, *range(0xFE00, 0xFE10), *range(0xE0020, 0xE0080), *range(0xE0100, 0xE01F0)]
 )
 
-# Kinsoku shori: never start a line with these...
-NO_START = frozenset(
-    "、。，．・：；？！゛゜ヽヾゝゞ々〻ー‐゠–〜～）〕］｝〉》」』】〙〗〟’”｠»,.:;?!)]}"
-    "ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ％‰℃°′″"
-)
-# ...and never end a line with these.
-NO_END = frozenset("（〔［｛〈《「『【〘〖〝‘“｟«([{")
-
-
 @dataclass(slots=True)
 class Piece:
     """A shaped unit of text in one font and one direction."""
@@ -58,6 +52,7 @@ class Piece:
     color: bool
     clusters: list[str] = field(default_factory=list)
     break_after: bool = False
+    start: int = 0  # offset of the piece's first character in its paragraph
     advance: float = 0.0
     trail: float = 0.0  # advance of trailing spaces, which hang past a line end
 
@@ -70,16 +65,6 @@ class Piece:
         return "rtl" if self.level % 2 else "ltr"
 
 
-def clusters_of(text: str) -> list[str]:
-    clusters: list[str] = CLUSTER.findall(text)
-    return clusters
-
-
-def break_allowed(before: str, after: str) -> bool:
-    """May a line break between these two clusters (CJK context)? Kinsoku rules."""
-    return after not in NO_START and before not in NO_END
-
-
 class FontPicker:
     """Chooses a font per cluster from a chain, by cmap coverage."""
 
@@ -90,15 +75,24 @@ class FontPicker:
         is_color: Callable[[str], bool],
     ) -> None:
         self.chain = tuple(chain)
-        self._cov = {name: coverage(name) for name in self.chain}
+        # Coverage tables load on first use: text in Latin and Chinese never touches the long
+        # tail of script faces the font pack adds to every chain.
+        self._coverage = coverage
+        self._cov: dict[str, frozenset[int]] = {}
         self._colors = frozenset(n for n in self.chain if is_color(n))
         self._color_first = tuple(n for n in self.chain if is_color(n)) + tuple(
             n for n in self.chain if not is_color(n)
         )
         self._memo: dict[tuple[str, str | None], str | None] = {}
 
+    def _table(self, font: str) -> frozenset[int]:
+        cov = self._cov.get(font)
+        if cov is None:
+            cov = self._cov[font] = self._coverage(font)
+        return cov
+
     def covers(self, font: str, cluster: str) -> bool:
-        cov = self._cov[font]
+        cov = self._table(font)
         needed = [ord(c) for c in cluster if ord(c) not in _IGNORABLE]
         return all(cp in cov for cp in needed) if needed else ord(cluster[0]) in cov
 
@@ -127,7 +121,7 @@ class FontPicker:
                 # cluster still draws, marks included (the shaper places what it can).
                 base = ord(cluster[0])
                 for name in order:
-                    if base in self._cov[name]:
+                    if base in self._table(name):
                         choice = name
                         break
         if len(self._memo) > 100_000:
@@ -142,51 +136,53 @@ def itemize(
     direction: str,
     split_all: bool,
     is_color: Callable[[str], bool],
-) -> tuple[list[Piece], list[str], int]:
-    """Pieces of one paragraph in logical order, clusters no font covers, paragraph level.
+    wrap: bool = True,
+) -> tuple[list[Piece], list[str], bidi.Paragraph]:
+    """Pieces of one paragraph in logical order, clusters no font covers, the bidi paragraph.
 
     `split_all` makes every separable cluster its own piece (letter spacing, vertical text).
+    `wrap=False` (a line that never wraps) skips the line-break opportunities: pieces then end
+    after spaces only. In a full render ICU's line iterator costs ~12 us of a ~165 us label
+    (bench strings, CPU time), so unwrapped labels do without; text whose words hold no break
+    opportunity (no hyphen, slash, Thai...) gets the same pieces either way.
     """
-    clusters = clusters_of(text)
-    base = paragraph_level(clusters, direction)
-    levels = resolve_levels(clusters, base) if base or has_rtl(text) else [0] * len(clusters)
+    ends = cluster_ends(text)
+    breaks = break_opportunities(text, ends) if wrap else _after_spaces(text)
+    paragraph = bidi.resolve(text, direction)
+    levels = paragraph.levels
     pieces: list[Piece] = []
     missing: list[str] = []
     current: Piece | None = None
     previous_font: str | None = None
-    for cluster, level in zip(clusters, levels, strict=True):
+    start = 0
+    for end in ends:
+        cluster = text[start:end]
+        offset, start = start, end
         font = picker.pick(cluster, previous_font)
         if font is None:
             missing.append(cluster)
             continue
         previous_font = font
-        is_space = cluster.isspace()
-        cjk = _CJK.match(cluster) is not None
-        if current is not None and is_space and current.font == font and current.level == level:
+        level = levels[offset]
+        if current is not None and cluster.isspace() and current.font == font and current.level == level:
+            # UAX #14 never breaks before a space (LB7): spaces trail the piece before them.
             current.text += cluster
             current.clusters.append(cluster)
-            current.break_after = True
             continue
-        start_new = (
+        cjk = _CJK.match(cluster) is not None
+        can_break = offset in breaks
+        if (
             current is None
-            or is_space
-            or current.break_after
+            or can_break
             or cjk
             or current.cjk
             or current.font != font
             or current.level != level
             or current.color
             or (split_all and _SEPARABLE.match(cluster) is not None)
-        )
-        if current is not None and not start_new and current.text[-1] in "-\u2010" and cluster.isalnum():
-            current.break_after = True  # after a hyphen inside a word
-            start_new = True
-        if start_new:
-            if current is not None and not current.break_after and (cjk or current.cjk):
-                current.break_after = break_allowed(current.last, cluster)
-            elif current is not None and current.break_after and current.last.isspace():
-                # A break after spaces is still refused before closing punctuation.
-                current.break_after = cluster not in NO_START
+        ):
+            if current is not None:
+                current.break_after = can_break
             current = Piece(
                 text=cluster,
                 font=font,
@@ -194,19 +190,27 @@ def itemize(
                 cjk=cjk,
                 color=is_color(font),
                 clusters=[cluster],
-                break_after=is_space,
+                start=offset,
             )
             pieces.append(current)
         else:
-            assert current is not None
             current.text += cluster
             current.clusters.append(cluster)
-    return pieces, missing, base
+    return pieces, missing, paragraph
+
+
+_SPACES = regex.compile(r"\s+")
+
+
+def _after_spaces(text: str) -> set[int]:
+    """Offsets just after each run of spaces (where UAX #14 would at least allow a break)."""
+    return {m.end() for m in _SPACES.finditer(text) if m.end() < len(text)}
 
 
 def split_piece(piece: Piece) -> list[Piece]:
     """One piece per cluster: how an over-long word is broken across lines."""
     out: list[Piece] = []
+    offset = piece.start
     for i, cluster in enumerate(piece.clusters):
         last = i == len(piece.clusters) - 1
         out.append(
@@ -218,6 +222,8 @@ def split_piece(piece: Piece) -> list[Piece]:
                 color=piece.color,
                 clusters=[cluster],
                 break_after=piece.break_after if last else True,
+                start=offset,
             )
         )
+        offset += len(cluster)
     return out

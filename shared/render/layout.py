@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.render.bidi import reorder
+from shared.render import bidi
 from shared.render.faces import FaceCache, FaceKey
-from shared.render.itemize import FontPicker, Piece, clusters_of, itemize
+from shared.render.itemize import FontPicker, Piece, itemize
 from shared.render.linebreak import wrap
+from shared.render.segment import clusters_of
 
 # Ideographic em box: the baseline sits at 0.88 em below the top of a vertical cell
 # (the OpenType ideographic embox of CJK fonts is 880/-120 units per 1000).
@@ -92,9 +93,11 @@ class Layouter:
         features: tuple[str, ...] = ("vert",) if p.vertical else ()
         split_all = p.vertical or p.letter_spacing != 0
         out = Layout()
-        lines: list[tuple[list[Piece], int, bool]] = []  # pieces, paragraph level, last line
-        for paragraph in text.split("\n"):
-            pieces, missing, base = itemize(paragraph, picker, p.direction, split_all, self.faces.is_color)
+        lines: list[tuple[list[Piece], bidi.Paragraph, bool]] = []  # pieces, paragraph, last line
+        for paragraph_text in text.split("\n"):
+            pieces, missing, paragraph = itemize(
+                paragraph_text, picker, p.direction, split_all, self.faces.is_color, p.limit is not None
+            )
             out.missing.extend(missing)
             self._measure(pieces, p, features)
             if p.limit is not None and pieces:
@@ -108,7 +111,7 @@ class Layouter:
             else:
                 wrapped = [pieces]
             for i, line in enumerate(wrapped):
-                lines.append((line, base, i == len(wrapped) - 1))
+                lines.append((line, paragraph, i == len(wrapped) - 1))
         out.lines = len(lines)
         if p.vertical:
             self._place_vertical(lines, picker, p, features, out)
@@ -126,7 +129,7 @@ class Layouter:
 
     def _place_horizontal(
         self,
-        lines: list[tuple[list[Piece], int, bool]],
+        lines: list[tuple[list[Piece], bidi.Paragraph, bool]],
         picker: FontPicker,
         p: LayoutParams,
         out: Layout,
@@ -139,14 +142,13 @@ class Layouter:
         box = float(p.box) if p.box is not None else max(widths, default=0.0)
         y_top = 0.0
         previous_descent = 0
-        for index, ((line, base, last), width) in enumerate(zip(lines, widths, strict=True)):
+        for index, ((line, paragraph, last), width) in enumerate(zip(lines, widths, strict=True)):
+            base = paragraph.base
             ascent, descent = self._line_metrics(line, picker, p)
             baseline = float(ascent) if index == 0 else y_top + (previous_descent + ascent) * p.line_spacing
             y_top = baseline
             previous_descent = descent
-            visual = (
-                reorder(line, [pc.level for pc in line]) if base or any(pc.level for pc in line) else line
-            )
+            visual = _visual_order(line, paragraph)
             # start/end follow the paragraph direction; left/right are absolute, as in CSS.
             align = p.align
             gap_extra = 0.0
@@ -164,15 +166,16 @@ class Layouter:
                 x = (box - width) / 2
             if gap_extra:
                 x = 0.0
-            if line and visual[0] is line[-1] and line[-1].level % 2:
-                # An RTL run's trailing space is drawn at its visual left: hang it outside.
-                x -= line[-1].trail
             for piece in visual:
+                # The line's trailing spaces take the paragraph level (UAX #9 L1) and sit past
+                # the line end: the logically last piece takes no room for them.
+                hang = piece is line[-1]
+                advance = piece.advance - piece.trail if hang else piece.advance
                 # Trailing spaces have no ink but would widen the bitmap: draw the text without
-                # them (an RTL run's trailing space sits at its visual left, so shift by it).
+                # them (an RTL piece's trailing space sits at its visual left, so shift by it).
                 ink_text = piece.text.rstrip()
                 if ink_text:
-                    shift = piece.trail if piece.level % 2 else 0.0
+                    shift = piece.trail if piece.level % 2 and not hang else 0.0
                     key = FaceKey(piece.font, p.size, p.variation)
                     out.placed.append(
                         Placed(
@@ -186,13 +189,13 @@ class Layouter:
                             p.language,
                         )
                     )
-                x += piece.advance + spacing + gap_extra
+                x += advance + spacing + gap_extra
         out.width = round(box)
         out.height = round(y_top + previous_descent) if lines else 0
 
     def _place_vertical(
         self,
-        lines: list[tuple[list[Piece], int, bool]],
+        lines: list[tuple[list[Piece], bidi.Paragraph, bool]],
         picker: FontPicker,
         p: LayoutParams,
         features: tuple[str, ...],
@@ -239,3 +242,16 @@ class Layouter:
                 y += cell * len(piece.clusters)
         out.width = total_width
         out.height = round(box)
+
+
+def _visual_order(line: list[Piece], paragraph: bidi.Paragraph) -> list[Piece]:
+    """The line's pieces from left to right (UAX #9 L1/L2 on the line's characters; a piece is
+    one level, so it lands where its first character does)."""
+    if paragraph.plain or not line:
+        return line
+    start = line[0].start
+    end = line[-1].start + len(line[-1].text)
+    _, order = bidi.line(paragraph, start, end)
+    where = {logical: visual for visual, logical in enumerate(order)}
+    return sorted(line, key=lambda piece: where[piece.start - start])
+

@@ -1,9 +1,9 @@
 """Greedy line breaking over measured pieces, for text with or without spaces.
 
-Break opportunities come from itemization: after spaces and hyphens, between CJK characters
-except where kinsoku forbids it (no closing punctuation at a line start, no opening one at a
-line end). A word longer than the line is split between clusters. Pillow's `ImageText.wrap`
-splits on whitespace only and refuses Chinese, hence this module.
+Break opportunities come from itemization (`Piece.break_after`, i.e. UAX #14 with the tailorings
+of `segment.py`: after spaces and hyphens, between CJK characters except where kinsoku forbids
+it, between Thai/Lao/Khmer/Myanmar words). A word longer than the line is split between clusters.
+Pillow's `ImageText.wrap` splits on whitespace only and refuses Chinese, hence this module.
 """
 
 from __future__ import annotations

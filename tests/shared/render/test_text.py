@@ -8,8 +8,9 @@ from PIL import Image
 from shared.contract.errors import RenderError
 from shared.render import RenderEngine, Style
 from shared.render.hygiene import Limits, clean_text
+from shared.render.segment import break_opportunities
 
-from .helpers import style
+from .helpers import decode, line_crops, style
 
 
 def lines_of(engine: RenderEngine, text: str, s: Style) -> list[str]:
@@ -26,6 +27,8 @@ def lines_of(engine: RenderEngine, text: str, s: Style) -> list[str]:
 def test_nfc_and_line_ends() -> None:
     limits = Limits()
     assert clean_text("Cafe\u0301\r\nline\rthree\tx", "strip", limits) == "Café\nline\nthree x"
+    # UAX #14's other mandatory breaks: VT, FF, NEL, LINE and PARAGRAPH SEPARATOR.
+    assert clean_text("a\u000bb\u000cc\u0085d\u2028e\u2029f", "strip", limits) == "a\nb\nc\nd\ne\nf"
 
 
 def test_controls_stripped_or_refused() -> None:
@@ -115,6 +118,43 @@ def test_long_word_is_split(engine: RenderEngine) -> None:
     assert out.width <= 200 and len(lines) > 3 and "".join(lines) == word
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ภาษาไทยเป็นภาษาราชการของประเทศไทยและเป็นภาษาที่ใช้ในการสื่อสาร",  # Thai
+        "ພາສາລາວເປັນພາສາທາງການຂອງປະເທດລາວ",  # Lao
+        "ភាសាខ្មែរជាភាសាផ្លូវការរបស់ប្រទេសកម្ពុជា",  # Khmer
+        "မြန်မာဘာသာစကားသည်မြန်မာနိုင်ငံ၏ရုံးသုံးဘာသာစကားဖြစ်သည်",  # Myanmar
+    ],
+)
+def test_scripts_without_spaces_wrap_between_words(engine: RenderEngine, text: str) -> None:
+    """Thai, Lao, Khmer and Myanmar write no spaces: lines end where the dictionary finds a
+    word boundary, never inside a word, and the pixels show one band of ink per line."""
+    cuts = sorted(break_opportunities(text))
+    words = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    # As narrow as possible while the longest word still fits on a line.
+    limit = max(engine.render(word, style(size=28)).width for word in words) + 4
+    s = style(size=28, max_width=limit)
+    lines = lines_of(engine, text, s)
+    assert len(lines) >= 3 and "".join(lines) == text
+    ends = [len("".join(lines[: i + 1])) for i in range(len(lines) - 1)]
+    assert set(ends) <= set(cuts), (lines, ends)
+    image = decode(engine.render(text, s))
+    assert image.width <= limit + 28
+    assert all(crop.getbbox() is not None for crop in line_crops(engine, text, s))
+
+
+@pytest.mark.parametrize("text", ["Organic Green Tea 有机绿茶 ¥12.50", "مرحبا 123 שלום abc", "नमस्ते दुनिया"])
+def test_unwrapped_label_equals_wrapped_one_that_fits(engine: RenderEngine, text: str) -> None:
+    """Without a width limit the engine skips UAX #14 (nothing can wrap); a line that fits a
+    limit draws the same pixels, since words without inner break opportunities are the same
+    pieces either way (Thai words inside a space-delimited run are not: there the two may differ
+    by the rounding of a pen position)."""
+    free = decode(engine.render(text, style(size=32)))
+    fitted = decode(engine.render(text, style(size=32, max_width=4000)))
+    assert free.size == fitted.size and free.tobytes() == fitted.tobytes()
+
+
 def test_mixed_latin_and_chinese_wrap(engine: RenderEngine) -> None:
     text = "Organic Green Tea 有机绿茶，产自浙江杭州西湖龙井村。"
     lines = lines_of(engine, text, style(max_width=300))
@@ -143,6 +183,36 @@ def test_numbers_inside_rtl_stay_ltr(engine: RenderEngine) -> None:
     placed = engine.placements("مرحبا 123 456", style())
     xs = {p.text: p.x for p in placed}
     assert xs["456"] < xs["123"] < xs["مرحبا"]
+
+
+def _drawn_like(engine: RenderEngine, full: Image.Image, x: int, y: int, text: str, s: Style) -> bool:
+    """Does `full` show exactly `text` (rendered alone) with its pen at (x, y)?"""
+    alone = decode(engine.render(text, s)).getchannel("A")
+    (pen,) = engine.placements(text, s)
+    left, top = x - pen.x, y - pen.y
+    crop = full.getchannel("A").crop((left, top, left + alone.width, top + alone.height))
+    return crop.tobytes() == alone.tobytes()
+
+
+def test_hebrew_price_keeps_numbers_in_logical_order(engine: RenderEngine) -> None:
+    """UAX #9 W4/W5 (separators and currency signs join numbers), N0 (brackets), I2: the
+    numbers read left to right, and the sentence right to left."""
+    s = style(size=48)
+    text = "מחיר: 1,000 ₪ (50%) $100"
+    placed = engine.placements(text, s)
+    left_to_right = [p.text for p in sorted(placed, key=lambda p: p.x)]
+    assert left_to_right == ["$100", ")", "50%", "(", "₪", "1,000", ":", "מחיר"]
+    directions = {p.text: p.direction for p in placed}
+    assert directions["1,000"] == directions["50%"] == directions["$100"] == "ltr"
+    assert directions["מחיר"] == "rtl"
+    full = decode(engine.render(text, s))
+    at = {p.text: (p.x, p.y) for p in placed}
+    for number in ("1,000", "50%", "$100"):
+        assert _drawn_like(engine, full, *at[number], number, s), number
+    # The check can fail: the reversed digits are not what is drawn there.
+    assert not _drawn_like(engine, full, *at["1,000"], "000,1", s)
+    # Brackets are mirrored in the right-to-left run: the image reads "(50%)" like the text.
+    assert _drawn_like(engine, full, at[")"][0], at[")"][1], "(", s)
 
 
 def test_arabic_is_shaped(engine: RenderEngine) -> None:

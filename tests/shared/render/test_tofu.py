@@ -13,7 +13,7 @@ from PIL import Image, ImageFont
 from shared.contract.errors import RenderError
 from shared.render import RenderEngine
 from shared.render.faces import FaceKey
-from shared.render.itemize import clusters_of
+from shared.render.segment import clusters_of
 
 from .helpers import style
 
