@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from devstack import NatsServer, PostgresServer
+from devstack.sample import SampleSource, create_sample_source
 from devstack.stack import LocalStack
 from shared.client import Client
 
@@ -68,6 +69,18 @@ async def create_database(admin_url: str, prefix: str = "imagegen_test") -> str:
 @pytest.fixture(scope="session")
 async def database_url(postgres_admin_url: str) -> str:
     return await create_database(postgres_admin_url)
+
+
+@pytest.fixture(scope="session")
+async def sample_source(postgres_admin_url: str) -> SampleSource:
+    """The sample database and reader role of `imagegen up`, made the same way on the session's
+    server (an external `DATABASE_URL` too), under names of this session's own."""
+    suffix = secrets.token_hex(4)
+    return await create_sample_source(
+        postgres_admin_url,
+        database=f"imagegen_test_sample_{suffix}",
+        role=f"imagegen_test_reader_{suffix}",
+    )
 
 
 @pytest.fixture(scope="session")
