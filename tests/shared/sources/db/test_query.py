@@ -110,6 +110,13 @@ REJECTED = [
     ("WITH n AS (INSERT INTO t VALUES (1) RETURNING id) SELECT id FROM n", "INSERT"),
     ("WITH u AS (UPDATE t SET a = 1 RETURNING a) SELECT a FROM u", "UPDATE"),
     ("with u as materialized (update t set a = 1 returning a) select a from u", "UPDATE"),
+    # ...also inside subqueries and set operations
+    ("(SELECT 1 FROM t FOR UPDATE) UNION SELECT 2", "FOR UPDATE"),
+    ("SELECT (SELECT 1 FROM t FOR KEY SHARE)", "FOR KEY SHARE"),
+    ("SELECT * FROM (WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d) s", "DELETE"),
+    # session settings are statements of their own
+    ("SET statement_timeout = 0", "not SET"),
+    ("RESET ALL", "SELECT"),
     # nothing, or unterminated
     ("", "empty"),
     ("   ", "empty"),

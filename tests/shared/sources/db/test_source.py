@@ -72,6 +72,7 @@ async def test_every_connection_carries_the_source_limits(
         temp_file_limit="16MB",
         idle_in_transaction_session_timeout_seconds=42,
         allowed_functions=["current_setting"],
+        max_concurrent=1,
     )
     opened.append(source)
     names = [
@@ -79,8 +80,9 @@ async def test_every_connection_carries_the_source_limits(
         "transaction_read_only", "search_path", "application_name",
     ]  # fmt: skip
     query = " || '|' || ".join(f"current_setting('{name}')" for name in names) + " AS name"
-    (row,) = await read_all(source, request("SELECT " + query))
-    assert row.text.split("|") == ["7500ms", "16MB", "42s", "on", '"public"', "imagegen-db:s"]
+    for _ in range(2):  # a new connection, then the same one after the pool's reset
+        (row,) = await read_all(source, request("SELECT " + query))
+        assert row.text.split("|") == ["7500ms", "16MB", "42s", "on", '"public"', "imagegen-db:s"]
 
 
 async def test_the_defaults_are_60s_1gb_and_300s(sample_source: SampleSource, opened: list[DbSource]) -> None:
@@ -117,6 +119,21 @@ async def test_a_submit_is_busy_while_every_connection_runs_a_query(
             await sleeper
     # The slot is free again at once: the cancelled query stopped and its connection came back.
     await asyncio.wait_for(source.check(request("SELECT name FROM products")), timeout=5)
+
+
+async def test_an_accepted_job_waits_its_turn_for_a_connection(
+    sample_source: SampleSource, db: asyncpg.Connection, opened: list[DbSource]
+) -> None:
+    source = source_for(sample_source.reader_url, max_concurrent=1, allowed_functions=["pg_sleep"])
+    opened.append(source)
+    marker = f"turn-{secrets.token_hex(4)}"
+    first = asyncio.create_task(read_all(source, request(f"SELECT pg_sleep(2)::text || '{marker}' AS name")))
+    await backend_running(db, marker)
+    second = asyncio.create_task(read_all(source, request("SELECT name FROM products WHERE id = 1")))
+    await asyncio.sleep(1)
+    assert not second.done()  # waiting for the one connection, not failed
+    assert [row.text for row in await asyncio.wait_for(second, timeout=10)] == ["绿茶 Green Tea 500ml"]
+    assert first.done() and [row.text for row in first.result()] == [marker]
 
 
 async def test_cancelling_a_read_stops_its_query_on_the_server(
