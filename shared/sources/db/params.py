@@ -4,8 +4,10 @@ A request's `params` are JSON scalars and the CLI's `--param` is always a string
 driver binds each `$n` in the type Postgres inferred for it (asyncpg refuses the string '2' for
 an int4). Each value is therefore cast on the server from its text form (`$1::text::int4`), with
 the type's own input rules (dates, numerics, booleans, domains and enums as Postgres reads
-them), and bound as what comes back. A value that does not convert is a `BadRequest` naming
-`params[i]`, at submit time, never a job that fails once it runs.
+them), and bound as what comes back, once the server has confirmed that the bound value reads
+back as the same text (not so for an interval with months, which the driver holds as a
+`timedelta`). A value that does not convert is a `BadRequest` naming `params[i]`, at submit
+time, never a job that fails once it runs.
 """
 
 from __future__ import annotations
@@ -51,10 +53,22 @@ async def coerce_params(
             values.append(value)
             continue
         type_name = f"{_quoted(kind.schema)}.{_quoted(kind.name)}"
+        field = f"params[{index}]"
         try:
-            values.append(await conn.fetchval(f"SELECT $1::text::{type_name}", _text(value)))
+            row = await conn.fetchrow(
+                f"SELECT v, v::text FROM (SELECT $1::text::{type_name} AS v) AS param", _text(value)
+            )
+            assert row is not None  # a SELECT without FROM returns one row
+            converted, as_text = row
+            bound = await conn.fetchval(f"SELECT $1::{type_name}::text", converted)
         except asyncpg.PostgresError as exc:
+            raise BadRequest(f"{exc} (${index + 1} of the query is {kind.name})", field=field) from exc
+        if bound != as_text:
+            # The driver's Python value lost something: asyncpg's timedelta makes '1 month' 30 days.
             raise BadRequest(
-                f"{exc} (${index + 1} of the query is {kind.name})", field=f"params[{index}]"
-            ) from exc
+                f"{value!r} as {kind.name} ({as_text}) would reach the query as {bound}; "
+                f"convert it in the query instead: ${index + 1}::text::{kind.name}",
+                field=field,
+            )
+        values.append(converted)
     return values

@@ -202,6 +202,8 @@ async def test_a_read_closed_between_rows_rolls_back(
         ("SELECT ($1::int8 + 1)::text AS name", ["9007199254740993"], ["9007199254740994"]),
         ("SELECT name FROM products WHERE sku = $1", ["A001"], ["绿茶 Green Tea 500ml"]),
         ("SELECT coalesce($1::text, '空') AS name", [None], ["空"]),
+        ("SELECT (date '2024-01-31' + $1::interval)::date::text AS name", ["2 days"], ["2024-02-02"]),
+        ("SELECT (date '2024-01-31' + $1::text::interval)::date::text AS name", ["1 month"], ["2024-02-29"]),
     ],
 )  # fmt: skip
 async def test_parameters_take_the_declared_types(
@@ -222,6 +224,13 @@ async def test_parameters_take_the_declared_types(
         ("SELECT to_char($1::date, 'YYYY') AS name", ["2023-02-29"], "params[0]", "out of range"),
         ("SELECT name FROM products WHERE $1::boolean", ["maybe"], "params[0]", "boolean"),
         ("SELECT name FROM products WHERE id = $1", [], "params", "takes 1 parameter"),
+        # asyncpg holds an interval as a timedelta: '1 month' would arrive as '30 days'
+        (
+            "SELECT (date '2024-01-31' + $1::interval)::text AS name",
+            ["1 month"],
+            "params[0]",
+            "$1::text::interval",
+        ),
         ("SELECT name FROM products", ["1"], "params", "takes 0 parameter"),
     ],
 )
