@@ -14,15 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.sample import SAMPLE_CSV
 from devstack.stack import LocalStack
 from shared.cli import stackfile
 from shared.cli.follow import follow_job, print_summary
 from shared.client import Client
 from shared.runtime.bus.discovery import ping_all
 from shared.sources.csv import SubmitCsv
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_CSV = REPO_ROOT / "examples" / "products.csv"
 
 
 def run(state: Path, renderers: int, csv: Path | None, column: str) -> int:

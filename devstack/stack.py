@@ -9,6 +9,7 @@ the stack is ready when every one of them answers `$SRV.PING`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,8 +17,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
+
 from devstack import NatsServer, PostgresServer, free_port
-from devstack._proc import die_with_parent_hook
+from devstack._proc import LocalStackError, die_with_parent_hook
+from devstack.sample import SampleSource, create_sample_source
 from shared.cli.stackfile import StackInfo
 from shared.client import Client
 from shared.runtime.bus.connect import connect
@@ -70,6 +74,7 @@ class LocalStack:
     output_dir: Path = Path()
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
+    sample: SampleSource | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
     metrics: bool = False
 
@@ -88,6 +93,18 @@ class LocalStack:
         if not self.database_url:
             self.postgres = PostgresServer.start(self.state_dir / "postgres")
             self.database_url = self.postgres.create_database("imagegen")
+        if "IMAGEGEN_DATA_SOURCES" not in {**os.environ, **self.extra_env}:
+            self.sample = asyncio.run(self._create_sample())
+
+    async def _create_sample(self) -> SampleSource:
+        """The `local` data source: a sample database read by a reader role, never the ledger."""
+        try:
+            return await create_sample_source(self.database_url)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise LocalStackError(
+                f"could not create the sample data source on the stack's Postgres ({exc}); "
+                "set IMAGEGEN_DATA_SOURCES to name data sources of your own instead"
+            ) from exc
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -96,7 +113,9 @@ class LocalStack:
             IMAGEGEN_DATABASE_URL=self.database_url,
             IMAGEGEN_OUTPUT_DIR=str(self.output_dir),
             IMAGEGEN_GATEWAY_PORT=env.get("IMAGEGEN_GATEWAY_PORT", "0"),  # a free port; see console_url
-            IMAGEGEN_DATA_SOURCES=env.get("IMAGEGEN_DATA_SOURCES", f'{{"local": "{self.database_url}"}}'),
+            IMAGEGEN_DATA_SOURCES=env.get(
+                "IMAGEGEN_DATA_SOURCES", json.dumps({"local": self.sample.reader_url} if self.sample else {})
+            ),
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
         )
         env.update(self.extra_env)

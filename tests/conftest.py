@@ -8,6 +8,7 @@ a fresh database, so runs never see each other's jobs. Fault tests start their o
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import tempfile
@@ -18,6 +19,7 @@ import asyncpg
 import pytest
 
 from devstack import NatsServer, PostgresServer
+from devstack.sample import SampleSource, create_sample_source, with_login
 from devstack.stack import LocalStack
 from shared.client import Client
 from tests.gateways import gateway_fixture, http_fixture
@@ -72,6 +74,36 @@ async def database_url(postgres_admin_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
+async def sample_source(postgres_admin_url: str) -> SampleSource:
+    """The sample database and reader role of `imagegen up`, made the same way on the session's
+    server (an external `DATABASE_URL` too), under names of this session's own."""
+    suffix = secrets.token_hex(4)
+    return await create_sample_source(
+        postgres_admin_url,
+        database=f"imagegen_test_sample_{suffix}",
+        role=f"imagegen_test_reader_{suffix}",
+    )
+
+
+def session_data_sources(sample: SampleSource, ledger_url: str) -> dict[str, dict[str, object]]:
+    """The session stack's data sources, all read by the sample's reader role: `local` as the
+    local stack has it (with a 3 s statement timeout), and variants that each change one
+    setting; `ledger` is the reader on the job ledger's database."""
+    reader = sample.reader_url
+    ledger = with_login(reader, database=ledger_url.rpartition("/")[2])
+    return {
+        "local": {"dsn": reader, "statement_timeout_seconds": 3},
+        "sleepy": {"dsn": reader, "statement_timeout_seconds": 3, "allowed_functions": ["pg_sleep"]},
+        "busy": {"dsn": reader, "max_concurrent": 2, "allowed_functions": ["pg_sleep"]},
+        "small": {"dsn": reader, "temp_file_limit": "8MB"},
+        "catalogs": {"dsn": reader, "allow_catalogs": True},
+        # An operator who allowed functions with effects: the walls behind the check stop them.
+        "writer": {"dsn": reader, "allowed_functions": ["test_write_something", "lo_create", "pg_notify"]},
+        "ledger": {"dsn": ledger},
+    }
+
+
+@pytest.fixture(scope="session")
 def csv_dir() -> Iterator[Path]:
     """The server-side allowed folder for `path` submits."""
     with tempfile.TemporaryDirectory(prefix="imagegen-csv-") as tmp:
@@ -80,7 +112,11 @@ def csv_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def stack(
-    nats_url: str, database_url: str, csv_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    nats_url: str,
+    database_url: str,
+    sample_source: SampleSource,
+    csv_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LocalStack]:
     """The service set (two renderers) against the session's servers."""
     state = tmp_path_factory.mktemp("stack")
@@ -91,10 +127,9 @@ def stack(
         database_url=database_url,
         extra_env={
             "IMAGEGEN_CSV_ALLOWED_DIR": str(csv_dir),
-            "IMAGEGEN_DATA_SOURCES": f'{{"local": "{database_url}"}}',
+            "IMAGEGEN_DATA_SOURCES": json.dumps(session_data_sources(sample_source, database_url)),
             "IMAGEGEN_LOG_FORMAT": "json",
             "IMAGEGEN_PROGRESS_INTERVAL_SECONDS": "0.05",
-            "IMAGEGEN_DB_STATEMENT_TIMEOUT_SECONDS": "3",
         },
     )
     service_stack.start()
@@ -115,6 +150,28 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database_url)
     try:
         yield conn
+    finally:
+        await conn.close()
+
+
+class SampleDb:
+    """The session's sample database as its administrator: a test makes tables here and lets
+    the reader role (the `local` data source) read them."""
+
+    def __init__(self, conn: asyncpg.Connection, reader: str) -> None:
+        self.conn = conn
+        self.reader = reader
+
+    async def readable(self, *tables: str) -> None:
+        for table in tables:
+            await self.conn.execute(f'GRANT SELECT ON {table} TO "{self.reader}"')
+
+
+@pytest.fixture
+async def sample_db(sample_source: SampleSource) -> AsyncIterator[SampleDb]:
+    conn = await asyncpg.connect(sample_source.admin_url)
+    try:
+        yield SampleDb(conn, sample_source.role)
     finally:
         await conn.close()
 

@@ -11,8 +11,54 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_NAME = r"[^\s.\x00]{1,63}"  # a Postgres name as stored (no dot, no space)
+_IDENTIFIER = f"^{_NAME}$"
+_FUNCTION = f"^{_NAME}(\\.{_NAME})?$"  # `name` or `schema.name`
+_TEMP_FILE_LIMIT = r"^[1-9][0-9]*(kB|MB|GB|TB)?$"  # Postgres's own units; a bare number is kB
+
+
+class DataSource(BaseModel):
+    """One named data source of the db source: where it is and what a query on it may do.
+
+    `IMAGEGEN_DATA_SOURCES` maps each name to an object of these fields, or to a bare DSN
+    string (then every other field has its default). The limits are applied to every pooled
+    connection; `shared/sources/db/` enforces the rest (docs/security.md).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dsn: str = Field(min_length=1, description="Postgres DSN, ideally of a role that may only SELECT.")
+    statement_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    temp_file_limit: Annotated[str, Field(pattern=_TEMP_FILE_LIMIT)] | None = Field(
+        default="1GB",
+        description="Temporary files one query may write ('500MB', '1GB'); the role needs "
+        "`GRANT SET ON PARAMETER temp_file_limit` (PostgreSQL 15+). null: the role's own setting.",
+    )
+    idle_in_transaction_session_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="The server ends a job's transaction idle this long (e.g. renderers far behind).",
+    )
+    max_concurrent: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2, description="Queries running at once per ingest process; more answer Busy (503)."
+    )
+    allowed_schemas: list[Annotated[str, Field(pattern=_IDENTIFIER)]] = Field(
+        default_factory=lambda: ["public"], description="Schemas a query may name (its search_path)."
+    )
+    allow_catalogs: bool = Field(
+        default=False, description="Let queries read pg_catalog and information_schema."
+    )
+    allowed_functions: list[Annotated[str, Field(pattern=_FUNCTION)]] = Field(
+        default_factory=list,
+        description="Functions to allow besides the default pure ones: `name` or `schema.name`.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dsn_alone(cls, value: object) -> object:
+        return {"dsn": value} if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -36,9 +82,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("IMAGEGEN_DATABASE_URL", "DATABASE_URL"),
         description="Postgres DSN of the job ledger.",
     )
-    data_sources: dict[str, str] = Field(
+    data_sources: dict[Annotated[str, Field(min_length=1, max_length=100)], DataSource] = Field(
         default_factory=dict,
-        description="Named read-only data sources of the db source, as JSON {name: dsn}.",
+        description="Named data sources of the db source, as JSON {name: dsn or DataSource}.",
     )
 
     # --- behaviour ---------------------------------------------------------------------------
@@ -55,7 +101,6 @@ class Settings(BaseSettings):
     )
     max_inline_csv_bytes: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
     csv_allowed_dir: Path | None = None
-    db_statement_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
     db_row_limit: Annotated[int, Field(ge=1)] = 10_000_000
     font_dirs: list[Path] = Field(default_factory=list)
 

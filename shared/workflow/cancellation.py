@@ -1,13 +1,18 @@
 """Job cancellation as every service sees it: a key per cancelled job in a NATS KV bucket.
 
-result-notifier writes the key when a job is cancelled; ingest checks it while it streams rows
-and renderers check it before each task. Reads are cached for a second per job, so the check
+result-notifier writes the key when a job is cancelled; ingest watches it while it streams rows
+(`CancelWatch`, which also interrupts a source blocked in a read) and renderers check it before
+each task. Reads are cached for a second per job, so the check
 costs at most one round trip per job per second per process, whatever the batch rate.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
@@ -16,6 +21,8 @@ from nats.js.kv import KeyValue
 from shared.contract.subjects import BUCKET_CANCELLED, validate_job_id
 
 CACHE_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 class Cancellations:
@@ -53,3 +60,62 @@ class Cancellations:
             self._cache.clear()
         self._cache[job_id] = (now, cancelled)
         return cancelled
+
+
+class CancelWatch:
+    """Watches one job's cancellation while its source is read, and interrupts a read.
+
+    A source can block for a long time inside one read (a query that computes before its first
+    row, a cursor fetch of a slow expression), so a check between rows would only see the
+    cancellation once the read returns. The watch polls beside the reader every `interval`
+    seconds and cancels the reading task, but only while it waits inside the source: never in
+    the publisher, whose counts must stay exact. Use it as `async with` in the reading task.
+    """
+
+    def __init__(self, cancellations: Cancellations, job_id: str, *, interval: float) -> None:
+        self.cancellations = cancellations
+        self.job_id = job_id
+        self.interval = interval
+        self.cancelled = False
+        self._reading = False
+        self._interrupted = False
+        self._reader: asyncio.Task[Any] | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> CancelWatch:
+        self._reader = asyncio.current_task()
+        self._poller = asyncio.create_task(self._poll())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if await self.cancellations.is_cancelled(self.job_id):
+                self.cancelled = True
+                if self._reading and self._reader is not None:
+                    self._interrupted = True
+                    self._reader.cancel()
+                return
+
+    async def read(self, rows: AsyncIterator[T]) -> T | None:
+        """The next item of `rows`; None at the end or when the job was cancelled meanwhile."""
+        if self.cancelled:
+            return None
+        self._reading = True
+        try:
+            return await anext(rows)
+        except StopAsyncIteration:
+            return None
+        except asyncio.CancelledError:
+            # Ours alone (nobody else cancelled the task too): the job stops, the task goes on.
+            if self._interrupted and self._reader is not None and self._reader.uncancel() == 0:
+                return None
+            raise
+        finally:
+            self._reading = False

@@ -8,7 +8,6 @@ The request that runs is the one stored in the ledger when the job was accepted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -29,7 +28,7 @@ from shared.runtime.logging import get_logger
 from shared.runtime.tasks import TaskSet
 from shared.sources import Source, SourceSpec
 from shared.storage import ImageStore, NameTemplate
-from shared.workflow.cancellation import Cancellations
+from shared.workflow.cancellation import Cancellations, CancelWatch
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
 from shared.workflow.publisher import TaskPublisher
@@ -67,7 +66,8 @@ class IngestWorker:
         self.store = store
         self.spec = spec
         self.source = source
-        self.cancellations = Cancellations(ctx.js)
+        # Asked at every watch interval: a cancelled job's query stops within one.
+        self.cancellations = Cancellations(ctx.js, cache_seconds=CANCEL_CHECK_SECONDS)
 
     async def run(self) -> None:
         """Pull requests until the service stops, several jobs at a time: a big job that is being
@@ -164,16 +164,12 @@ class IngestWorker:
         """Stream the source into `publisher`; True if the job was cancelled meanwhile."""
         template = name_template_for(submit)
         by_filename = submit.filename_column is not None
-        loop = asyncio.get_running_loop()
-        next_check = loop.time() + CANCEL_CHECK_SECONDS
-        async with contextlib.aclosing(self.source.rows(submit)) as rows:
-            async for row in rows:
+        watch = CancelWatch(self.cancellations, request.job_id, interval=CANCEL_CHECK_SECONDS)
+        async with watch, contextlib.aclosing(self.source.rows(submit)) as rows:
+            while (row := await watch.read(rows)) is not None:
                 values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
                 name = template.render(row.index, row.row, values)
                 await publisher.add(RenderItem(row.index, row.text, name, row.error, row.style, row.row))
-                if loop.time() >= next_check:
-                    next_check = loop.time() + CANCEL_CHECK_SECONDS
-                    if await self.cancellations.is_cancelled(request.job_id):
-                        publisher.discard_pending()
-                        return True
-        return False
+        if watch.cancelled:
+            publisher.discard_pending()
+        return watch.cancelled

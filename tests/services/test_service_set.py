@@ -21,7 +21,7 @@ from shared.render import RenderEngine
 from shared.runtime.bus.discovery import ping_all
 from shared.sources.csv import SubmitCsv
 from shared.sources.db import SubmitDb
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, REPO, SampleDb
 from tests.images import corners_transparent, decode_rgba, ink_bbox, ink_pixels
 
 PRODUCTS = REPO / "examples" / "products.csv"
@@ -240,9 +240,11 @@ async def test_csv_from_the_allowed_folder(client: Client, csv_dir: Path) -> Non
     assert (final.done, final.failed) == (len(names), 0)
 
 
-async def test_db_job_streams_a_query(client: Client, db: asyncpg.Connection) -> None:
+async def test_db_job_streams_a_query(client: Client, sample_db: SampleDb) -> None:
+    db = sample_db.conn
     await db.execute("CREATE TABLE IF NOT EXISTS test_places (id int primary key, name text, province text)")
     await db.execute("TRUNCATE test_places")
+    await sample_db.readable("test_places")
     import csv
 
     rows = list(csv.DictReader(io.StringIO((DATA / "areas.csv").read_text("utf-8"))))[:500]

@@ -1,85 +1,155 @@
-"""The database source: named data sources, each with its own small pool.
+"""The database source: named data sources, each with its own small pool and limits.
 
-A request names a source but never carries a DSN. The query runs in a READ ONLY transaction with
-a statement timeout, rows stream through a server-side cursor, and the submit-time check only
-prepares the statement (the server's own parse: nothing is run).
+A request names a source but never carries a DSN. Its query passes the grammar check
+(`query.py`) under the source's policy, then runs in a READ ONLY transaction on a connection
+that carries the source's limits (statement_timeout, temp_file_limit,
+idle_in_transaction_session_timeout, a search_path of its allowed schemas); rows stream
+through a server-side cursor. The submit-time check only prepares the statement (the server's
+own parse and name resolution: nothing is run) and converts the parameters.
+
+A source's pool has `max_concurrent` connections. A submit waits `CHECK_WAIT_SECONDS` at most
+for one and otherwise answers `Busy`; an accepted job waits its turn at ingest (a running query
+ends by its statement_timeout at the latest). No holder ever waits for a second connection, so
+the pool cannot deadlock. A job cancelled mid-query is interrupted inside the cursor fetch
+(`shared/workflow/ingest.py`); asyncpg then sends the server a cancel request for that
+connection, waits for it, rolls back and resets the connection before it goes back to the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from shared.contract.errors import BadRequest, SourceError
+from shared.contract.errors import BadRequest, Busy, SourceError
+from shared.runtime.settings import DataSource
 from shared.sources.base import Checked, Row, SourceContext
-from shared.sources.db.query import check_select
+from shared.sources.db.params import coerce_params
+from shared.sources.db.query import QueryPolicy, check_select
 from shared.sources.db.request import SubmitDb
 from shared.sources.table import Columns
 from shared.storage.naming import NameTemplate
 
 CURSOR_PREFETCH = 1000
+CHECK_WAIT_SECONDS = 1.0
 
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def server_settings(name: str, source: DataSource) -> dict[str, str]:
+    """The session settings every connection of source `name` starts with.
+
+    Sent in the startup packet, they are the session's defaults: the pool's reset (`RESET ALL`)
+    returns to them, and the role cannot undo them from a query (SET is not a SELECT and
+    `set_config` is not on the allowlist).
+    """
+    settings = {
+        "application_name": f"imagegen-db:{name}"[:63],
+        "default_transaction_read_only": "on",
+        "statement_timeout": str(round(source.statement_timeout_seconds * 1000)),
+        "idle_in_transaction_session_timeout": str(
+            round(source.idle_in_transaction_session_timeout_seconds * 1000)
+        ),
+        # Unqualified names resolve in pg_catalog (refused by the check) and these schemas only.
+        "search_path": ", ".join(_quoted(schema) for schema in source.allowed_schemas),
+    }
+    if source.temp_file_limit is not None:
+        settings["temp_file_limit"] = source.temp_file_limit
+    return settings
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    config: DataSource
+    policy: QueryPolicy
+    pool: asyncpg.Pool
+
+
 class DbSource:
     def __init__(self, ctx: SourceContext) -> None:
         self.ctx = ctx
-        self.pools: dict[str, asyncpg.Pool] = {}
-        self._pool_lock = asyncio.Lock()
+        self._sources: dict[str, _Source] = {}
+        self._lock = asyncio.Lock()
 
     async def close(self) -> None:
-        for pool in self.pools.values():
-            await pool.close()
+        for source in self._sources.values():
+            await source.pool.close()
 
-    async def pool(self, name: str) -> asyncpg.Pool:
-        settings = self.ctx.settings
-        dsn = settings.data_sources.get(name)
-        if dsn is None:
-            known = ", ".join(sorted(settings.data_sources)) or "none configured"
+    async def source(self, name: str) -> _Source:
+        """The configured source `name` with its pool (made on first use)."""
+        configured = self.ctx.settings.data_sources
+        config = configured.get(name)
+        if config is None:
+            known = ", ".join(sorted(configured)) or "none configured"
             raise BadRequest(f"unknown data source {name!r} (known: {known})", field="data_source")
-        async with self._pool_lock:
-            if name not in self.pools:
-                try:
-                    self.pools[name] = await asyncpg.create_pool(
-                        dsn,
-                        min_size=0,
-                        max_size=4,
-                        server_settings={
-                            "statement_timeout": str(int(settings.db_statement_timeout_seconds * 1000)),
-                            "default_transaction_read_only": "on",
-                        },
-                    )
-                except (OSError, asyncpg.PostgresError) as exc:
-                    raise SourceError(f"data source {name!r} is unreachable: {exc}") from exc
-            return self.pools[name]
+        async with self._lock:
+            if name not in self._sources:
+                # min_size=0: nothing connects before the first acquire.
+                pool = await asyncpg.create_pool(
+                    config.dsn,
+                    min_size=0,
+                    max_size=config.max_concurrent,
+                    server_settings=server_settings(name, config),
+                )
+                policy = QueryPolicy.of(
+                    config.allowed_schemas, config.allow_catalogs, config.allowed_functions
+                )
+                self._sources[name] = _Source(name, config, policy, pool)
+            return self._sources[name]
+
+    @asynccontextmanager
+    async def _connection(self, source: _Source, *, wait: float | None) -> AsyncIterator[PoolConnectionProxy]:
+        """A connection of `source`, waiting at most `wait` seconds (None: its turn) for one."""
+        try:
+            conn = await source.pool.acquire(timeout=wait)
+        except TimeoutError as exc:
+            raise Busy(
+                f"data source {source.name!r} is busy: all {source.config.max_concurrent} of its "
+                "connections are running queries; try again shortly",
+                field="data_source",
+            ) from exc
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise SourceError(_connect_failure(source, exc)) from exc
+        try:
+            yield conn
+        finally:
+            await source.pool.release(conn)
 
     async def check(self, request: SubmitDb) -> Checked:
-        pool = await self.pool(request.data_source)
-        query = check_select(request.query)
-        async with pool.acquire() as conn:
+        source = await self.source(request.data_source)
+        query = check_select(request.query, source.policy)
+        async with self._connection(source, wait=CHECK_WAIT_SECONDS) as conn:
             try:
                 statement = await conn.prepare(query)
             except asyncpg.PostgresError as exc:
                 raise BadRequest(f"rejected by the database: {exc}", field="query") from exc
+            await coerce_params(conn, statement, request.params)
             Columns.resolve(request, [attr.name for attr in statement.get_attributes()])
         return Checked()
 
     async def rows(self, request: SubmitDb) -> AsyncGenerator[Row, None]:
-        pool = await self.pool(request.data_source)
-        query = check_select(request.query)
+        source = await self.source(request.data_source)
+        query = check_select(request.query, source.policy)
         with_values = bool(NameTemplate(request.name_template).columns)
         limit = self.ctx.settings.db_row_limit
         index = 0
         try:
-            async with pool.acquire() as conn, conn.transaction(readonly=True):
+            async with self._connection(source, wait=None) as conn, conn.transaction(readonly=True):
                 statement = await conn.prepare(query)
+                params = await coerce_params(conn, statement, request.params)
                 columns = Columns.resolve(request, [attr.name for attr in statement.get_attributes()])
-                async for record in statement.cursor(*request.params, prefetch=CURSOR_PREFETCH):
+                async for record in statement.cursor(*params, prefetch=CURSOR_PREFETCH):
                     if index >= limit:
                         raise SourceError(
                             f"the query returns more than {limit} rows (the server's row limit)"
@@ -87,5 +157,23 @@ class DbSource:
                     cells = [_text(value) for value in record.values()]
                     yield columns.row(index, index + 1, cells, with_values=with_values)
                     index += 1
+        except asyncpg.IdleInTransactionSessionTimeoutError as exc:
+            raise SourceError(
+                f"query stopped after {index} rows: the data source ended the transaction after "
+                f"{source.config.idle_in_transaction_session_timeout_seconds:g} s without a fetch "
+                "(idle_in_transaction_session_timeout; the renderers were that far behind)"
+            ) from exc
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             raise SourceError(f"query failed after {index} rows: {exc}") from exc
+
+
+def _connect_failure(source: _Source, exc: BaseException) -> str:
+    message = f"data source {source.name!r} refused a connection: {exc}"
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError) and "temp_file_limit" in str(exc):
+        message += (
+            "; its role needs `GRANT SET ON PARAMETER temp_file_limit TO <role>` (PostgreSQL 15+), "
+            "or set the source's temp_file_limit to null and limit the role itself"
+        )
+    elif isinstance(exc, OSError):
+        message = f"data source {source.name!r} is unreachable: {exc}"
+    return message

@@ -26,14 +26,18 @@ async def test_million_row_query_ingests_in_flat_memory(
 ) -> None:
     server, stack = await own_stack(tmp_path, postgres_admin_url, renderers=0)
     stacks.append((server, stack))
-    conn = await asyncpg.connect(stack.database_url)
+    # In the stack's sample database (its `local` data source), readable by its reader role.
+    assert stack.sample is not None
+    conn = await asyncpg.connect(stack.sample.admin_url)
     try:
+        await conn.execute("DROP TABLE IF EXISTS test_million")
         await conn.execute(
-            """CREATE TABLE products AS
+            """CREATE TABLE test_million AS
                SELECT g AS id, '商品 Product ' || lpad(g::text, 7, '0') AS name
                  FROM generate_series(1, $1) g""",
             ROWS,
         )
+        await conn.execute(f'GRANT SELECT ON test_million TO "{stack.sample.role}"')
     finally:
         await conn.close()
     ingest = next(p for p in stack.processes if p.name == "ingest")
@@ -41,7 +45,7 @@ async def test_million_row_query_ingests_in_flat_memory(
     async with await Client.connect(stack.nats_url) as client:
         started = time.monotonic()
         accepted = await client.submit(
-            SubmitDb(data_source="local", query="SELECT name FROM products ORDER BY id", column="name")
+            SubmitDb(data_source="local", query="SELECT name FROM test_million ORDER BY id", column="name")
         )
         job = await wait_ingested(client, accepted.job_id, timeout=300)
         seconds = time.monotonic() - started

@@ -1,0 +1,294 @@
+"""`DbSource` on a real Postgres, read by the sample's reader role: the source's limits on every
+connection, the busy answer instead of a hang, parameters in the types the statement declares,
+and a read that is cancelled stopping its query on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pydantic
+import pytest
+
+from devstack.sample import SampleSource, products, with_login
+from shared.contract.errors import BadRequest, Busy, SourceError
+from shared.runtime.settings import Settings
+from shared.sources.base import Row, SourceContext
+from shared.sources.db import SubmitDb
+from shared.sources.db.source import DbSource
+
+# Counts to a billion one row at a time: minutes of work, no pg_sleep, no temporary files.
+SLOW = """WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000000)
+          SELECT x::text AS name FROM n WHERE x = 0 AND '{marker}' <> ''"""
+
+
+def source_for(dsn: str, **config: Any) -> DbSource:
+    settings = Settings.model_validate({"data_sources": {"s": {"dsn": dsn, **config}}})
+    # The db source never touches JetStream.
+    return DbSource(SourceContext(settings, js=None))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[list[DbSource]]:
+    sources: list[DbSource] = []
+    yield sources
+    for source in sources:
+        await source.close()
+
+
+def request(query: str, *params: Any) -> SubmitDb:
+    return SubmitDb(data_source="s", query=query, params=list(params), column="name")
+
+
+async def read_all(source: DbSource, submit: SubmitDb) -> list[Row]:
+    return [row async for row in source.rows(submit)]
+
+
+async def backend_running(db: asyncpg.Connection, marker: str, timeout: float = 10) -> int:
+    """The pid of the backend running the query with `marker`, once it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = await db.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1",
+            f"%{marker}%",
+        )
+        if pid:
+            return int(pid)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no backend runs the query {marker}")
+
+
+async def test_every_connection_carries_the_source_limits(
+    sample_source: SampleSource, opened: list[DbSource]
+) -> None:
+    source = source_for(
+        sample_source.reader_url,
+        statement_timeout_seconds=7.5,
+        temp_file_limit="16MB",
+        idle_in_transaction_session_timeout_seconds=42,
+        allowed_functions=["current_setting"],
+        max_concurrent=1,
+    )
+    opened.append(source)
+    names = [
+        "statement_timeout", "temp_file_limit", "idle_in_transaction_session_timeout",
+        "transaction_read_only", "search_path", "application_name",
+    ]  # fmt: skip
+    query = " || '|' || ".join(f"current_setting('{name}')" for name in names) + " AS name"
+    for _ in range(2):  # a new connection, then the same one after the pool's reset
+        (row,) = await read_all(source, request("SELECT " + query))
+        assert row.text.split("|") == ["7500ms", "16MB", "42s", "on", '"public"', "imagegen-db:s"]
+
+
+async def test_the_defaults_are_60s_1gb_and_300s(sample_source: SampleSource, opened: list[DbSource]) -> None:
+    source = source_for(sample_source.reader_url, allowed_functions=["current_setting"])
+    opened.append(source)
+    query = (
+        "SELECT current_setting('statement_timeout') || ' ' || current_setting('temp_file_limit')"
+        " || ' ' || current_setting('idle_in_transaction_session_timeout') AS name"
+    )
+    (row,) = await read_all(source, request(query))
+    assert row.text == "1min 1GB 5min"
+
+
+async def test_a_submit_is_busy_while_every_connection_runs_a_query(
+    sample_source: SampleSource, db: asyncpg.Connection, opened: list[DbSource]
+) -> None:
+    source = source_for(sample_source.reader_url, max_concurrent=1, allowed_functions=["pg_sleep"])
+    opened.append(source)
+    marker = f"busy-{secrets.token_hex(4)}"
+    sleeper = asyncio.create_task(
+        read_all(source, request(f"SELECT pg_sleep(30)::text || '{marker}' AS name"))
+    )
+    try:
+        await backend_running(db, marker)
+        started = time.monotonic()
+        with pytest.raises(Busy) as busy:
+            await asyncio.wait_for(source.check(request("SELECT name FROM products")), timeout=10)
+        assert time.monotonic() - started < 3  # an answer, not a hang
+        assert busy.value.code == 503 and busy.value.field == "data_source"
+        assert "all 1 of its connections" in busy.value.message
+    finally:
+        sleeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sleeper
+    # The slot is free again at once: the cancelled query stopped and its connection came back.
+    await asyncio.wait_for(source.check(request("SELECT name FROM products")), timeout=5)
+
+
+async def test_an_accepted_job_waits_its_turn_for_a_connection(
+    sample_source: SampleSource, db: asyncpg.Connection, opened: list[DbSource]
+) -> None:
+    source = source_for(sample_source.reader_url, max_concurrent=1, allowed_functions=["pg_sleep"])
+    opened.append(source)
+    marker = f"turn-{secrets.token_hex(4)}"
+    first = asyncio.create_task(read_all(source, request(f"SELECT pg_sleep(2)::text || '{marker}' AS name")))
+    await backend_running(db, marker)
+    second = asyncio.create_task(read_all(source, request("SELECT name FROM products WHERE id = 1")))
+    await asyncio.sleep(1)
+    assert not second.done()  # waiting for the one connection, not failed
+    assert [row.text for row in await asyncio.wait_for(second, timeout=10)] == ["绿茶 Green Tea 500ml"]
+    assert first.done() and [row.text for row in first.result()] == [marker]
+
+
+async def test_cancelling_a_read_stops_its_query_on_the_server(
+    sample_source: SampleSource, db: asyncpg.Connection, opened: list[DbSource]
+) -> None:
+    source = source_for(sample_source.reader_url, max_concurrent=1, allowed_functions=["pg_backend_pid"])
+    opened.append(source)
+    marker = f"cancel-{secrets.token_hex(4)}"
+    reader = asyncio.create_task(read_all(source, request(SLOW.format(marker=marker))))
+    pid = await backend_running(db, marker)
+    await asyncio.sleep(0.5)
+    assert not reader.done()
+    cancelled_at = time.monotonic()
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+    # The server stopped the statement and the connection is idle, out of its transaction.
+    state = None
+    while time.monotonic() - cancelled_at < 2:
+        state = await db.fetchval("SELECT state FROM pg_stat_activity WHERE pid = $1", pid)
+        if state == "idle":
+            break
+        await asyncio.sleep(0.02)
+    assert state == "idle", (
+        f"backend {pid} is {state!r} {time.monotonic() - cancelled_at:.1f}s after the cancel"
+    )
+    # ...and that same connection serves the next job.
+    (row,) = await read_all(source, request("SELECT pg_backend_pid()::text AS name"))
+    assert int(row.text) == pid
+
+
+async def test_a_read_closed_between_rows_rolls_back(
+    sample_source: SampleSource, db: asyncpg.Connection, opened: list[DbSource]
+) -> None:
+    source = source_for(sample_source.reader_url, max_concurrent=1)
+    opened.append(source)
+    marker = f"closed-{secrets.token_hex(4)}"
+    rows = source.rows(request(f"SELECT g::text || '{marker}' AS name FROM generate_series(1, 5000) g"))
+    first = await anext(rows)
+    assert first.text == f"1{marker}"
+    in_transaction = await db.fetchval(
+        "SELECT state FROM pg_stat_activity WHERE query LIKE $1", f"%{marker}%"
+    )
+    assert in_transaction == "idle in transaction"  # the cursor waits for the next fetch
+    await rows.aclose()
+    left = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' AND query LIKE $1",
+        f"%{marker}%",
+    )
+    assert left == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "expected"),
+    [
+        ("SELECT name FROM products WHERE id = $1", ["2"], ["乌龙茶 Oolong Tea"]),
+        ("SELECT name FROM products WHERE id = $1", [2], ["乌龙茶 Oolong Tea"]),
+        ("SELECT sku AS name FROM products WHERE price = $1", ["168.00"], ["A006"]),
+        ("SELECT sku AS name FROM products WHERE price > $1 AND id < 4", [4], ["A002", "A003"]),
+        ("SELECT to_char($1::date, 'YYYY年MM月DD日') AS name", ["2024-02-29"], ["2024年02月29日"]),
+        ("SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'HH24:MI') AS name",
+         ["2024-05-01T08:30:00+02:00"], ["06:30"]),
+        ("SELECT count(*)::text AS name FROM products WHERE $1::boolean", ["true"], ["24"]),
+        ("SELECT count(*)::text AS name FROM products WHERE $1::boolean", ["no"], ["0"]),
+        ("SELECT count(*)::text AS name FROM products WHERE $1::boolean", [True], ["24"]),
+        ("SELECT ($1::int8 + 1)::text AS name", ["9007199254740993"], ["9007199254740994"]),
+        ("SELECT name FROM products WHERE sku = $1", ["A001"], ["绿茶 Green Tea 500ml"]),
+        ("SELECT coalesce($1::text, '空') AS name", [None], ["空"]),
+        ("SELECT (date '2024-01-31' + $1::interval)::date::text AS name", ["2 days"], ["2024-02-02"]),
+        ("SELECT (date '2024-01-31' + $1::text::interval)::date::text AS name", ["1 month"], ["2024-02-29"]),
+    ],
+)  # fmt: skip
+async def test_parameters_take_the_declared_types(
+    sample_source: SampleSource, opened: list[DbSource], query: str, params: list[Any], expected: list[str]
+) -> None:
+    source = source_for(sample_source.reader_url)
+    opened.append(source)
+    await source.check(request(query, *params))
+    assert [row.text for row in await read_all(source, request(query, *params))] == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "field", "words"),
+    [
+        ("SELECT name FROM products WHERE id = $1", ["two"], "params[0]", "integer"),
+        ("SELECT name FROM products WHERE id = $1", ["1.5"], "params[0]", "integer"),
+        ("SELECT name FROM products WHERE id = $1 AND price > $2", ["1", "3,5"], "params[1]", "numeric"),
+        ("SELECT to_char($1::date, 'YYYY') AS name", ["2023-02-29"], "params[0]", "out of range"),
+        ("SELECT name FROM products WHERE $1::boolean", ["maybe"], "params[0]", "boolean"),
+        ("SELECT name FROM products WHERE id = $1", [], "params", "takes 1 parameter"),
+        # asyncpg holds an interval as a timedelta: '1 month' would arrive as '30 days'
+        (
+            "SELECT (date '2024-01-31' + $1::interval)::text AS name",
+            ["1 month"],
+            "params[0]",
+            "$1::text::interval",
+        ),
+        ("SELECT name FROM products", ["1"], "params", "takes 0 parameter"),
+    ],
+)
+async def test_a_parameter_that_does_not_convert_is_refused_at_submit(
+    sample_source: SampleSource, opened: list[DbSource], query: str, params: list[Any], field: str, words: str
+) -> None:
+    source = source_for(sample_source.reader_url)
+    opened.append(source)
+    with pytest.raises(BadRequest) as err:
+        await source.check(request(query, *params))
+    assert err.value.field == field, str(err.value)
+    assert words in err.value.message, err.value.message
+
+
+async def test_the_sample_table_is_the_csv(sample_source: SampleSource, opened: list[DbSource]) -> None:
+    source = source_for(sample_source.reader_url)
+    opened.append(source)
+    rows = await read_all(source, request("SELECT name || ' ' || price AS name FROM products ORDER BY id"))
+    assert [row.text for row in rows] == [f"{name} {price}" for _, _, name, price in products()]
+
+
+async def test_a_role_that_may_not_set_temp_file_limit_is_told_how(
+    sample_source: SampleSource, database_url: str, db: asyncpg.Connection, opened: list[DbSource]
+) -> None:
+    role = f"imagegen_test_nogrant_{secrets.token_hex(4)}"
+    await db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'nogrant'")
+    dsn = with_login(database_url, database=database_url.rpartition("/")[2], user=role, password="nogrant")
+    limited = source_for(dsn)
+    opened.append(limited)
+    with pytest.raises(SourceError, match="GRANT SET ON PARAMETER temp_file_limit"):
+        await limited.check(request("SELECT 1::text AS name"))
+    unlimited = source_for(dsn, temp_file_limit=None)
+    opened.append(unlimited)
+    await unlimited.check(request("SELECT 1::text AS name"))
+
+
+@pytest.mark.parametrize(
+    ("source", "location"),
+    [
+        ({"dsn": "postgresql://x", "statement_timeout_seconds": 0}, ("s", "statement_timeout_seconds")),
+        ({"dsn": "postgresql://x", "temp_file_limit": "1gb"}, ("s", "temp_file_limit")),
+        ({"dsn": "postgresql://x", "max_concurrent": 0}, ("s", "max_concurrent")),
+        ({"dsn": "postgresql://x", "allowed_functions": ["a.b.c"]}, ("s", "allowed_functions", 0)),
+        ({"dsn": "postgresql://x", "allowed_schemas": ["two words"]}, ("s", "allowed_schemas", 0)),
+        ({"dsn": "postgresql://x", "statement_timeout": 5}, ("s", "statement_timeout")),
+        ({"statement_timeout_seconds": 5}, ("s", "dsn")),
+        ("", ("s", "dsn")),
+    ],
+)
+def test_source_settings_are_checked_field_by_field(source: object, location: tuple[object, ...]) -> None:
+    with pytest.raises(pydantic.ValidationError) as err:
+        Settings.model_validate({"data_sources": {"s": source}})
+    assert [error["loc"] for error in err.value.errors()] == [("data_sources", *location)]
+
+
+def test_a_plain_dsn_is_a_source_with_the_defaults() -> None:
+    settings = Settings.model_validate({"data_sources": {"shop": "postgresql://reader@db/shop"}})
+    shop = settings.data_sources["shop"]
+    assert shop.dsn == "postgresql://reader@db/shop"
+    assert (shop.statement_timeout_seconds, shop.temp_file_limit, shop.max_concurrent) == (60, "1GB", 2)
+    assert (shop.allowed_schemas, shop.allow_catalogs, shop.allowed_functions) == (["public"], False, [])
