@@ -6,13 +6,12 @@ ends (completed, failed or cancelled). A renderer renders a task only while its 
 the task's attempt, so a task for a job that does not exist, has ended or belongs to an older
 attempt is skipped, whoever published it. Only ingest and result-notifier may write the bucket.
 
-A renderer's answers are cached for a second per job, and only positive ones: a miss or another
-attempt is always asked again, so a retry's first tasks are never skipped on a stale answer.
+A renderer asks once per task (one key read: a round trip to NATS per batch of items) and caches
+nothing: a cached "active" would let a task slip through just after its job ended, and a cached
+answer about another attempt would skip a retry's first tasks.
 """
 
 from __future__ import annotations
-
-import time
 
 import nats.errors
 from nats.js.client import JetStreamContext
@@ -24,19 +23,13 @@ from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
 
-CACHE_SECONDS = 1.0
-
 
 class ActiveJobs:
-    def __init__(
-        self, js: JetStreamContext, *, marker_seconds: float = 3600.0, cache_seconds: float = CACHE_SECONDS
-    ) -> None:
+    def __init__(self, js: JetStreamContext, *, marker_seconds: float = 3600.0) -> None:
         self.js = js
         # How long the purge marker of an ended job stays (its key then vanishes entirely).
         self.marker_seconds = marker_seconds
-        self.cache_seconds = cache_seconds
         self._kv: KeyValue | None = None
-        self._cache: dict[str, tuple[float, int]] = {}
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
@@ -52,7 +45,6 @@ class ActiveJobs:
         """`job_id` has ended: none of its tasks may be rendered any more."""
         kv = await self._bucket()
         await kv.purge(validate_job_id(job_id), msg_ttl=self.marker_seconds)
-        self._cache.pop(job_id, None)
 
     async def current_attempt(self, job_id: str) -> int | None:
         """The attempt `job_id` may be rendered at, or None if it is unknown or has ended."""
@@ -69,19 +61,8 @@ class ActiveJobs:
     async def may_render(self, job_id: str, attempt: int) -> bool:
         """True while `job_id` is active at `attempt`. When the bucket cannot be read (NATS
         trouble) the task is rendered: skipping would lose work a renderer was right to do."""
-        now = time.monotonic()
-        cached = self._cache.get(job_id)
-        if cached and cached[1] == attempt and now - cached[0] < self.cache_seconds:
-            return True
         try:
-            current = await self.current_attempt(job_id)
+            return await self.current_attempt(job_id) == attempt
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             log.warning("active.unreadable", job_id=job_id, error=str(exc) or type(exc).__name__)
             return True
-        if current is None:
-            self._cache.pop(job_id, None)
-            return False
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[job_id] = (now, current)
-        return current == attempt
