@@ -37,7 +37,7 @@ CONSUMER_NOTIFIER: Final = "result-notifier"
 
 BUCKET_INPUTS: Final = "imagegen-inputs"
 BUCKET_IMAGES: Final = "imagegen-images"
-BUCKET_CANCELLED: Final = "imagegen-cancelled"  # KV: job id -> reason, read by ingest and renderers
+BUCKET_CANCELLED: Final = "imagegen-cancelled"  # KV: job id -> reason, read by ingest
 BUCKET_ACTIVE: Final = "imagegen-active"  # KV: job id -> current attempt, while it may be rendered
 
 # Request header naming who asks (connection name or user), logged on audit lines.

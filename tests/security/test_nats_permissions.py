@@ -69,6 +69,7 @@ async def test_a_client_cannot_publish_a_result_a_task_a_request_or_an_event(bar
         subjects.requests_subject("csv"): subjects.STREAM_REQUESTS,
         **{subjects.events_subject(JOB, kind): subjects.STREAM_EVENTS for kind in EventKind},
     }
+
     async def forge(subject: str) -> None:
         await client.publish_refused(subject, b'{"job_id": "victim-job-1"}')
         # As a JetStream publish too: no acknowledgement, because nothing was stored.
@@ -343,3 +344,34 @@ def test_nats_setup_as_anyone_but_admin_fails_with_the_reason(bare: Server) -> N
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "client have the admin identity's rights" in done.stderr
+
+
+async def test_no_stream_a_client_may_create_consumers_on_holds_a_durable(bare: Server) -> None:
+    """Why result-notifier pulls from a queue of its own: the ephemeral create a client needs for
+    replaying a stream also updates any consumer named in the request body."""
+    admin = await bare.connect(ADMIN)
+    try:
+        await admin.js.add_stream(name="PROBE_DURABLE", subjects=["probe.>"])
+        await admin.js.add_consumer(
+            "PROBE_DURABLE", ConsumerConfig(durable_name="held", filter_subject="probe.a")
+        )
+        # Any update the server accepts for that consumer: here, its filter.
+        hostile = {"stream_name": "PROBE_DURABLE", "config": {"name": "held", "filter_subject": "probe.b",
+                   "ack_policy": "explicit", "deliver_policy": "all"}}  # fmt: skip
+        reply = await admin.nc.request(
+            "$JS.API.CONSUMER.CREATE.PROBE_DURABLE", json.dumps(hostile).encode(), timeout=2
+        )
+        assert "error" not in json.loads(reply.data), reply.data
+        assert (await admin.js.consumer_info("PROBE_DURABLE", "held")).config.filter_subject == "probe.b"
+        await admin.js.delete_stream("PROBE_DURABLE")
+
+        prefix = "$JS.API.CONSUMER.CREATE."
+        for identity in (CLIENT, GATEWAY):
+            open_streams = [s[len(prefix) :] for s in IDENTITIES[identity].publish if s.startswith(prefix)]
+            assert open_streams, identity
+            for stream in open_streams:
+                assert "." not in stream and "*" not in stream and ">" not in stream, stream
+                durables = [c.name for c in await admin.js.consumers_info(stream) if c.config.durable_name]
+                assert durables == [], (stream, durables)
+    finally:
+        await admin.close()
