@@ -116,7 +116,8 @@ class ResultNotifier(Service):
         return encode_json(JobsListReply(jobs=jobs))
 
     async def jobs_cancel(self, payload: bytes) -> bytes:
-        """Record the cancellation, then tell ingest and renderers through the KV bucket."""
+        """Record the cancellation, then tell ingest (the cancel bucket) and renderers (the job
+        leaves the active-jobs bucket)."""
         job_id = decode_json(payload, JobRef).job_id
         job, changed = await self.ledger.cancel_job(job_id)  # NotFound for an unknown job
         await self.cancellations.cancel(job_id)
