@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.stack import LocalStack  # noqa: E402
 from services.renderer.batch import BatchRenderer  # noqa: E402
-from shared.client import Client  # noqa: E402
 from shared.contract.messages import RenderItem, RenderTask  # noqa: E402
 from shared.render import FontCatalogue, RenderEngine, Style  # noqa: E402
+from shared.runtime.bus.permissions import CLIENT  # noqa: E402
 from shared.runtime.settings import Settings  # noqa: E402
 from shared.sources.csv import SubmitCsv  # noqa: E402
 from shared.storage import DirectoryStore  # noqa: E402
@@ -219,9 +219,9 @@ def cpu_delta(
 # --- the pipeline -------------------------------------------------------------------------------
 
 
-async def run_job(nats_url: str, path: str, rows: int, job_id: str) -> tuple[float, int, int]:
+async def run_job(stack: LocalStack, path: str, rows: int, job_id: str) -> tuple[float, int, int]:
     """Submit one CSV by server path and wait for its completed event: (seconds, done, failed)."""
-    client = await Client.connect(nats_url)
+    client = await stack.client()
     try:
         started = time.monotonic()
         accepted = await client.submit(SubmitCsv(path=path, column=COLUMN, job_id=job_id))
@@ -234,12 +234,10 @@ async def run_job(nats_url: str, path: str, rows: int, job_id: str) -> tuple[flo
     return elapsed, final.done, final.failed
 
 
-async def wait_renderers(nats_url: str, count: int) -> None:
-    import nats
-
+async def wait_renderers(stack: LocalStack, count: int) -> None:
     from shared.runtime.bus.discovery import wait_for_services
 
-    nc = await nats.connect(nats_url, name="bench-pipeline")
+    nc = await stack.connect_as(CLIENT, name="bench-pipeline")
     try:
         await wait_for_services(nc, {"renderer": count}, timeout=60)
         # wait_for_services wants "at least"; after a stop, also wait until the count is exact.
@@ -265,7 +263,7 @@ class Pipeline:
 
     def job(self, csv_name: str, rows: int, job_id: str, replicas: int, *, measured: bool = True) -> float:
         before = cpu_snapshot()
-        elapsed, done, failed = asyncio.run(run_job(self.stack.nats_url, csv_name, rows, job_id))
+        elapsed, done, failed = asyncio.run(run_job(self.stack, csv_name, rows, job_id))
         if measured:
             cpu_delta(before, cpu_snapshot(), self.cpu[replicas])
             self.seconds[replicas] += elapsed
@@ -373,13 +371,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             second = stack.spawn("renderer")
             try:
-                asyncio.run(wait_renderers(stack.nats_url, 2))
+                asyncio.run(wait_renderers(stack, 2))
                 pipeline.job("warmup.csv", args.rows, f"warmup-r{n}-2", 2, measured=False)
                 pipe2 = args.rows / pipeline.job("bench.csv", args.rows, f"bench-r{n}-2", 2)
             finally:
                 second.stop()
                 stack.processes.remove(second)
-            asyncio.run(wait_renderers(stack.nats_url, 1))
+            asyncio.run(wait_renderers(stack, 1))
 
             rows_out.append((base1, base2, pipe1, pipe2))
             print(

@@ -59,12 +59,16 @@ async def ping(service: str, timeout: float) -> list[dict[str, Any]]:
     import nats
 
     from shared.runtime.bus.connect import connect_options
+    from shared.runtime.bus.permissions import inbox_prefix
     from shared.runtime.settings import Settings
 
     async def quiet(exc: Exception) -> None:
         """nats-py prints every connect error with a traceback by default; main() reports one."""
 
-    options = connect_options(Settings(), f"healthcheck:{service}@{socket.gethostname()}")
+    # The service's own identity and inbox: the only inbox its NATS user may subscribe to.
+    options = connect_options(
+        Settings(), f"healthcheck:{service}@{socket.gethostname()}", inbox_prefix=inbox_prefix(service)
+    )
     # A probe must fail fast, never sit in the services' reconnect-for-ever loop. (nats-py
     # treats max_reconnect_attempts=0 as "no limit" on the first connect: use 1.)
     options.update(

@@ -18,7 +18,9 @@ from devstack.sample import SAMPLE_CSV
 from devstack.stack import LocalStack
 from shared.cli import stackfile
 from shared.cli.follow import follow_job, print_summary
+from shared.cli.session import stack_settings
 from shared.client import Client
+from shared.runtime.bus.connect import connect
 from shared.runtime.bus.discovery import ping_all
 from shared.sources.csv import SubmitCsv
 
@@ -123,7 +125,8 @@ def status(state: Path) -> tuple[int, dict[str, object]]:
         return 1, {"up": False, "state_dir": str(state)}
 
     async def services() -> dict[str, int]:
-        async with await Client.connect(info.nats_url, **stack_client_options(info)) as client:
+        nc = await connect(stack_settings(info), "imagegen-status", retry_for=5)
+        async with Client(nc) as client:
             counts: dict[str, int] = {}
             for reply in await ping_all(client.nc, wait=0.5):
                 name = str(reply.get("name", ""))
@@ -135,7 +138,3 @@ def status(state: Path) -> tuple[int, dict[str, object]]:
     report["services"] = asyncio.run(services())
     return 0, report
 
-
-def stack_client_options(info: stackfile.StackInfo) -> dict[str, object]:
-    creds = info.client_env.get("IMAGEGEN_NATS_CREDS_FILE")
-    return {"user_credentials": creds} if creds else {}

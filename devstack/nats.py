@@ -34,6 +34,7 @@ from devstack._proc import (
     terminate,
     wait_until,
 )
+from shared.cli.stackfile import write_private
 
 READY_TIMEOUT = 5.0
 STOP_TIMEOUT = 10.0
@@ -119,7 +120,7 @@ class NatsServer:
         ]  # fmt: skip
         if config_text is not None:
             conf = store_dir / "nats-server.conf"
-            conf.write_text(config_text, encoding="utf-8")
+            write_private(conf, config_text.encode("utf-8"))  # it may hold passwords
             args += ["-c", str(conf)]
 
         offset = file_size(log)

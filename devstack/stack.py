@@ -4,6 +4,12 @@ Used by `imagegen run` / `imagegen up` and by the test suite. With `NATS_URL` / 
 (or their `IMAGEGEN_` forms) set it uses those servers instead of starting its own. Services are
 started as `python -m services.<name>`, each with its own log file under the state folder, and
 the stack is ready when every one of them answers `$SRV.PING`.
+
+The nats-server it starts runs the permissions layout (`shared.runtime.bus.permissions`) with
+fresh random passwords (`devstack.natsauth`): the admin identity declares the topology
+(`imagegen nats setup`), each service connects as its own identity, clients as `client`. A
+server given by URL is used as it is configured; given `nats_credentials` too (the test suite's
+own servers), the stack treats it as running the layout with those passwords.
 """
 
 from __future__ import annotations
@@ -16,20 +22,31 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import nats
+from nats.aio.client import Client as NATS
 
 from devstack import NatsServer, PostgresServer, free_port
 from devstack._proc import LocalStackError, die_with_parent_hook
+from devstack.natsauth import FILE_NAME, NatsCredentials
 from devstack.sample import SampleSource, create_sample_source
 from shared.cli.stackfile import StackInfo
 from shared.client import Client
-from shared.runtime.bus.connect import connect
+from shared.runtime.bus.connect import auth_options, connect
 from shared.runtime.bus.discovery import ping_all, wait_for_services
+from shared.runtime.bus.permissions import ADMIN, CLIENT
 from shared.runtime.services import SERVICES
 from shared.runtime.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_AUTH_KEYS = (
+    "IMAGEGEN_NATS_USER",
+    "IMAGEGEN_NATS_PASSWORD",
+    "IMAGEGEN_NATS_TOKEN",
+    "IMAGEGEN_NATS_CREDS_FILE",
+)
 
 
 def external_urls() -> tuple[str | None, str | None]:
@@ -63,7 +80,7 @@ class LocalStack:
     """Servers plus services for one state folder. Start with `start()`, end with `stop()`.
 
     Given `nats_url` / `database_url` (or the environment's), it uses those servers and starts
-    only the services.
+    only the services; `nats_credentials` says the given nats-server runs the permissions layout.
     """
 
     state_dir: Path
@@ -77,6 +94,7 @@ class LocalStack:
     sample: SampleSource | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
     metrics: bool = False
+    nats_credentials: NatsCredentials | None = None
 
     def start_servers(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -86,8 +104,12 @@ class LocalStack:
         self.nats_url = self.nats_url or nats_url or ""
         self.database_url = self.database_url or database_url or ""
         if not self.nats_url:
+            self.nats_credentials = NatsCredentials.generate()
+            self.nats_credentials.save(self.state_dir / FILE_NAME)
             self.nats = NatsServer.start(
-                self.state_dir / "nats", log_file=self.state_dir / "logs" / "nats-server.log"
+                self.state_dir / "nats",
+                log_file=self.state_dir / "logs" / "nats-server.log",
+                config_text=self.nats_credentials.server_config(),
             )
             self.nats_url = self.nats.url
         if not self.database_url:
@@ -106,8 +128,17 @@ class LocalStack:
                 "set IMAGEGEN_DATA_SOURCES to name data sources of your own instead"
             ) from exc
 
-    def env(self, **overrides: str) -> dict[str, str]:
+    def env(self, identity: str | None = None, **overrides: str) -> dict[str, str]:
+        """The environment of a process connecting as `identity` (a service's own name, ADMIN)."""
         env = dict(os.environ)
+        if self.nats_credentials:
+            for key in (
+                "IMAGEGEN_NATS_USER",
+                "IMAGEGEN_NATS_PASSWORD",
+                "IMAGEGEN_NATS_TOKEN",
+                "IMAGEGEN_NATS_CREDS_FILE",
+            ):
+                env.pop(key, None)  # the shell's own NATS identity is not the stack's
         env.update(
             IMAGEGEN_NATS_URL=self.nats_url,
             IMAGEGEN_DATABASE_URL=self.database_url,
@@ -119,6 +150,9 @@ class LocalStack:
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
         )
         env.update(self.extra_env)
+        if self.nats_credentials and identity:
+            env.update(self.nats_credentials.env(identity))
+            env["IMAGEGEN_DECLARE_TOPOLOGY"] = "false"  # `declare_topology` did it as admin
         env.update(overrides)
         return env
 
@@ -134,7 +168,7 @@ class LocalStack:
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", SERVICES[name].module],
-                env=self.env(IMAGEGEN_INSTANCE=label, **env),
+                env=self.env(name, IMAGEGEN_INSTANCE=label, **env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -144,24 +178,57 @@ class LocalStack:
         self.processes.append(proc)
         return proc
 
+    def declare_topology(self) -> None:
+        """Declare streams, buckets and consumers as the admin identity, as a deployment's setup
+        step does (`imagegen nats setup`). Without the layout the services declare them."""
+        if not self.nats_credentials:
+            return
+        done = subprocess.run(
+            [sys.executable, "-m", "shared.cli.main", "nats", "setup", "--wait", "30"],
+            env=self.env(ADMIN),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"imagegen nats setup failed:\n{done.stdout}{done.stderr}")
+
     def start_services(self) -> None:
         for name in SERVICES:
             for _ in range(self.renderers if name == "renderer" else 1):
                 self.spawn(name)
 
-    def client_settings(self) -> Settings:
-        """Settings to reach this stack's NATS as its services do (auth and TLS included)."""
-        nats_options = {
-            key.removeprefix("IMAGEGEN_").lower(): value
+    def client_env(self, identity: str = CLIENT) -> dict[str, str]:
+        """The NATS settings (beyond the URL) of `identity`, as environment variables."""
+        if self.nats_credentials:
+            return self.nats_credentials.env(identity)
+        return {
+            key: value
             for key, value in self.extra_env.items()
             if key.startswith("IMAGEGEN_NATS_") and key != "IMAGEGEN_NATS_URL"
         }
-        return Settings.model_validate({**nats_options, "nats_url": self.nats_url})
 
-    async def client(self) -> Client:
+    def client_settings(self, identity: str = CLIENT) -> Settings:
+        """Settings to reach this stack's NATS as `identity` (auth and TLS included)."""
+        options = {key.removeprefix("IMAGEGEN_").lower(): v for key, v in self.client_env(identity).items()}
+        return Settings.model_validate({**options, "nats_url": self.nats_url})
+
+    def client_options(self, identity: str = CLIENT) -> dict[str, Any]:
+        """nats-py connect options of `identity` (credentials and inbox only), e.g. for
+        `Client.connect(stack.nats_url, **stack.client_options())`. Tests that forge messages
+        on purpose connect as a service or as ADMIN this way."""
+        if self.nats_credentials:
+            return self.nats_credentials.options(identity)
+        return auth_options(self.client_settings(identity))
+
+    async def connect_as(self, identity: str, **options: Any) -> NATS:
+        """A plain NATS connection as `identity` (fails at once when refused)."""
+        return await nats.connect(self.nats_url, **self.client_options(identity), **options)
+
+    async def client(self, identity: str = CLIENT, **options: Any) -> Client:
         """A client of this stack, as its users connect (credentials included)."""
-        nc = await connect(self.client_settings(), "imagegen-stack-client", retry_for=10)
-        return Client(nc)
+        return await Client.connect(self.nats_url, **self.client_options(identity), **options)
 
     def info(self) -> StackInfo:
         """What `imagegen up` records about this stack for later commands."""
@@ -172,6 +239,7 @@ class LocalStack:
             console_url=asyncio.run(self.console_url()),
             output_dir=str(self.output_dir),
             logs=str(self.state_dir / "logs"),
+            client_env=self.client_env(),
         )
 
     async def console_url(self) -> str | None:
@@ -216,6 +284,7 @@ class LocalStack:
     def start(self) -> None:
         self.start_servers()
         try:
+            self.declare_topology()
             self.start_services()
             asyncio.run(self.wait_ready())
         except BaseException:

@@ -1,13 +1,15 @@
 """Submit a CSV file with the Python client, follow the job, print where the images are.
 
-Run it against a running stack (`imagegen up` prints the NATS URL):
+Run it against a running stack (`imagegen up` prints the NATS URL; the client identity's user
+and password are in `.imagegen/up/stack.json`):
 
-    IMAGEGEN_NATS_URL=nats://127.0.0.1:4222 python examples/submit_and_wait.py \
-        examples/products.csv --column name
+    IMAGEGEN_NATS_URL=nats://127.0.0.1:4222 IMAGEGEN_NATS_USER=client IMAGEGEN_NATS_PASSWORD=... \
+        python examples/submit_and_wait.py examples/products.csv --column name
 
 What it does, in the order a program of yours would:
 
-1. `Client.connect` - one NATS connection; every call below goes over it.
+1. `Client.from_settings` - one NATS connection as the environment's identity; every call
+   below goes over it.
 2. `submit_file` - uploads the file into the `imagegen-inputs` object store and submits it;
    a bad request (no such column, an empty file, a bad colour) raises `BadRequest` whose
    `field` names what to fix, before any job exists.
@@ -31,11 +33,12 @@ from shared.client import Client
 from shared.contract.errors import BadRequest
 from shared.contract.messages import JobEvent
 from shared.contract.style import Style
+from shared.runtime.settings import Settings
 from shared.sources.csv import SubmitCsv
 
 
 async def main(csv_file: Path, column: str, nats_url: str, color: str) -> int:
-    async with await Client.connect(nats_url) as client:
+    async with await Client.from_settings(Settings(nats_url=nats_url)) as client:
         try:
             accepted = await client.submit_file(
                 csv_file, SubmitCsv(column=column, style=Style(size=40, color=color))

@@ -46,9 +46,12 @@ from shared.contract.messages import (
 from shared.contract.states import TERMINAL_EVENTS, JobStatus
 from shared.contract.style import Style
 from shared.contract.submit import FileSubmit, SubmitBase
+from shared.runtime.bus.connect import auth_options
+from shared.runtime.settings import Settings
 from shared.sources import source_of
 from shared.storage import MANIFEST_NAME, DirectoryStore, ImageStore, ObjectImageStore
 from shared.storage.base import OBJECT_SCHEME, check_image_name
+from shared.storage.uploads import put_upload
 
 T = TypeVar("T")
 
@@ -77,12 +80,21 @@ class Client:
         self.js = nc.jetstream()
         self.timeout = timeout
         options = getattr(nc, "options", {}) or {}
-        self.identity = str(options.get("user") or options.get("name") or "imagegen-client")
+        # Many clients share one NATS user: the connection name tells them apart in audit lines.
+        name = str(options.get("name") or "imagegen-client")
+        self.identity = f"{options['user']}/{name}" if options.get("user") else name
 
     @classmethod
     async def connect(cls, servers: str | list[str] = "nats://127.0.0.1:4222", **options: Any) -> Client:
         options.setdefault("name", "imagegen-client")
         return cls(await nats.connect(servers, **options))
+
+    @classmethod
+    async def from_settings(cls, settings: Settings | None = None, **options: Any) -> Client:
+        """Connect as the settings say (by default the environment): `IMAGEGEN_NATS_URL` and
+        the identity in `IMAGEGEN_NATS_USER`/`_PASSWORD` (or `_TOKEN`, `_CREDS_FILE`, `_TLS_CA`)."""
+        settings = settings or Settings()
+        return await cls.connect(settings.nats_servers, **auth_options(settings), **options)
 
     async def __aenter__(self) -> Client:
         return self
@@ -130,12 +142,12 @@ class Client:
         data = await self.request(subject, encode_json(message), timeout=timeout)
         return msgspec.json.decode(data, type=reply_type)
 
-    async def upload(self, path: Path, *, name: str | None = None) -> str:
-        """Stream a local file into the `imagegen-inputs` bucket; returns its object name."""
-        store = await self.js.object_store(subjects.BUCKET_INPUTS)
-        name = name or f"{secrets.token_hex(8)}-{path.name}"
+    async def upload(self, path: Path) -> str:
+        """Stream a local file into the `imagegen-inputs` bucket under a fresh random name (a
+        client may write uploads but read none); returns the name."""
+        name = f"{secrets.token_hex(8)}-{path.name}"
         with path.open("rb") as handle:
-            await store.put(name, handle)
+            await put_upload(self.js, name, handle)
         return name
 
     async def submit(self, request: SubmitBase, *, timeout: float | None = None) -> Accepted:
@@ -187,10 +199,11 @@ class Client:
 
     # --- streams ----------------------------------------------------------------------------
 
-    async def _replay(self, subject: str, type_: type[T]) -> AsyncIterator[T]:
-        """Every message on `subject` from the start of its stream, then live ones."""
+    async def _replay(self, stream: str, subject: str, type_: type[T]) -> AsyncIterator[T]:
+        """Every message on `subject` from the start of `stream`, then live ones."""
         sub = await self.js.subscribe(
             subject,
+            stream=stream,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.ALL,
             config=ConsumerConfig(inactive_threshold=60),
@@ -209,14 +222,15 @@ class Client:
 
         With `attempt`, terminal events of earlier attempts (before a retry) do not end it.
         """
-        async for event in self._replay(subjects.events_filter(job_id), JobEvent):
+        async for event in self._replay(subjects.STREAM_EVENTS, subjects.events_filter(job_id), JobEvent):
             yield event
             if event.kind in TERMINAL_EVENTS and (attempt is None or event.attempt >= attempt):
                 return
 
     async def results(self, job_id: str) -> AsyncIterator[BatchResult]:
         """A job's result batches from the first, then live (never ends by itself)."""
-        async for result in self._replay(subjects.results_subject(job_id), BatchResult):
+        subject = subjects.results_subject(job_id)
+        async for result in self._replay(subjects.STREAM_RESULTS, subject, BatchResult):
             yield result
 
     def job_store(self, job: JobInfo) -> ImageStore:

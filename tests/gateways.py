@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from devstack.stack import REPO_ROOT, LocalStack
 from shared.runtime.bus.discovery import ping_all
+from shared.runtime.bus.permissions import CLIENT, GATEWAY
 
 MAX_UPLOAD = 2 * 1024 * 1024
 
@@ -33,8 +33,8 @@ class Gateway:
     log_file: Path
 
 
-async def _find_url(nats_url: str, instance: str, timeout: float) -> str:
-    nc = await nats.connect(nats_url)
+async def _find_url(stack: LocalStack, instance: str, timeout: float) -> str:
+    nc = await stack.connect_as(CLIENT)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -52,6 +52,7 @@ async def _find_url(nats_url: str, instance: str, timeout: float) -> str:
 def start_gateway(stack: LocalStack, log_file: Path, **env: str) -> Gateway:
     instance = f"gateway-test-{log_file.parent.name}"
     environment = stack.env(
+        GATEWAY,  # its own NATS identity, as the stack runs it
         IMAGEGEN_INSTANCE=instance,
         IMAGEGEN_GATEWAY_HOST="127.0.0.1",
         IMAGEGEN_GATEWAY_PORT="0",
@@ -69,7 +70,7 @@ def start_gateway(stack: LocalStack, log_file: Path, **env: str) -> Gateway:
             stdin=subprocess.DEVNULL,
         )
     try:
-        url = asyncio.run(_find_url(stack.nats_url, instance, 30))
+        url = asyncio.run(_find_url(stack, instance, 30))
     except BaseException:
         process.kill()
         raise RuntimeError(

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from devstack import NatsServer
+from devstack.natsauth import NatsCredentials
 from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import JobInfo
@@ -22,15 +23,23 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc status")
 
 
+def secured_nats(store: Path, log_file: Path | None = None) -> tuple[NatsServer, NatsCredentials]:
+    """A throwaway nats-server running the permissions layout, and its passwords."""
+    credentials = NatsCredentials.generate()
+    server = NatsServer.start(store, log_file=log_file, config_text=credentials.server_config())
+    return server, credentials
+
+
 async def own_stack(
     tmp: Path, postgres_admin_url: str, *, renderers: int, **env: str
 ) -> tuple[NatsServer, LocalStack]:
-    nats_server = NatsServer.start(tmp / "nats", log_file=tmp / "nats-server.log")
+    nats_server, credentials = secured_nats(tmp / "nats", tmp / "nats-server.log")
     database_url = await create_database(postgres_admin_url, prefix="imagegen_large")
     stack = LocalStack(
         tmp / "stack",
         renderers=renderers,
         nats_url=nats_server.url,
+        nats_credentials=credentials,
         database_url=database_url,
         # No fairness cap: these tests measure ingest alone, with no renderer draining the queue.
         extra_env={"IMAGEGEN_LOG_FORMAT": "json", "IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "0", **env},

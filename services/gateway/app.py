@@ -23,6 +23,7 @@ from services.gateway.routes import console, files, jobs, render, submit
 from services.gateway.settings import GatewaySettings
 from shared.client import Client
 from shared.runtime.bus.connect import connect
+from shared.runtime.bus.permissions import GATEWAY, inbox_prefix
 from shared.runtime.settings import Settings
 
 DESCRIPTION = (
@@ -45,7 +46,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = None
         if client is None:
-            nc = await connect(settings, settings.instance or "gateway")
+            nc = await connect(settings, settings.instance or "gateway", inbox_prefix=inbox_prefix(GATEWAY))
             owned = Client(nc, timeout=gateway.request_timeout_seconds)
         app.state.client = client or owned
         try:

@@ -20,6 +20,7 @@ from shared.sources import SOURCES, Source, SourceContext, SourceSpec, source
 from shared.sources.table import check_overrides
 from shared.storage import NameTemplate, open_store
 from shared.workflow.accept import accept_submit
+from shared.workflow.active import ActiveJobs
 from shared.workflow.ingest import IngestWorker
 
 
@@ -50,6 +51,7 @@ class Ingest(Service):
     async def start(self) -> None:
         self.ledger = await Ledger.open(self.settings.database_url)
         self.store = open_store(self.settings, self.ctx.js)
+        self.active = ActiveJobs(self.ctx.js)
         self.catalogue = FontCatalogue.load(self.settings.font_dirs)
         context = SourceContext(self.settings, self.ctx.js)
         self.sources: dict[str, Source[Any]] = {spec.name: spec.load(context) for spec in self.served()}
@@ -67,7 +69,7 @@ class Ingest(Service):
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
         return [
-            IngestWorker(self.ctx, self.ledger, self.store, spec, self.sources[spec.name]).run()
+            IngestWorker(self.ctx, self.ledger, self.store, self.active, spec, self.sources[spec.name]).run()
             for spec in self.served()
         ]
 
@@ -83,6 +85,6 @@ class Ingest(Service):
         if checked.resolved:
             request = msgspec.structs.replace(request, **checked.resolved)
         accepted = await accept_submit(
-            self.ctx.js, self.ledger, spec, request, output_for=self.store.location
+            self.ctx.js, self.ledger, spec, request, output_for=self.store.location, active=self.active
         )
         return encode_json(msgspec.structs.replace(accepted, detected=checked.notes))

@@ -45,7 +45,7 @@ from shared.runtime.logging import get_logger
 from shared.runtime.settings import Settings
 from shared.runtime.tasks import TaskSet
 from shared.storage import DirectoryStore, open_store
-from shared.workflow.cancellation import Cancellations
+from shared.workflow.active import ActiveJobs
 
 log = get_logger(__name__)
 
@@ -69,7 +69,7 @@ class Renderer(Service):
         self.engine = RenderEngine(self.catalogue)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self.rendered = 0
-        self.cancellations = Cancellations(self.ctx.js)
+        self.active = ActiveJobs(self.ctx.js)
         self.store = open_store(self.settings, self.ctx.js)
         # A directory store is written by the child itself; an object store by this process.
         local = self.store.root if isinstance(self.store, DirectoryStore) else None
@@ -144,8 +144,9 @@ class Renderer(Service):
 
     async def handle(self, msg: Msg, task: TaskHeader) -> None:
         structlog.contextvars.bind_contextvars(job_id=task.job_id, batch=task.batch)
-        if await self.cancellations.is_cancelled(task.job_id):
-            log.info("task.skipped", reason="job cancelled")
+        if not await self.active.may_render(task.job_id, task.attempt):
+            # Cancelled, ended, unknown, or an older attempt: whoever published it, not rendered.
+            log.info("task.skipped", attempt=task.attempt, reason="the job is not active at this attempt")
             await msg.ack()
             return
         delivery = msg.metadata.num_delivered if msg.metadata else 1

@@ -18,6 +18,7 @@ from nats.js.api import ConsumerConfig
 
 from services.result_notifier.progress import ProgressThrottle
 from shared.contract.codec import decode_json, encode_json
+from shared.contract.errors import BadRequest
 from shared.contract.messages import (
     BatchResult,
     JobInfo,
@@ -34,7 +35,8 @@ from shared.contract.subjects import (
     JOBS_GET,
     JOBS_LIST,
     JOBS_RETRY,
-    STREAM_RESULTS,
+    STREAM_RESULT_QUEUE,
+    results_subject,
 )
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
@@ -46,6 +48,7 @@ from shared.runtime.settings import Settings
 from shared.runtime.tasks import TaskSet
 from shared.sources import source
 from shared.storage import open_store
+from shared.workflow.active import ActiveJobs
 from shared.workflow.cancellation import Cancellations
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
@@ -62,6 +65,14 @@ _DB_DOWN = (
 )
 
 
+def _subject_of(result: BatchResult) -> str | None:
+    """The subject a renderer publishes `result` on (None for a job id no subject can hold)."""
+    try:
+        return results_subject(result.job_id)
+    except BadRequest:
+        return None
+
+
 class ResultNotifier(Service):
     name = "result-notifier"
     description = "Keeps the job ledger from results and publishes job lifecycle events"
@@ -71,6 +82,7 @@ class ResultNotifier(Service):
         self.ledger = await Ledger.open(self.settings.database_url)
         self.progress = ProgressThrottle(self.settings.progress_interval_seconds)
         self.cancellations = Cancellations(self.ctx.js)
+        self.active = ActiveJobs(self.ctx.js)
         self.store = open_store(self.settings, self.ctx.js)
         self.finishing = TaskSet()
 
@@ -104,10 +116,12 @@ class ResultNotifier(Service):
         return encode_json(JobsListReply(jobs=jobs))
 
     async def jobs_cancel(self, payload: bytes) -> bytes:
-        """Record the cancellation, then tell ingest and renderers through the KV bucket."""
+        """Record the cancellation, then tell ingest (the cancel bucket) and renderers (the job
+        leaves the active-jobs bucket)."""
         job_id = decode_json(payload, JobRef).job_id
-        job, changed = await self.ledger.cancel_job(job_id)
+        job, changed = await self.ledger.cancel_job(job_id)  # NotFound for an unknown job
         await self.cancellations.cancel(job_id)
+        await self.active.end(job_id)
         log.info("audit.cancel", job_id=job_id, changed=changed)
         if changed:
             metrics.JOBS.labels(state="cancelled").inc()
@@ -120,6 +134,7 @@ class ResultNotifier(Service):
         job_id = decode_json(payload, JobRef).job_id
         job, items = await self.ledger.retry_job(job_id)
         log.info("audit.retry", job_id=job_id, attempt=job.attempt, items=len(items))
+        await self.active.start(job_id, job.attempt)  # before its first task exists
         submit = decode_json(await self.ledger.job_request(job_id), source(job.source).request)
         publisher = TaskPublisher(
             self.ctx.js,
@@ -138,7 +153,7 @@ class ResultNotifier(Service):
     async def pull_loop(self) -> None:
         async for batch in pull_decoded(
             self.ctx.js,
-            STREAM_RESULTS,
+            STREAM_RESULT_QUEUE,
             CONSUMER_NOTIFIER,
             lambda data: decode_json(data, BatchResult),
             kind="result",
@@ -151,6 +166,10 @@ class ResultNotifier(Service):
 
     async def handle(self, msg: Msg, result: BatchResult) -> None:
         structlog.contextvars.bind_contextvars(job_id=result.job_id, batch=result.batch)
+        if msg.subject != _subject_of(result):
+            # Renderers publish a job's results on that job's subject; anything else is forged.
+            await self.refuse(msg, result, f"published on {msg.subject}, not its job's subject")
+            return
         try:
             outcome = await self.ledger.record_batch(result)
         except _DB_DOWN as exc:
@@ -160,13 +179,15 @@ class ResultNotifier(Service):
             return
         finally:
             structlog.contextvars.unbind_contextvars("job_id", "batch")
+        if outcome.refused is not None:
+            await self.refuse(msg, result, outcome.refused)
+            return
         metrics.RESULTS_RECORDED.labels(outcome="recorded" if outcome.recorded else "duplicate").inc()
         if outcome.completed and outcome.job is not None:
             metrics.JOBS.labels(state=outcome.job.status).inc()
         job = outcome.job
-        if job is None:
-            log.warning("result.unknown_job", job_id=result.job_id)
-        elif outcome.completed or (not outcome.recorded and job.status in COMPLETED_STATUSES):
+        assert job is not None  # a result of an unknown job is refused above
+        if outcome.completed or (not outcome.recorded and job.status in COMPLETED_STATUSES):
             # On a redelivery the earlier attempt may have committed but failed to announce;
             # the event's Nats-Msg-Id keeps a second announcement out of the stream.
             # The manifest is written by a task (this loop goes on with other results); the
@@ -178,12 +199,28 @@ class ResultNotifier(Service):
             await announce(self.ctx.js, job, EventKind.PROGRESS)
         await msg.ack()
 
+    async def refuse(self, msg: Msg, result: BatchResult, reason: str) -> None:
+        """A result that does not fit its job, from a broken or hostile renderer: logged with
+        who sent it, counted, and terminated (a redelivery would be refused again)."""
+        log.error(
+            "result.refused",
+            job_id=result.job_id,
+            attempt=result.attempt,
+            batch=result.batch,
+            items=len(result.items),
+            renderer=result.renderer,
+            reason=reason,
+        )
+        metrics.RESULTS_RECORDED.labels(outcome="refused").inc()
+        with contextlib.suppress(Exception):
+            await msg.term()
+
     async def finish(self, job: JobInfo, msg: Msg) -> None:
         """Complete `job` (manifest, then the `completed` event), then ack the result that
         completed it: a crash in between redelivers it and the completion runs again."""
         try:
             async with keep_alive(msg, heartbeat_every(self.settings.ack_wait_seconds)):
-                await complete_job(self.ctx.js, job, self.store)
+                await complete_job(self.ctx.js, job, self.store, self.active)
             await msg.ack()
         except Exception:
             log.exception("job.complete_failed", job_id=job.job_id)

@@ -9,6 +9,8 @@ import sys
 
 from shared.cli.commands.catalogue import asyncapi, fonts
 from shared.cli.commands.jobs import jobs
+from shared.cli.commands.nats import config as nats_config
+from shared.cli.commands.nats import setup as nats_setup
 from shared.cli.commands.render import render
 from shared.cli.commands.stack import stack
 from shared.cli.commands.submit import submit
@@ -25,6 +27,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return render(args)
     if args.command == "asyncapi":
         return asyncapi(args)
+    if args.command == "nats":
+        return nats_config(args) if args.action == "config" else asyncio.run(nats_setup(args))
     command = {"submit": submit, "jobs": jobs, "fonts": fonts}[args.command]
     return asyncio.run(command(args))
 

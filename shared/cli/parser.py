@@ -90,6 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state-dir", type=Path)
     _json_flag(status)
 
+    nats_group = sub.add_parser(
+        "nats", help="the NATS side of a deployment: declare the topology, print the permissions"
+    )
+    nats_cmds = nats_group.add_subparsers(dest="action", required=True)
+    setup = nats_cmds.add_parser(
+        "setup", help="declare every stream, bucket and durable consumer (as the admin identity)"
+    )
+    setup.add_argument("--wait", type=float, default=120.0, help="seconds to wait for NATS (default 120)")
+    _json_flag(setup)
+    nats_cmds.add_parser(
+        "config",
+        help="print nats-server's authorization block of the permissions layout",
+        description="Passwords are read from nats-server's environment: NATS_PASSWORD_<IDENTITY>.",
+    )
+
     _submit_parsers(sub)
 
     jobs = sub.add_parser("jobs", help="query and control jobs").add_subparsers(dest="action", required=True)

@@ -18,13 +18,18 @@ def settings_for(args: argparse.Namespace) -> Settings:
     """Settings of the client: `--nats-url`, else the running local stack (`imagegen up`), else
     the environment (`IMAGEGEN_NATS_URL`, `NATS_URL`, credentials), else the default."""
     if getattr(args, "nats_url", None):
-        return Settings.model_validate({"nats_url": args.nats_url})
+        return Settings(nats_url=args.nats_url)  # credentials still come from the environment
     stack = stackfile.read(stackfile.state_dir(None))
     if stack is not None:
-        values: dict[str, Any] = {"nats_url": stack.nats_url}
-        values |= {k.removeprefix("IMAGEGEN_").lower(): v for k, v in stack.client_env.items()}
-        return Settings.model_validate(values)
+        return stack_settings(stack)
     return Settings()
+
+
+def stack_settings(stack: stackfile.StackInfo) -> Settings:
+    """Settings of the client identity `imagegen up` recorded for its stack."""
+    values: dict[str, Any] = {"nats_url": stack.nats_url}
+    values |= {k.removeprefix("IMAGEGEN_").lower(): v for k, v in stack.client_env.items()}
+    return Settings.model_validate(values)
 
 
 async def _quiet(exc: Exception) -> None:

@@ -1,8 +1,8 @@
 """Where `imagegen up` records the running local stack, so every later command finds it.
 
 The record is `.imagegen/up/stack.json` under the folder `imagegen up` ran in: the stack's
-process, its URLs and the credentials file of its client identity. Commands read it when no
-`--nats-url` is given; a record whose process is gone is ignored.
+process, its URLs and the settings of its client identity (user and password; the file is 0600).
+Commands read it when no `--nats-url` is given; a record whose process is gone is ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class StackInfo(msgspec.Struct, kw_only=True):
     console_url: str | None = None
     output_dir: str = ""
     logs: str = ""
-    # Settings a client needs beyond the URL (e.g. IMAGEGEN_NATS_CREDS_FILE), as env names.
+    # Settings a client needs beyond the URL (IMAGEGEN_NATS_USER/PASSWORD), as env names.
     client_env: dict[str, str] = msgspec.field(default_factory=dict)
 
 
@@ -54,8 +54,17 @@ def read(state: Path) -> StackInfo | None:
     return info if alive(info.pid) else None
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read (0600), whatever the umask: it holds secrets."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        handle.write(data)
+
+
 def write(state: Path, info: StackInfo) -> None:
+    """Record `info` (0600: `client_env` holds the client identity's password)."""
     state.mkdir(parents=True, exist_ok=True)
     tmp = info_file(state).with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.encode(info))
+    write_private(tmp, msgspec.json.encode(info))
     tmp.replace(info_file(state))

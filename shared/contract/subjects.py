@@ -27,13 +27,18 @@ STREAM_REQUESTS: Final = "IMAGEGEN_REQUESTS"
 STREAM_TASKS: Final = "IMAGEGEN_TASKS"
 STREAM_RESULTS: Final = "IMAGEGEN_RESULTS"
 STREAM_EVENTS: Final = "IMAGEGEN_EVENTS"
+# Results waiting to be counted: a work queue sourced from IMAGEGEN_RESULTS. result-notifier's
+# durable consumer lives here, on a stream no client may create consumers on, because a client
+# allowed to create (ephemeral) consumers on a stream can also rewrite any durable there.
+STREAM_RESULT_QUEUE: Final = "IMAGEGEN_RESULT_QUEUE"
 
 CONSUMER_RENDERER: Final = "renderer"
 CONSUMER_NOTIFIER: Final = "result-notifier"
 
 BUCKET_INPUTS: Final = "imagegen-inputs"
 BUCKET_IMAGES: Final = "imagegen-images"
-BUCKET_CANCELLED: Final = "imagegen-cancelled"  # KV: job id -> reason, read by ingest and renderers
+BUCKET_CANCELLED: Final = "imagegen-cancelled"  # KV: job id -> reason, read by ingest
+BUCKET_ACTIVE: Final = "imagegen-active"  # KV: job id -> current attempt, while it may be rendered
 
 # Request header naming who asks (connection name or user), logged on audit lines.
 CLIENT_HEADER: Final = "Imagegen-Client"

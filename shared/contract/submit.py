@@ -38,7 +38,8 @@ NameTemplateText = Annotated[
         " the extension is added",
     ),
 ]
-BatchSize = Annotated[int, Meta(ge=1, le=1000, description="items per render task")]
+MAX_BATCH_SIZE: Final = 1000
+BatchSize = Annotated[int, Meta(ge=1, le=MAX_BATCH_SIZE, description="items per render task")]
 
 
 def column_ref(text: str, *, by_position: bool) -> str | int:

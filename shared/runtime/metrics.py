@@ -44,7 +44,8 @@ PUBLISH_WAIT_SECONDS = Counter(
 JOBS = Counter("imagegen_jobs", "Job state transitions seen by this process", ["state"], registry=REGISTRY)
 RESULTS_RECORDED = Counter(
     "imagegen_results_recorded",
-    "Batch results recorded in the ledger (duplicate = a redelivery counted once)",
+    "Batch results recorded in the ledger (duplicate = a redelivery counted once; refused = one "
+    "that does not fit its job)",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.contract.submit import MAX_BATCH_SIZE
+
 _NAME = r"[^\s.\x00]{1,63}"  # a Postgres name as stored (no dot, no space)
 _IDENTIFIER = f"^{_NAME}$"
 _FUNCTION = f"^{_NAME}(\\.{_NAME})?$"  # `name` or `schema.name`
@@ -77,6 +79,14 @@ class Settings(BaseSettings):
     nats_token: str | None = None
     nats_creds_file: Path | None = None
     nats_tls_ca: Path | None = None
+    declare_topology: bool = Field(
+        default=True,
+        description=(
+            "Services create or update the streams, buckets and their durable consumers at start-up "
+            "(needs JetStream admin rights). Set false where `imagegen nats setup` declares them as "
+            "the admin identity: services then wait for their consumers."
+        ),
+    )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         validation_alias=AliasChoices("IMAGEGEN_DATABASE_URL", "DATABASE_URL"),
@@ -89,7 +99,7 @@ class Settings(BaseSettings):
 
     # --- behaviour ---------------------------------------------------------------------------
     output_dir: Path = Path("output")
-    batch_size: Annotated[int, Field(ge=1, le=1000)] = 128
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 128
     ingest_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
     ingest_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -32,6 +32,7 @@ from shared.runtime import metrics
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
 from shared.sources import SourceSpec
+from shared.workflow.active import ActiveJobs
 from shared.workflow.events import announce
 
 log = get_logger(__name__)
@@ -79,6 +80,7 @@ async def accept_submit(
     submit: SubmitBase,
     *,
     output_for: Callable[[str], str],
+    active: ActiveJobs,
 ) -> Accepted:
     """Create (or find) the job for a checked submit and hand it to ingest."""
     job_id = validate_job_id(submit.job_id) if submit.job_id else new_job_id()
@@ -87,6 +89,8 @@ async def accept_submit(
     # The audit line: who asked is bound by the endpoint wrapper (the client's name / user).
     log.info("audit.submit", job_id=job_id, source=spec.name, created=created)
     if created:
+        # Active before its first task can exist: renderers render only active jobs' tasks.
+        await active.start(job_id, job.attempt)
         request = IngestRequest(job_id=job_id, attempt=job.attempt, source=spec.name)
         try:
             await js.publish(
@@ -97,6 +101,7 @@ async def accept_submit(
             )
         except (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
             await ledger.fail_job(job_id, job.attempt, f"could not queue the request: {exc}")
+            await active.end(job_id)
             raise Busy(f"the request queue is not accepting work right now ({exc})") from exc
         metrics.JOBS.labels(state="accepted").inc()
         await announce(js, job, EventKind.ACCEPTED)

@@ -1,9 +1,10 @@
-"""Job cancellation as every service sees it: a key per cancelled job in a NATS KV bucket.
+"""Job cancellation as ingest sees it: a key per cancelled job in a NATS KV bucket.
 
 result-notifier writes the key when a job is cancelled; ingest watches it while it streams rows
-(`CancelWatch`, which also interrupts a source blocked in a read) and renderers check it before
-each task. Reads are cached for a second per job, so the check
-costs at most one round trip per job per second per process, whatever the batch rate.
+(`CancelWatch`, which also interrupts a source blocked in a read). Renderers need not: a cancelled
+job leaves the active-jobs bucket (`shared.workflow.active`). Reads are cached for a second per
+job, so the check costs at most one round trip per job per second per process, whatever the
+batch rate.
 """
 
 from __future__ import annotations

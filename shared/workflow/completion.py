@@ -39,6 +39,7 @@ from shared.contract.messages import BatchResult, ItemResult, JobEvent, JobInfo,
 from shared.contract.subjects import STREAM_RESULTS, results_subject
 from shared.runtime.logging import get_logger
 from shared.storage import MANIFEST_NAME, ImageStore
+from shared.workflow.active import ActiveJobs
 from shared.workflow.events import event_from_job, publish_event
 
 log = get_logger(__name__)
@@ -181,9 +182,16 @@ async def write_manifest(
 
 
 async def complete_job(
-    js: JetStreamContext, job: JobInfo, store: ImageStore, *, heartbeat: Heartbeat | None = None
+    js: JetStreamContext,
+    job: JobInfo,
+    store: ImageStore,
+    active: ActiveJobs,
+    *,
+    heartbeat: Heartbeat | None = None,
 ) -> JobEvent:
-    """Write the manifest of a completed job, then publish its `completed` event naming it."""
+    """End a completed job (no task of it is rendered any more), write its manifest, then
+    publish its `completed` event naming it."""
+    await active.end(job.job_id)
     event = event_from_job(job, "completed")
     try:
         summary = await write_manifest(js, job.job_id, store, attempt=job.attempt, heartbeat=heartbeat)

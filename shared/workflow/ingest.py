@@ -28,6 +28,7 @@ from shared.runtime.logging import get_logger
 from shared.runtime.tasks import TaskSet
 from shared.sources import Source, SourceSpec
 from shared.storage import ImageStore, NameTemplate
+from shared.workflow.active import ActiveJobs
 from shared.workflow.cancellation import Cancellations, CancelWatch
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
@@ -58,12 +59,14 @@ class IngestWorker:
         ctx: ServiceContext,
         ledger: Ledger,
         store: ImageStore,
+        active: ActiveJobs,
         spec: SourceSpec[Any],
         source: Source[Any],
     ) -> None:
         self.ctx = ctx
         self.ledger = ledger
         self.store = store
+        self.active = active
         self.spec = spec
         self.source = source
         # Asked at every watch interval: a cancelled job's query stops within one.
@@ -146,6 +149,7 @@ class IngestWorker:
                 )
                 if failed:
                     metrics.JOBS.labels(state="failed").inc()
+                    await self.active.end(request.job_id)
                     await announce(self.ctx.js, failed, EventKind.FAILED)
                 await msg.ack()
                 return
@@ -155,7 +159,7 @@ class IngestWorker:
             log.info("ingest.done", items=total_items, batches=total_batches, cancelled=cancelled)
             if finished and completed:
                 # Every result was counted before the totals were known: completion is ours.
-                await complete_job(self.ctx.js, finished, self.store)
+                await complete_job(self.ctx.js, finished, self.store, self.active)
         await msg.ack()
 
     async def _publish_rows(

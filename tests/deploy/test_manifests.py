@@ -8,6 +8,7 @@ Tools that CI must have (missing ones FAIL, never skip): `docker-compose` (Debia
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,12 @@ import yaml
 
 from services.gateway.settings import GatewaySettings
 from shared.contract import subjects
+from shared.runtime.bus.permissions import (
+    IDENTITIES,
+    from_environment,
+    password_variable,
+    render_authorization,
+)
 from shared.runtime.services import SERVICES
 from shared.runtime.settings import Settings
 from shared.sources import SOURCES
@@ -29,6 +36,7 @@ COMPOSE = REPO / "compose.yaml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DOCKERIGNORE = REPO / "deploy" / "Dockerfile.dockerignore"
 K8S = REPO / "deploy" / "k8s"
+NATS_AUTH = K8S / "nats-auth.conf"  # nats-server's authorization block, for compose and Kubernetes
 HEALTHCHECK = "/app/deploy/healthcheck.py"
 
 # Kubernetes versions the manifests must validate against: the oldest we support and the newest
@@ -100,20 +108,36 @@ def assert_known_settings(keys: list[str], where: str) -> None:
 # --- compose ---------------------------------------------------------------------------------
 
 
-def test_compose_config_validates() -> None:
+def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     compose = tool(
         "docker-compose",
         "apt-get install -y docker-compose (Compose v1 validates compose.yaml without an engine)",
     )
-    result = subprocess.run(
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NATS_PASSWORD_")}
+    return subprocess.run(
         [compose, "-f", str(COMPOSE), "config", "-q"],
         cwd=REPO,
+        env={**clean, **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+NATS_PASSWORDS = {password_variable(name): f"test-{name}" for name in IDENTITIES}
+
+
+def test_compose_config_validates() -> None:
+    result = compose_config(NATS_PASSWORDS)
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
+
+
+def test_compose_has_no_default_nats_passwords() -> None:
+    """Without a password per identity (in .env) compose refuses to start, saying what to do."""
+    result = compose_config({})
+    assert result.returncode != 0
+    assert "set the NATS passwords in .env" in result.stderr
 
 
 def test_compose_has_the_stack() -> None:
@@ -128,11 +152,20 @@ def test_compose_has_the_stack() -> None:
     assert pg_volume in volumes, "postgres must keep its data in a named volume"
 
     for name, service in services.items():
+        if name == "nats-setup":
+            assert service["healthcheck"] == {"disable": True} and service["restart"] == "no"
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
 
 
+def imagegen_services(services: dict[str, Any]) -> dict[str, Any]:
+    """The compose services that run `imagegen serve NAME`."""
+    return {k: v for k, v in services.items() if v.get("command", [])[:2] == ["imagegen", "serve"]}
+
+
 def test_compose_services_run_real_services_with_health_checks() -> None:
-    services = {k: v for k, v in load_compose()["services"].items() if k not in ("nats", "postgres")}
+    services = imagegen_services(load_compose()["services"])
+    assert set(load_compose()["services"]) - set(services) == {"nats", "postgres", "nats-setup"}
     served = {name: served_service(service["command"]) for name, service in services.items()}
     sources = [ingest_sources(s["environment"], n) for n, s in services.items() if served[n] == "ingest"]
     check_coverage(served, sources, "compose")
@@ -144,6 +177,34 @@ def test_compose_services_run_real_services_with_health_checks() -> None:
         # Docker's default 10 s stop grace would SIGKILL a renderer in the middle of a batch.
         grace = float(env["IMAGEGEN_SHUTDOWN_GRACE_SECONDS"])
         assert parse_seconds(service["stop_grace_period"]) > grace + 5
+
+
+def test_compose_runs_nats_with_the_layout_and_each_service_as_itself() -> None:
+    services = load_compose()["services"]
+    nats = services["nats"]
+    assert nats["command"][:3] == ["nats-server", "--config", "/etc/nats/auth.conf"]
+    assert "./deploy/k8s/nats-auth.conf:/etc/nats/auth.conf:ro" in nats["volumes"]
+    required = {name: f"${{{password_variable(name)}:?" for name in IDENTITIES}
+    for name, reference in required.items():
+        assert nats["environment"][password_variable(name)].startswith(reference), name
+
+    setup = services["nats-setup"]
+    assert setup["command"] == ["imagegen", "nats", "setup"]
+    assert setup["environment"]["IMAGEGEN_NATS_USER"] == "admin"
+    assert setup["environment"]["IMAGEGEN_NATS_PASSWORD"].startswith(required["admin"])
+    for name, service in imagegen_services(services).items():
+        identity = served_service(service["command"])
+        env = service["environment"]
+        assert env["IMAGEGEN_NATS_USER"] == identity, name
+        assert env["IMAGEGEN_NATS_PASSWORD"].startswith(required[identity]), name
+        assert env["IMAGEGEN_DECLARE_TOPOLOGY"] == "false", name
+        assert service["depends_on"]["nats-setup"] == {"condition": "service_completed_successfully"}, name
+
+
+def test_the_nats_config_file_is_the_layout() -> None:
+    """compose and Kubernetes mount deploy/k8s/nats-auth.conf: it is what `imagegen nats config`
+    prints (regenerate it with `imagegen nats config > deploy/k8s/nats-auth.conf`)."""
+    assert NATS_AUTH.read_text(encoding="utf-8") == render_authorization(from_environment)
 
 
 def test_compose_renderer_replicas() -> None:
@@ -317,7 +378,8 @@ def test_k8s_deployments_run_real_services_and_drain_on_sigterm() -> None:
     }
     sources = [
         ingest_sources(
-            {e["name"]: e["value"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}, name
+            {e["name"]: e.get("value", "") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]},
+            name,
         )
         for name, d in deployments.items()
         if served[name] == "ingest"
@@ -354,7 +416,44 @@ def test_k8s_deployments_run_real_services_and_drain_on_sigterm() -> None:
     # Least privilege: the renderer needs no database credentials.
     refs = {s["secretRef"]["name"] for s in renderer["spec"]["template"]["spec"]["containers"][0]["envFrom"]
             if "secretRef" in s}  # fmt: skip
-    assert refs == {"imagegen-nats"}
+    assert refs == set()
+
+
+def secret_keys(container: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every (Secret, key) a container reads one by one."""
+    return {
+        (ref["name"], ref["key"])
+        for entry in container.get("env", [])
+        if (ref := entry.get("valueFrom", {}).get("secretKeyRef"))
+    }
+
+
+def test_k8s_each_pod_reads_only_its_own_nats_password() -> None:
+    users = k8s_by_kind("Secret")["imagegen-nats-users"]["stringData"]
+    assert set(users) == set(IDENTITIES)
+    for name, deployment in k8s_by_kind("Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        identity = served_service(container["command"])
+        env = {e["name"]: e for e in container["env"]}
+        assert env["IMAGEGEN_NATS_USER"]["value"] == identity, name
+        assert secret_keys(container) == {("imagegen-nats-users", identity)}, name
+    (setup,) = k8s_by_kind("Job")["nats-setup"]["spec"]["template"]["spec"]["containers"]
+    assert setup["command"] == ["imagegen", "nats", "setup"]
+    assert secret_keys(setup) == {("imagegen-nats-users", "admin")}
+    assert k8s_by_kind("ConfigMap")["imagegen-config"]["data"]["IMAGEGEN_DECLARE_TOPOLOGY"] == "false"
+
+
+def test_k8s_nats_runs_the_layout() -> None:
+    nats = k8s_by_kind("StatefulSet")["nats"]["spec"]["template"]["spec"]
+    (container,) = nats["containers"]
+    assert container["args"][:3] == ["nats-server", "--config", "/etc/nats/auth.conf"]
+    assert secret_keys(container) == {("imagegen-nats-users", name) for name in IDENTITIES}
+    assert {e["name"] for e in container["env"]} == {password_variable(name) for name in IDENTITIES}
+    (volume,) = [v for v in nats["volumes"] if "configMap" in v]
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    (generated,) = kustomization["configMapGenerator"]
+    assert generated["name"] == volume["configMap"]["name"]
+    assert generated["files"] == [f"auth.conf={NATS_AUTH.name}"]
 
 
 def test_k8s_kustomization_lists_every_manifest() -> None:
@@ -397,3 +496,26 @@ def test_dockerfile_shape() -> None:
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
             assert source.rstrip("/") in allowed, f"COPY {source}: excluded by {DOCKERIGNORE.name}"
+
+
+async def test_the_nats_config_file_runs_with_passwords_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """nats-server reads each `$NATS_PASSWORD_<ID>` of the file from its environment, as the
+    compose service and the StatefulSet set it."""
+    import nats
+    import nats.errors
+
+    from devstack import NatsServer
+
+    for variable, password in NATS_PASSWORDS.items():
+        monkeypatch.setenv(variable, password)
+    server = NatsServer.start(tmp_path / "nats", config_text=NATS_AUTH.read_text(encoding="utf-8"))
+    try:
+        for name in IDENTITIES:
+            nc = await nats.connect(server.url, user=name, password=f"test-{name}", allow_reconnect=False)
+            await nc.close()
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(server.url, allow_reconnect=False, connect_timeout=2)
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ import pytest
 
 from devstack import NatsServer, PostgresServer
 from devstack.stack import LocalStack
+from tests.stacks import secured_nats
 
 # Short enough that a killed renderer's batches come back quickly; the renderer heartbeats
 # every ack_wait/3, so a slow batch is still never redelivered while it is being worked on.
@@ -33,7 +34,7 @@ def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
     env_marker = request.node.get_closest_marker("stack_env")
     extra_env: dict[str, str] = dict(env_marker.args[0]) if env_marker else {}
     root = Path(tempfile.mkdtemp(prefix="imagegen-fault-"))
-    nats = NatsServer.start(root / "nats")
+    nats, credentials = secured_nats(root / "nats")
     postgres = PostgresServer.start(root / "pg")
     try:
         database_url = postgres.create_database("imagegen")
@@ -41,6 +42,7 @@ def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
             root / "stack",
             renderers=renderers,
             nats_url=nats.url,
+            nats_credentials=credentials,
             database_url=database_url,
             extra_env={
                 "IMAGEGEN_ACK_WAIT_SECONDS": ACK_WAIT,

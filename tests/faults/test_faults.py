@@ -14,7 +14,9 @@ import pytest
 
 from shared.client import Client
 from shared.contract.messages import BatchResult, JobEvent
+from shared.contract.subjects import CONSUMER_NOTIFIER, STREAM_RESULT_QUEUE
 from shared.runtime.bus.discovery import wait_for_services
+from shared.runtime.bus.permissions import ADMIN
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 
@@ -83,7 +85,7 @@ async def wait_progress(client: Client, job_id: str, at_least: int) -> None:
 async def test_kill_9_of_a_renderer_mid_job(fault_stack: FaultStack) -> None:
     stack = fault_stack.stack
     rows = 5000
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         job_id = await start_job(client, fault_stack, "kill.csv", rows, 300)
         victim = next(p for p in stack.processes if p.name == "renderer")
         os.kill(victim.process.pid, signal.SIGKILL)
@@ -97,9 +99,7 @@ async def test_kill_9_of_a_renderer_mid_job(fault_stack: FaultStack) -> None:
 async def test_nats_restart_mid_job(fault_stack: FaultStack) -> None:
     stack, nats = fault_stack.stack, fault_stack.nats
     rows = 4000
-    async with await Client.connect(
-        stack.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5
-    ) as client:
+    async with await stack.client(max_reconnect_attempts=-1, reconnect_time_wait=0.5) as client:
         job_id = await start_job(client, fault_stack, "restart.csv", rows, 200)
         nats.stop()
         await asyncio.sleep(3)
@@ -117,13 +117,14 @@ async def test_nats_restart_mid_job(fault_stack: FaultStack) -> None:
 async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> None:
     stack, postgres = fault_stack.stack, fault_stack.postgres
     rows = 10_000  # long enough that Postgres goes away well before the job could finish
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         job_id = await start_job(client, fault_stack, "pg.csv", rows, 100)
         postgres.stop()
         stopped = time.monotonic()
         await asyncio.sleep(15)
         # Rendering went on, but nothing could be recorded: the results wait, unacked.
-        info = await client.js.consumer_info("IMAGEGEN_RESULTS", "result-notifier")
+        async with await stack.client(ADMIN) as admin:
+            info = await admin.js.consumer_info(STREAM_RESULT_QUEUE, CONSUMER_NOTIFIER)
         assert info.num_pending + info.num_ack_pending > 0
         postgres.restart()
         final = await client.wait(job_id, timeout=120)
@@ -136,7 +137,7 @@ async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> 
 async def test_renderers_added_and_removed_during_a_job(fault_stack: FaultStack) -> None:
     stack = fault_stack.stack
     rows = 6000
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         job_id = await start_job(client, fault_stack, "scale.csv", rows, 300)
         added = [stack.spawn("renderer", instance=f"renderer-extra-{i}") for i in range(2)]
         await wait_for_services(client.nc, {"renderer": 4}, timeout=30)
@@ -159,7 +160,7 @@ async def test_ten_clients_submit_at_once(fault_stack: FaultStack) -> None:
     sizes = [50 + 37 * i for i in range(10)]
 
     async def one(i: int, rows: int) -> None:
-        async with await Client.connect(stack.nats_url, name=f"client-{i}") as client:
+        async with await stack.client(name=f"client-{i}") as client:
             csv_text = "name\n" + "".join(f"客户{i} 行{r}\n" for r in range(rows))
             accepted = await client.submit(SubmitCsv(csv=csv_text, column="name"))
             final = await client.wait(accepted.job_id, timeout=120)
@@ -177,7 +178,7 @@ async def test_poison_items_fail_alone_and_no_replica_crash_loops(fault_stack: F
     stack = fault_stack.stack
     rows = [f"正常 {i}" for i in range(300)]
     rows[57], rows[211] = FAULT_HANG, FAULT_CRASH
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         csv_text = "name\n" + "\n".join(rows) + "\n"
         accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=16))
         final = await client.wait(accepted.job_id, timeout=120)
@@ -188,7 +189,8 @@ async def test_poison_items_fail_alone_and_no_replica_crash_loops(fault_stack: F
         assert "hung" in reasons[57] and "2s" in reasons[57]
         assert "died" in reasons[211] and "-9" in reasons[211]
         # Nothing is left to redeliver: no loop on the poison batch.
-        info = await client.js.consumer_info("IMAGEGEN_TASKS", "renderer")
+        async with await stack.client(ADMIN) as admin:
+            info = await admin.js.consumer_info("IMAGEGEN_TASKS", "renderer")
         assert (info.num_pending, info.num_ack_pending) == (0, 0)
         results = await results_of(client, accepted.job_id, 300)
         assert sorted(i.index for r in results for i in r.items) == list(range(300))
@@ -208,7 +210,7 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
         own.mkdir()
         stack.spawn("renderer", instance=f"renderer-host-{i}", IMAGEGEN_OUTPUT_DIR=str(own))
     rows = 400
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         await wait_for_services(client.nc, {"renderer": 2}, timeout=30)
         csv_text = "name\n" + "".join(f"对象 {i}\n" for i in range(rows))
         accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
@@ -240,7 +242,7 @@ async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultSt
     behind a 100,000-item job waits for those N batches, not for the whole big job."""
     stack = fault_stack.stack
     big_rows = 100_000
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         name = write_csv(stack.state_dir.parent, "big.csv", big_rows)
         big = await client.submit(SubmitCsv(path=name, column="name"))
         await wait_progress(client, big.job_id, 1000)
@@ -267,12 +269,12 @@ async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(faul
 
     stack = fault_stack.stack
     rows = 2000
-    async with await Client.connect(stack.nats_url, name="busy-test") as client:
+    async with await stack.client(name="busy-test") as client, await stack.client(ADMIN) as admin:
         name = write_csv(stack.state_dir.parent, "fill.csv", rows)
         first = await client.submit(SubmitCsv(path=name, column="name"))
         # No renderer yet: ingest fills the queue to its limit and waits for room.
         for _ in range(100):
-            info = await client.js.stream_info("IMAGEGEN_TASKS")
+            info = await admin.js.stream_info("IMAGEGEN_TASKS")
             if info.state.bytes >= 0.9 * 60000:
                 break
             await asyncio.sleep(0.1)
@@ -283,4 +285,4 @@ async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(faul
         final = await client.wait(first.job_id, timeout=120)
         await assert_exact(client, final, rows)
     logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "ingest")
-    assert "submit.busy" in logs and '"client": "busy-test"' in logs
+    assert "submit.busy" in logs and '"client": "client/busy-test"' in logs

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack import NatsServer
 from devstack.stack import LocalStack
-from shared.client import Client
 from shared.sources.csv import SubmitCsv
+from tests.stacks import secured_nats
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -28,13 +27,18 @@ def scrape(port: int) -> dict[str, float]:
 
 async def test_metrics_after_a_job(database_url: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="imagegen-metrics-"))
-    nats = NatsServer.start(root / "nats")
+    nats, credentials = secured_nats(root / "nats")
     stack = LocalStack(
-        root / "stack", renderers=1, nats_url=nats.url, database_url=database_url, metrics=True
+        root / "stack",
+        renderers=1,
+        nats_url=nats.url,
+        nats_credentials=credentials,
+        database_url=database_url,
+        metrics=True,
     )
     try:
         await asyncio.to_thread(stack.start)
-        async with await Client.connect(stack.nats_url) as client:
+        async with await stack.client() as client:
             csv_text = "name\n" + "".join(f"指标 {i}\n" for i in range(50)) + '""\n'
             accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
             await client.wait(accepted.job_id, timeout=60)

@@ -17,8 +17,10 @@ from shared.client import Client
 from shared.contract.errors import BadRequest
 from shared.contract.messages import BatchResult, JobEvent
 from shared.contract.style import Style
+from shared.contract.subjects import CONSUMER_NOTIFIER, STREAM_RESULT_QUEUE
 from shared.render import RenderEngine
 from shared.runtime.bus.discovery import ping_all
+from shared.runtime.bus.permissions import ADMIN, RENDERER
 from shared.sources.csv import SubmitCsv
 from shared.sources.db import SubmitDb
 from tests.conftest import DATA, REPO, SampleDb
@@ -152,15 +154,19 @@ async def test_two_renderers_share_a_real_data_job(client: Client) -> None:
         assert path.stat().st_size == item.bytes
 
 
-async def test_redelivered_result_is_counted_once(client: Client, db: asyncpg.Connection) -> None:
+async def test_redelivered_result_is_counted_once(
+    stack: LocalStack, client: Client, db: asyncpg.Connection
+) -> None:
     accepted = await client.submit(SubmitCsv(csv="name\n你好\nworld\n", column="name"))
     final = await client.wait(accepted.job_id, timeout=60)
     assert (final.done, final.failed) == (2, 0)
     [result] = await collect_results(client, accepted.job_id, 2)
     # Publish the same batch result again, without a message id so the stream keeps it:
-    # the notifier sees a genuine second delivery and must not count it.
-    await client.nc.publish(f"imagegen.results.{accepted.job_id}", msgspec.json.encode(result))
-    await client.nc.flush()
+    # the notifier sees a genuine second delivery and must not count it. (As a renderer: a
+    # client may not publish results.)
+    async with await stack.client(RENDERER) as renderer:
+        await renderer.nc.publish(f"imagegen.results.{accepted.job_id}", msgspec.json.encode(result))
+        await renderer.nc.flush()
     marker = await client.submit(SubmitCsv(csv="name\nmarker\n", column="name"))
     await client.wait(marker.job_id, timeout=60)  # results are handled in order: ours is done
     row = await db.fetchrow("SELECT * FROM imagegen_jobs WHERE job_id = $1", accepted.job_id)
@@ -294,7 +300,9 @@ async def test_bad_db_submits_are_refused(client: Client, source: str, query: st
 async def test_malformed_messages_are_terminated_and_services_survive(
     stack: LocalStack, client: Client
 ) -> None:
-    js = client.js
+    # Garbage on every queue, as only a broken or hostile service could send it: as admin.
+    admin = await stack.client(ADMIN)
+    js = admin.js
     for subject in (
         "imagegen.tasks.garbage-1",
         "imagegen.requests.csv",
@@ -314,11 +322,12 @@ async def test_malformed_messages_are_terminated_and_services_survive(
         ("IMAGEGEN_TASKS", "renderer"),
         ("IMAGEGEN_REQUESTS", "ingest-csv"),
         ("IMAGEGEN_REQUESTS", "ingest-db"),
-        ("IMAGEGEN_RESULTS", "result-notifier"),
+        (STREAM_RESULT_QUEUE, CONSUMER_NOTIFIER),
     ):
         info = await js.consumer_info(stream, consumer)
         assert info.num_ack_pending == 0, (consumer, info)
         assert info.num_pending == 0, (consumer, info)
+    await admin.close()
     rejected = set()
     for proc in stack.processes:
         for line in proc.log_file.read_text().splitlines():

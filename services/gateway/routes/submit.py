@@ -4,7 +4,6 @@ source its request as JSON. Routes are made from the registry, so a new source g
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from typing import Any
 
@@ -21,6 +20,7 @@ from shared.contract.codec import decode_json
 from shared.contract.errors import BadRequest
 from shared.contract.messages import Accepted
 from shared.sources import SOURCES, SourceSpec
+from shared.storage.uploads import put_upload
 
 router = APIRouter(tags=["jobs"], dependencies=AUTH)
 
@@ -65,15 +65,10 @@ def _add_upload_route(spec: SourceSpec[Any]) -> None:
             raise BadRequest("attach the file as the `file` field", field="file")
         name = _safe_upload_name(upload.filename, spec)
         submit = request_from_form(spec, form, upload_name=name)  # field-named 400s before the upload
-        store = await client.js.object_store(subjects.BUCKET_INPUTS)
-        await store.put(name, upload.file)  # type: ignore[arg-type]  # a SpooledTemporaryFile reads
-        try:
-            accepted = await client.submit(submit)
-        except BaseException:
-            # No job references the upload: do not leave it in the bucket until its TTL.
-            with contextlib.suppress(Exception):
-                await store.delete(name)
-            raise
+        # A refused submit leaves the upload to expire with the bucket's TTL: the gateway, like
+        # every client, may write uploads but not read or delete them (docs/security.md).
+        await put_upload(client.js, name, upload.file)  # type: ignore[arg-type]  # it reads like a file
+        accepted = await client.submit(submit)
         return JSONResponse(accepted_body(accepted), status_code=202)
 
     router.add_api_route(

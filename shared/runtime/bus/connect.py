@@ -15,8 +15,12 @@ from shared.runtime.settings import Settings
 log = get_logger(__name__)
 
 
-def connect_options(settings: Settings, name: str) -> dict[str, Any]:
-    """nats-py options from settings: auth, TLS and reconnect policy."""
+def connect_options(settings: Settings, name: str, *, inbox_prefix: str | None = None) -> dict[str, Any]:
+    """nats-py options from settings: auth, TLS and reconnect policy.
+
+    A service passes its own `inbox_prefix` (`permissions.inbox_prefix`): its replies and
+    deliveries then arrive where no client may subscribe.
+    """
     options: dict[str, Any] = {
         "servers": settings.nats_servers,
         "name": name,
@@ -29,7 +33,17 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
         "max_outstanding_pings": 3,
         # Keep publishing through a short outage instead of failing at once.
         "pending_size": 64 * 1024 * 1024,
+        **auth_options(settings),
     }
+    if inbox_prefix:
+        options["inbox_prefix"] = inbox_prefix
+    return options
+
+
+def auth_options(settings: Settings) -> dict[str, Any]:
+    """The nats-py options that say who connects (user/password, token, credentials) and how
+    the server is trusted (a TLS CA), from settings."""
+    options: dict[str, Any] = {}
     if settings.nats_user:
         options["user"] = settings.nats_user
         options["password"] = settings.nats_password or ""
@@ -42,7 +56,9 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     return options
 
 
-async def connect(settings: Settings, name: str, *, retry_for: float | None = None) -> NATS:
+async def connect(
+    settings: Settings, name: str, *, retry_for: float | None = None, inbox_prefix: str | None = None
+) -> NATS:
     """Connect, retrying the first connection too (nats-py gives up on it after one pass).
 
     `retry_for` bounds the wait for a client command; services pass None and wait for ever.
@@ -68,7 +84,7 @@ async def connect(settings: Settings, name: str, *, retry_for: float | None = No
             error_cb=on_error,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
-            **connect_options(settings, name),
+            **connect_options(settings, name, inbox_prefix=inbox_prefix),
         )
         return nc
 

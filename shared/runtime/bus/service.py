@@ -28,7 +28,8 @@ from shared.contract.errors import ImagegenError
 from shared.contract.messages import ErrorReply
 from shared.contract.subjects import CLIENT_HEADER
 from shared.runtime.bus.connect import connect
-from shared.runtime.bus.streams import ensure_topology
+from shared.runtime.bus.permissions import inbox_prefix
+from shared.runtime.bus.streams import ensure_topology, wait_for_consumers
 from shared.runtime.logging import configure_logging, get_logger
 from shared.runtime.metrics import serve_metrics
 from shared.runtime.settings import Settings
@@ -150,9 +151,13 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     serve_metrics(settings.metrics_port)
-    nc = await connect(settings, instance)
+    nc = await connect(settings, instance, inbox_prefix=inbox_prefix(service_type.name))
     js = nc.jetstream()
-    await ensure_topology(js, settings, service_type.consumers(settings))
+    consumers = service_type.consumers(settings)
+    if settings.declare_topology:
+        await ensure_topology(js, settings, consumers)
+    else:
+        await wait_for_consumers(js, consumers)
     ctx = ServiceContext(nc=nc, js=js, settings=settings, stop=stop, instance=instance)
     app = service_type(ctx)
     await app.start()

@@ -1,9 +1,11 @@
 """Idempotent declaration of the JetStream topology: streams, buckets and durable consumers.
 
-Every service calls `ensure_topology` at start-up with the durable consumers it pulls from (a
-renderer its `renderer`, an ingest one per source it serves), so the first one up creates the
-streams and buckets and the others find them there; a changed configuration is applied as an
-update.
+Who declares depends on the server. On a server without the permissions layout every service
+calls `ensure_topology` at start-up with the durable consumers it pulls from (a renderer its
+`renderer`, an ingest one per source it serves), so the first one up creates the streams and
+buckets and the others find them there; a changed configuration is applied as an update. Under
+the layout (`shared.runtime.bus.permissions`) only the admin identity may declare: `imagegen nats
+setup` does it once (`IMAGEGEN_DECLARE_TOPOLOGY=false`), and services `wait_for_consumers`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamSource,
 )
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared.contract import subjects
 from shared.runtime.logging import get_logger
+from shared.runtime.retry import Backoff
 from shared.runtime.settings import Settings
 
 log = get_logger(__name__)
@@ -35,7 +39,7 @@ HOUR = 3600.0
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
-    """The four streams with explicit limits.
+    """The streams with explicit limits.
 
     Work-queue streams discard *new* messages at their limits: a publish then fails and the
     submit is refused as busy, rather than older accepted work being dropped silently.
@@ -83,6 +87,18 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_bytes=1024 * 1024 * 1024,
             duplicate_window=dup,
         ),
+        StreamConfig(
+            name=subjects.STREAM_RESULT_QUEUE,
+            description="Results waiting for result-notifier, sourced from IMAGEGEN_RESULTS",
+            sources=[StreamSource(name=subjects.STREAM_RESULTS)],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            # Full: sourcing pauses and resumes once the notifier catches up; nothing is dropped.
+            discard=DiscardPolicy.NEW,
+            max_age=settings.results_max_age_hours * HOUR,
+            max_bytes=4 * 1024 * 1024 * 1024,
+            duplicate_window=dup,
+        ),
     ]
 
 
@@ -121,7 +137,7 @@ def renderer_consumer(settings: Settings) -> tuple[str, ConsumerConfig]:
 
 def notifier_consumer(settings: Settings) -> tuple[str, ConsumerConfig]:
     # Never give up on a result: a Postgres outage must stall, not drop, it.
-    return subjects.STREAM_RESULTS, pull_consumer(
+    return subjects.STREAM_RESULT_QUEUE, pull_consumer(
         settings,
         subjects.CONSUMER_NOTIFIER,
         f"{subjects.PREFIX}.results.>",
@@ -196,6 +212,14 @@ async def ensure_topology(
     await _ensure_bucket(
         subjects.BUCKET_CANCELLED, js.key_value, partial(js.create_key_value, config=cancelled)
     )
+    # No TTL: a key lives exactly as long as its job may be rendered, however long that is.
+    active = KeyValueConfig(
+        bucket=subjects.BUCKET_ACTIVE,
+        description="Jobs that may be rendered, with their current attempt: renderers skip other tasks",
+        storage=StorageType.FILE,
+        history=1,
+    )
+    await _ensure_bucket(subjects.BUCKET_ACTIVE, js.key_value, partial(js.create_key_value, config=active))
     for stream, consumer in consumers:
         try:
             await js.add_consumer(stream, consumer)
@@ -208,3 +232,22 @@ async def ensure_topology(
                 consumer=consumer.durable_name,
                 error=str(exc),
             )
+
+
+async def wait_for_consumers(js: JetStreamContext, consumers: Sequence[tuple[str, ConsumerConfig]]) -> None:
+    """Wait until every given durable consumer exists (declared by `imagegen nats setup`)."""
+    backoff = Backoff(most=5.0)
+    for stream, consumer in consumers:
+        durable = consumer.durable_name or ""
+        while True:
+            try:
+                await js.consumer_info(stream, durable)
+                break
+            except NotFoundError:
+                log.warning(
+                    "topology.waiting",
+                    stream=stream,
+                    consumer=durable,
+                    hint="declare it with `imagegen nats setup` as the admin identity",
+                )
+                await backoff.sleep()

@@ -16,6 +16,7 @@ import asyncpg
 from shared.contract.errors import Conflict, NotFound
 from shared.contract.messages import BatchResult, ItemFailure, JobInfo, item_status, missing_reason
 from shared.contract.states import ACTIVE_STATUSES, JobStatus
+from shared.runtime.ledger.checks import JobBounds, refusal
 from shared.runtime.ledger.migrate import migrate
 from shared.runtime.logging import get_logger
 from shared.runtime.retry import retrying
@@ -55,9 +56,10 @@ class RetryItem:
 class BatchOutcome:
     """What recording one batch result did."""
 
-    recorded: bool  # False: this (job, attempt, batch) was counted before (a redelivery)
+    recorded: bool  # False: counted before (a redelivery), or refused
     job: JobInfo | None  # the job after the update; None if the job is unknown
     completed: bool  # this call moved the job to a completed state
+    refused: str | None = None  # why the result does not fit its job (`checks.refusal`)
 
 
 def _job_info(row: asyncpg.Record, failures: list[ItemFailure] | None = None) -> JobInfo:
@@ -220,8 +222,8 @@ class Ledger:
             updated = await conn.fetchrow(
                 f"""UPDATE imagegen_jobs
                        SET attempt = attempt + 1, status = 'rendering', failed_items = 0,
-                           total_items = done_items + $2, error = NULL, finished_at = NULL,
-                           updated_at = now()
+                           total_items = done_items + $2, total_batches = NULL, error = NULL,
+                           finished_at = NULL, updated_at = now()
                      WHERE job_id = $1
                     RETURNING {_JOB_COLUMNS}""",
                 job_id,
@@ -256,18 +258,44 @@ class Ledger:
         return str(raw).encode("utf-8")
 
     async def record_batch(self, result: BatchResult) -> BatchOutcome:
-        """Count one batch result exactly once and complete the job if it was the last."""
+        """Count one batch result exactly once and complete the job if it was the last.
+
+        A redelivered result is not counted again; one that does not fit its job (an attempt
+        that is not current, a batch never issued, items outside the job, counts beyond its
+        total: `checks.refusal`) is refused, and neither is recorded.
+        """
         failed = [item for item in result.items if not item.ok]
         incomplete = [item for item in result.items if item_status(item) == "incomplete"]
         done_count = len(result.items) - len(failed)
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
+            # Locked until commit: the checks and the counting see the same totals.
+            row = await conn.fetchrow(
+                f"SELECT {_JOB_COLUMNS}, total_batches FROM imagegen_jobs WHERE job_id = $1 FOR UPDATE",
+                result.job_id,
+            )
+            if row is None:
+                return BatchOutcome(False, None, False, refused="no such job")
+            seen = await conn.fetchval(
+                "SELECT 1 FROM imagegen_job_batches WHERE job_id = $1 AND attempt = $2 AND batch = $3",
+                result.job_id,
+                result.attempt,
+                result.batch,
+            )
+            if seen:
+                return BatchOutcome(False, _job_info(row), False)
+            bounds = JobBounds(
+                attempt=row["attempt"],
+                total_items=row["total_items"],
+                total_batches=row["total_batches"],
+                counted=row["done_items"] + row["failed_items"],
+            )
+            why = refusal(bounds, result)
+            if why is not None:
+                return BatchOutcome(False, _job_info(row), False, refused=why)
+            await conn.execute(
                 """INSERT INTO imagegen_job_batches
                           (job_id, attempt, batch, done_items, failed_items, incomplete_items, renderer)
-                   SELECT $1, $2, $3, $4, $5, $6, $7
-                    WHERE EXISTS (SELECT 1 FROM imagegen_jobs WHERE job_id = $1)
-                   ON CONFLICT DO NOTHING
-                   RETURNING 1""",
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
                 result.job_id,
                 result.attempt,
                 result.batch,
@@ -276,11 +304,6 @@ class Ledger:
                 len(incomplete),
                 result.renderer,
             )
-            if inserted is None:
-                row = await conn.fetchrow(
-                    f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", result.job_id
-                )
-                return BatchOutcome(False, None if row is None else _job_info(row), False)
             if failed or incomplete:
                 await conn.executemany(
                     """INSERT INTO imagegen_item_failures
@@ -313,11 +336,7 @@ class Ledger:
                 len(failed),
                 len(incomplete),
             )
-            if row is None:  # a result of an older attempt: recorded, not counted
-                row = await conn.fetchrow(
-                    f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", result.job_id
-                )
-                return BatchOutcome(True, None if row is None else _job_info(row), False)
+            assert row is not None  # the row is locked and its attempt checked above
             done = await conn.fetchrow(_COMPLETE_IF_DONE, result.job_id, result.attempt)
             return BatchOutcome(True, _job_info(done or row), done is not None)
 

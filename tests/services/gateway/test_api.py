@@ -23,6 +23,7 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from shared.client import Client
 from shared.contract.subjects import BUCKET_IMAGES
+from shared.runtime.bus.permissions import RENDERER
 from shared.runtime.services import REQUIRED
 from shared.runtime.settings import Settings
 from shared.sources import SOURCES
@@ -282,7 +283,7 @@ async def test_uploads_over_the_limit_get_413(http: httpx.AsyncClient) -> None:
 
 @pytest.fixture
 async def app_client(stack: LocalStack) -> AsyncIterator[Client]:
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         yield client
 
 
@@ -318,10 +319,11 @@ async def test_images_from_the_object_store(app_client: Client, stack: LocalStac
     accepted = await app_client.submit(SubmitCsv(csv="t\nhello\n", column="t"))
     await app_client.wait(accepted.job_id, timeout=30)
     png = (Path(stack.output_dir) / accepted.job_id / "2.png").read_bytes()
-    store = await app_client.js.object_store(BUCKET_IMAGES)
-    await store.put(f"{accepted.job_id}/2.png", png)
-    await store.put(f"{accepted.job_id}/10.png", png)
-    await store.put(f"{accepted.job_id}x/9.png", png)  # another job's: not listed
+    async with await stack.client(RENDERER) as renderer:  # renderers write images; clients read
+        store = await renderer.js.object_store(BUCKET_IMAGES)
+        await store.put(f"{accepted.job_id}/2.png", png)
+        await store.put(f"{accepted.job_id}/10.png", png)
+        await store.put(f"{accepted.job_id}x/9.png", png)  # another job's: not listed
     app = create_app(
         Settings(nats_url=stack.nats_url, output_dir=stack.output_dir / "elsewhere", output_store="object"),
         GatewaySettings(),

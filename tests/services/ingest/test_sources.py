@@ -4,6 +4,7 @@ refused at submit naming its field, and submit reads only the head of an upload.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,7 @@ def test_the_cli_submits_any_registered_source(stack: LocalStack, tmp_path: Path
         [sys.executable, "-m", "shared.cli.main", "--nats-url", stack.nats_url, "--json", "submit", "xlsx",
          str(path), "--column", "name", "--sheet", "labels", "--wait"],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, **stack.client_env()},  # the client identity's user and password
     )  # fmt: skip
     assert done.returncode == 1, done.stderr  # one row has no text
     job = json.loads(done.stdout)

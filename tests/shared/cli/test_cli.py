@@ -14,10 +14,13 @@ from tests.images import corners_transparent, decode_rgba, ink_pixels
 
 
 def imagegen(
-    *args: str, nats_url: str | None = None, timeout: float = 120
+    *args: str, nats_url: str | None = None, stack: LocalStack | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """Run `imagegen ARGS` against `stack` (as its client identity) or `nats_url`."""
     env = dict(os.environ)
-    if nats_url:
+    if stack:
+        env |= {"IMAGEGEN_NATS_URL": stack.nats_url, **stack.client_env()}
+    elif nats_url:
         env["IMAGEGEN_NATS_URL"] = nats_url
     return subprocess.run(
         [sys.executable, "-m", "shared.cli.main", *args],
@@ -40,7 +43,7 @@ def submit_products(stack: LocalStack, *options: str) -> subprocess.CompletedPro
         "--column",
         "name",
         *[o for o in options if o != "--json"],
-        nats_url=stack.nats_url,
+        stack=stack,
     )
 
 
@@ -57,16 +60,16 @@ def test_submit_wait_prints_the_job_and_exits_zero(stack: LocalStack) -> None:
     opaque = [px for px in first.get_flattened_data() if px[3] == 255]
     assert opaque and all(px[:3] == (0, 0, 128) for px in opaque)
 
-    shown = imagegen("--json", "jobs", "show", job["job_id"], nats_url=stack.nats_url)
+    shown = imagegen("--json", "jobs", "show", job["job_id"], stack=stack)
     assert shown.returncode == 0 and json.loads(shown.stdout)["job_id"] == job["job_id"]
-    listed = imagegen("jobs", "list", nats_url=stack.nats_url)
+    listed = imagegen("jobs", "list", stack=stack)
     assert job["job_id"] in listed.stdout
 
 
 def test_failed_items_make_a_non_zero_exit(stack: LocalStack, tmp_path: Path) -> None:
     csv_file = tmp_path / "bad.csv"
     csv_file.write_text('name\nfine\n""\n', "utf-8")
-    done = imagegen("submit", "csv", str(csv_file), "--column", "name", "--wait", nats_url=stack.nats_url)
+    done = imagegen("submit", "csv", str(csv_file), "--column", "name", "--wait", stack=stack)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "completed_with_errors" in done.stderr and "empty text" in done.stderr
 
@@ -108,7 +111,7 @@ def test_submit_with_per_row_columns_shows_progress_and_the_manifest(
         "--size",
         "30",
         "--wait",
-        nats_url=stack.nats_url,
+        stack=stack,
     )
     # One row has a bad colour: it fails alone, and the exit code says so.
     assert done.returncode == 1, done.stdout + done.stderr
@@ -134,20 +137,18 @@ def test_a_failed_job_makes_a_non_zero_exit(stack: LocalStack, tmp_path: Path) -
     csv_file = tmp_path / "breaks.csv"
     good = "".join(f"row {i}\n" for i in range(12_000))
     csv_file.write_bytes(b"name\n" + good.encode() + b"bad \xff\xfe byte\n")
-    done = imagegen(
-        "submit", "csv", str(csv_file), "--column", "name", "--wait", "--json", nats_url=stack.nats_url
-    )
+    done = imagegen("submit", "csv", str(csv_file), "--column", "name", "--wait", "--json", stack=stack)
     assert done.returncode == 1, done.stdout + done.stderr
     job = json.loads(done.stdout)
     assert job["status"] == "failed" and "stops decoding as utf-8" in job["error"]
 
 
 def test_json_is_accepted_after_the_command(stack: LocalStack) -> None:
-    listed = imagegen("jobs", "list", "--limit", "3", "--json", nats_url=stack.nats_url)
+    listed = imagegen("jobs", "list", "--limit", "3", "--json", stack=stack)
     assert listed.returncode == 0, listed.stderr
     jobs = json.loads(listed.stdout)
     assert isinstance(jobs, list) and len(jobs) <= 3
-    fonts = imagegen("fonts", "--json", nats_url=stack.nats_url)
+    fonts = imagegen("fonts", "--json", stack=stack)
     assert fonts.returncode == 0, fonts.stderr
     assert "sans" in {font["name"] for font in json.loads(fonts.stdout)}
 
@@ -160,7 +161,7 @@ def test_unreachable_nats_is_a_quick_clear_error() -> None:
 
 
 def test_the_python_example_runs_against_the_stack(stack: LocalStack) -> None:
-    env = dict(os.environ, IMAGEGEN_NATS_URL=stack.nats_url, PYTHONPATH=str(REPO))
+    env = dict(os.environ, IMAGEGEN_NATS_URL=stack.nats_url, PYTHONPATH=str(REPO), **stack.client_env())
     done = subprocess.run(
         [sys.executable, "examples/submit_and_wait.py", "examples/products.csv", "--column", "name"],
         cwd=REPO,
@@ -184,9 +185,7 @@ def test_the_python_example_runs_against_the_stack(stack: LocalStack) -> None:
 def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> None:
     done = submit_products(stack, "--json", "--wait")
     job = json.loads(done.stdout)
-    fetched = imagegen(
-        "--json", "jobs", "fetch", job["job_id"], "-o", str(tmp_path / "out"), nats_url=stack.nats_url
-    )
+    fetched = imagegen("--json", "jobs", "fetch", job["job_id"], "-o", str(tmp_path / "out"), stack=stack)
     assert fetched.returncode == 0, fetched.stderr
     assert json.loads(fetched.stdout)["images"] == job["done"] == 24
     for path in sorted((tmp_path / "out").glob("*.png")):

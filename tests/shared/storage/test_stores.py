@@ -12,18 +12,23 @@ import nats
 import pytest
 from nats.js.api import ObjectStoreConfig
 
+from devstack.natsauth import NatsCredentials
 from shared.contract.errors import BadRequest, NotFound, StorageError
+from shared.runtime.bus.permissions import ADMIN
 from shared.storage import MANIFEST_NAME, DirectoryStore, ImageStore, ObjectImageStore
+from tests.conftest import nats_options
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
 @pytest.fixture(params=["directory", "object"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path, nats_url: str) -> AsyncIterator[ImageStore]:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, nats_url: str, nats_credentials: NatsCredentials | None
+) -> AsyncIterator[ImageStore]:
     if request.param == "directory":
         yield DirectoryStore(tmp_path / "out")
         return
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url, **nats_options(nats_credentials, ADMIN))  # creates a bucket
     js = nc.jetstream()
     bucket = f"test-images-{secrets.token_hex(4)}"
     await js.create_object_store(bucket, config=ObjectStoreConfig(bucket=bucket))

@@ -20,10 +20,10 @@ import pytest
 
 from devstack import NatsServer
 from devstack.stack import LocalStack
-from shared.client import Client
 from shared.contract.codec import decode_msgpack
 from shared.contract.messages import RenderTask
 from shared.contract.subjects import STREAM_TASKS
+from shared.runtime.bus.permissions import ADMIN
 from shared.sources.csv import SubmitCsv
 from tests.stacks import own_stack, peak_rss_mb, wait_ingested
 
@@ -58,7 +58,7 @@ async def test_million_rows_ingest_in_flat_memory(
     assert not any(p.name == "renderer" for p in stack.processes)
     rss_before = peak_rss_mb(ingest.process.pid)
 
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         started = time.monotonic()
         accepted = await client.submit_file(source, SubmitCsv(column="name"))
         submitted = time.monotonic()
@@ -66,12 +66,13 @@ async def test_million_rows_ingest_in_flat_memory(
         ingest_seconds = time.monotonic() - submitted
         assert (job.status, job.total) == ("rendering", ROWS), job
 
-        info = await client.js.stream_info(STREAM_TASKS)
+    async with await stack.client(ADMIN) as admin:  # a client may not read the task queue
+        info = await admin.js.stream_info(STREAM_TASKS)
         # Batches ramp up (8, 16, ... up to the batch size): the stream holds one message per
         # batch number, no gaps and no duplicates, and their items add up to every row.
-        first = decode_msgpack((await client.js.get_msg(STREAM_TASKS, seq=1)).data, RenderTask)
+        first = decode_msgpack((await admin.js.get_msg(STREAM_TASKS, seq=1)).data, RenderTask)
         last = decode_msgpack(
-            (await client.js.get_msg(STREAM_TASKS, seq=info.state.last_seq)).data, RenderTask
+            (await admin.js.get_msg(STREAM_TASKS, seq=info.state.last_seq)).data, RenderTask
         )
         assert info.state.messages == last.batch + 1, "every batch is queued, exactly once"
         assert (first.batch, len(first.items), first.items[0].index) == (0, 8, 0)
@@ -100,7 +101,7 @@ async def test_a_full_work_queue_stalls_ingest_and_loses_nothing(
     )
     stacks.append((server, stack))
     [ingest] = [p for p in stack.processes if p.name == "ingest"]
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         accepted = await client.submit_file(source, SubmitCsv(column="name", batch_size=10))
         # Ingest fills the queue, then its publishes are refused and retried: it stalls.
         deadline = time.monotonic() + 30

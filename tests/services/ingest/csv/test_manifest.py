@@ -7,8 +7,10 @@ import contextlib
 
 import msgspec
 
+from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import BatchResult
+from shared.runtime.bus.permissions import RENDERER
 from shared.sources.csv import SubmitCsv
 from tests.conftest import DATA
 from tests.services.ingest.csv.helpers import read_manifest, run_file
@@ -28,7 +30,9 @@ async def test_manifest_after_a_retry_has_each_row_once_with_its_latest_outcome(
     assert manifest[2]["file"] == "2.png" and int(manifest[2]["width"]) > 0
 
 
-async def test_a_duplicated_result_does_not_duplicate_manifest_rows(client: Client) -> None:
+async def test_a_duplicated_result_does_not_duplicate_manifest_rows(
+    client: Client, stack: LocalStack
+) -> None:
     accepted = await client.submit(SubmitCsv(csv="name\none\ntwo\n", column="name"))
     final = await client.wait(accepted.job_id, timeout=60)
     assert sorted(read_manifest(final)) == [2, 3]
@@ -36,8 +40,10 @@ async def test_a_duplicated_result_does_not_duplicate_manifest_rows(client: Clie
         result = await anext(results)
     assert isinstance(result, BatchResult)
     # The same batch again without a message id: the notifier sees a second delivery of a
-    # completed job, completes it again (idempotently) and rewrites the manifest.
-    await client.nc.publish(f"imagegen.results.{accepted.job_id}", msgspec.json.encode(result))
+    # completed job, completes it again (idempotently) and rewrites the manifest. Published as
+    # a renderer: a client may not publish results.
+    async with await stack.client(RENDERER) as renderer:
+        await renderer.nc.publish(f"imagegen.results.{accepted.job_id}", msgspec.json.encode(result))
     marker = await client.submit(SubmitCsv(csv="name\nmarker\n", column="name"))
     await client.wait(marker.job_id, timeout=60)
     await asyncio.sleep(0.5)  # the rewrite runs in a task beside the result loop

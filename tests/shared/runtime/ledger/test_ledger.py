@@ -42,9 +42,12 @@ async def test_migrations_apply_once_even_when_raced(fresh_url: str) -> None:
             await conn.close()
 
 
-def _result(job_id: str, batch: int, ok: int, failed: int = 0, attempt: int = 1) -> BatchResult:
-    items = [ItemResult(index=batch * 100 + i, ok=True, file=f"{i}.png") for i in range(ok)]
-    items += [ItemResult(index=batch * 100 + ok + i, ok=False, error="boom") for i in range(failed)]
+def _result(
+    job_id: str, batch: int, ok: int, failed: int = 0, attempt: int = 1, first: int = 0
+) -> BatchResult:
+    """A result of `ok` rendered and `failed` failed items with indices from `first` on."""
+    items = [ItemResult(index=first + i, ok=True, file=f"{i}.png") for i in range(ok)]
+    items += [ItemResult(index=first + ok + i, ok=False, error="boom") for i in range(failed)]
     return BatchResult(job_id=job_id, attempt=attempt, batch=batch, items=items, renderer="t")
 
 
@@ -62,11 +65,13 @@ async def test_a_batch_counts_once_however_often_it_arrives(ledger: Ledger) -> N
     again = await ledger.record_batch(_result("once", 0, ok=3))
     assert first.recorded and not again.recorded
     assert again.job is not None and (again.job.done, again.job.failed) == (3, 0)
-    last = await asyncio.gather(*(ledger.record_batch(_result("once", 1, ok=1, failed=1)) for _ in range(5)))
+    last = await asyncio.gather(
+        *(ledger.record_batch(_result("once", 1, ok=1, failed=1, first=3)) for _ in range(5))
+    )
     assert sum(o.recorded for o in last) == 1 and sum(o.completed for o in last) == 1
     job = await ledger.get_job("once", failures_limit=10)
     assert (job.status, job.total, job.done, job.failed) == ("completed_with_errors", 5, 4, 1)
-    assert [(f.index, f.reason) for f in job.failures] == [(101, "boom")]
+    assert [(f.index, f.reason) for f in job.failures] == [(4, "boom")]
     assert job.finished_at is not None
 
 
@@ -100,6 +105,7 @@ async def test_results_of_an_unknown_job_or_old_attempt_are_not_counted(ledger: 
     await _new_job(ledger, "attempts")
     old = await ledger.record_batch(_result("attempts", 0, ok=4, attempt=7))
     assert old.job is not None and old.job.done == 0
+    assert not old.recorded and old.refused == "attempt 7 is not the job's current attempt 1"
 
 
 async def test_list_and_get(ledger: Ledger) -> None:
@@ -161,3 +167,63 @@ async def test_retry_transitions(ledger: Ledger) -> None:
     assert (finished.job.status, finished.job.done, finished.job.failed) == ("completed", 3, 0)
     with pytest.raises(Conflict):
         await ledger.retry_job("retry-me")  # nothing failed any more
+
+
+# --- results that do not fit their job are refused, not counted ------------------------------
+
+
+async def _job_with_totals(ledger: Ledger, job_id: str, items: int, batches: int) -> None:
+    await _new_job(ledger, job_id)
+    await ledger.finish_ingest(job_id, 1, total_items=items, total_batches=batches)
+
+
+async def _refused(ledger: Ledger, result: BatchResult) -> str:
+    """Record `result`, check nothing was counted or recorded, and return why it was refused."""
+    before = await ledger.get_job(result.job_id)
+    outcome = await ledger.record_batch(result)
+    after = await ledger.get_job(result.job_id)
+    assert not outcome.recorded and not outcome.completed and outcome.refused, outcome
+    assert (after.done, after.failed, after.status) == (before.done, before.failed, before.status)
+    again = await ledger.record_batch(result)  # nothing was stored: refused again, not "seen"
+    assert again.refused == outcome.refused
+    return outcome.refused
+
+
+async def test_a_batch_the_job_never_issued_is_refused(ledger: Ledger) -> None:
+    await _job_with_totals(ledger, "batches", items=4, batches=2)
+    assert "batch 2 was never issued" in await _refused(ledger, _result("batches", 2, ok=1))
+    assert "batch -1 was never issued" in await _refused(ledger, _result("batches", -1, ok=1))
+    # Before the totals are known a batch number cannot be judged, but it can still be negative.
+    await _new_job(ledger, "streaming")
+    assert "never issued" in await _refused(ledger, _result("streaming", -3, ok=1))
+    assert (await ledger.record_batch(_result("streaming", 40, ok=1))).recorded
+
+
+async def test_a_result_of_an_attempt_that_is_not_current_is_refused(ledger: Ledger) -> None:
+    await _job_with_totals(ledger, "stale", items=2, batches=1)
+    await ledger.record_batch(_result("stale", 0, ok=1, failed=1))  # completed_with_errors
+    await ledger.retry_job("stale")  # attempt 2 re-renders item 1
+    why = await _refused(ledger, _result("stale", 1, ok=1, first=1, attempt=1))
+    assert why == "attempt 1 is not the job's current attempt 2"
+    assert "attempt 3" in await _refused(ledger, _result("stale", 0, ok=1, first=1, attempt=3))
+    assert (await ledger.record_batch(_result("stale", 0, ok=1, first=1, attempt=2))).completed
+
+
+async def test_items_outside_the_job_are_refused(ledger: Ledger) -> None:
+    await _job_with_totals(ledger, "range", items=3, batches=2)
+    assert "outside the job's 3 items" in await _refused(ledger, _result("range", 1, ok=2, first=2))
+    assert "outside" in await _refused(ledger, _result("range", 0, ok=1, first=-1))
+    assert "twice" in await _refused(
+        ledger, BatchResult(job_id="range", attempt=1, batch=0, items=[ItemResult(index=0, ok=True)] * 2)
+    )
+    assert "0 items" in await _refused(ledger, _result("range", 0, ok=0))
+
+
+async def test_counts_beyond_the_total_are_refused(ledger: Ledger) -> None:
+    await _job_with_totals(ledger, "counts", items=3, batches=2)
+    assert (await ledger.record_batch(_result("counts", 0, ok=2))).recorded
+    # Batch 1 claiming items 1 and 2 would make 4 counted of 3.
+    why = await _refused(ledger, _result("counts", 1, ok=2, first=1))
+    assert why == "2 more items would make 4 counted, beyond the job's 3"
+    finished = await ledger.record_batch(_result("counts", 1, ok=1, first=2))
+    assert finished.completed and finished.job is not None and finished.job.done == 3
