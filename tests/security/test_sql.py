@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shlex
 import subprocess
@@ -243,9 +244,10 @@ def readme_db_example() -> list[str]:
 def test_the_readme_db_example_runs_as_written(stack: LocalStack) -> None:
     program, *args = readme_db_example()
     assert program == ".venv/bin/imagegen"
+    env = dict(os.environ, IMAGEGEN_NATS_URL=stack.nats_url, **stack.client_env())
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "--nats-url", stack.nats_url, "--json", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "shared.cli.main", "--json", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
@@ -275,7 +277,7 @@ async def test_the_default_stack_refuses_to_read_the_server(
             await reader.fetchval("SELECT pg_read_file('/etc/passwd')")
     finally:
         await reader.close()
-    async with await Client.connect(stack.nats_url) as client:
+    async with await stack.client() as client:
         with pytest.raises(BadRequest) as err:
             await client.submit(db_job("local", "SELECT pg_read_file('/etc/passwd') AS name"))
         assert err.value.field == "query"
