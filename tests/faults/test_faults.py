@@ -20,7 +20,10 @@ from shared.runtime.bus.permissions import ADMIN
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 
-pytestmark = pytest.mark.slow
+# Faults heal on their own schedule, and a loaded machine slows everything down: these are
+# liveness bounds, generous on purpose (speed is measured in bench/, not here).
+DEADLINE = 300
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * DEADLINE)]
 
 
 def write_csv(root: Path, name: str, rows: int) -> str:
@@ -89,7 +92,7 @@ async def test_kill_9_of_a_renderer_mid_job(fault_stack: FaultStack) -> None:
         job_id = await start_job(client, fault_stack, "kill.csv", rows, 300)
         victim = next(p for p in stack.processes if p.name == "renderer")
         os.kill(victim.process.pid, signal.SIGKILL)
-        final = await client.wait(job_id, timeout=120)
+        final = await client.wait(job_id, timeout=DEADLINE)
         results = await assert_exact(client, final, rows)
     assert victim.process.wait(5) == -signal.SIGKILL
     # The dead replica's unacked batches were redelivered to the survivors.
@@ -106,7 +109,7 @@ async def test_nats_restart_mid_job(fault_stack: FaultStack) -> None:
         # The same port and the same JetStream store: a real restart, not a new server.
         restarted = type(nats).start(nats.store_dir, port=nats.port)
         fault_stack.nats = restarted
-        final = await client.wait(job_id, timeout=120)
+        final = await client.wait(job_id, timeout=DEADLINE)
         await assert_exact(client, final, rows)
         # Every service reconnected by itself: all of them still answer.
         await wait_for_services(client.nc, {"ingest": 1, "renderer": 2, "result-notifier": 1}, timeout=20)
@@ -127,7 +130,7 @@ async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> 
             info = await admin.js.consumer_info(STREAM_RESULT_QUEUE, CONSUMER_NOTIFIER)
         assert info.num_pending + info.num_ack_pending > 0
         postgres.restart()
-        final = await client.wait(job_id, timeout=120)
+        final = await client.wait(job_id, timeout=DEADLINE)
         assert time.monotonic() - stopped >= 15
         await assert_exact(client, final, rows)
     logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "result-notifier")
@@ -135,24 +138,28 @@ async def test_postgres_away_for_15_seconds_mid_job(fault_stack: FaultStack) -> 
 
 
 async def test_renderers_added_and_removed_during_a_job(fault_stack: FaultStack) -> None:
+    """Two renderers join mid-job, then both original ones leave (SIGTERM): the new ones finish
+    the job, and everything is rendered exactly once."""
     stack = fault_stack.stack
     rows = 6000
     async with await stack.client() as client:
         job_id = await start_job(client, fault_stack, "scale.csv", rows, 300)
+        originals = [p for p in stack.processes if p.name == "renderer"]
         added = [stack.spawn("renderer", instance=f"renderer-extra-{i}") for i in range(2)]
-        await wait_for_services(client.nc, {"renderer": 4}, timeout=30)
-        await wait_progress(client, job_id, 2500)
-        original = next(p for p in stack.processes if p.name == "renderer" and p not in added)
-        original.stop()  # SIGTERM: graceful
-        final = await client.wait(job_id, timeout=120)
+        await wait_for_services(client.nc, {"renderer": 4}, timeout=60)
+        await wait_progress(client, job_id, 1500)
+        for original in originals:
+            original.stop()  # SIGTERM: finish and ack the batches in hand, then exit
+        final = await client.wait(job_id, timeout=DEADLINE)
         results = await assert_exact(client, final, rows)
     split = collections.Counter()
     for r in results:
         split[r.renderer] += len(r.items)
     print("items per renderer:", dict(split))
-    assert all(split[f"renderer-extra-{i}"] > 0 for i in range(len(added))), split
-    assert len(split) == 4
-    assert original.process.returncode == 0
+    # What was left when the originals stopped could only go to the new ones.
+    assert sum(split[f"renderer-extra-{i}"] for i in range(len(added))) > 0, split
+    assert set(split) <= {p.log_file.stem for p in [*originals, *added]}  # each names its replica
+    assert all(original.process.returncode == 0 for original in originals)
 
 
 async def test_ten_clients_submit_at_once(fault_stack: FaultStack) -> None:
@@ -163,7 +170,7 @@ async def test_ten_clients_submit_at_once(fault_stack: FaultStack) -> None:
         async with await stack.client(name=f"client-{i}") as client:
             csv_text = "name\n" + "".join(f"客户{i} 行{r}\n" for r in range(rows))
             accepted = await client.submit(SubmitCsv(csv=csv_text, column="name"))
-            final = await client.wait(accepted.job_id, timeout=120)
+            final = await client.wait(accepted.job_id, timeout=DEADLINE)
             await assert_exact(client, final, rows)
 
     await asyncio.gather(*(one(i, rows) for i, rows in enumerate(sizes)))
@@ -181,7 +188,7 @@ async def test_poison_items_fail_alone_and_no_replica_crash_loops(fault_stack: F
     async with await stack.client() as client:
         csv_text = "name\n" + "\n".join(rows) + "\n"
         accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=16))
-        final = await client.wait(accepted.job_id, timeout=120)
+        final = await client.wait(accepted.job_id, timeout=DEADLINE)
         assert (final.status, final.done, final.failed) == ("completed_with_errors", 298, 2)
         job = await client.get_job(accepted.job_id)
         reasons = {f.index: f.reason for f in job.failures}
@@ -214,7 +221,7 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
         await wait_for_services(client.nc, {"renderer": 2}, timeout=30)
         csv_text = "name\n" + "".join(f"对象 {i}\n" for i in range(rows))
         accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
-        final = await client.wait(accepted.job_id, timeout=120)
+        final = await client.wait(accepted.job_id, timeout=DEADLINE)
         assert (final.done, final.failed) == (rows, 0)
         results = await results_of(client, accepted.job_id, rows)
         assert {r.renderer for r in results} == {"renderer-host-0", "renderer-host-1"}
@@ -282,7 +289,7 @@ async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(faul
             await client.submit(SubmitCsv(csv="name\nlate\n", column="name"))
         assert refused.value.code == 503 and "full" in str(refused.value)
         stack.spawn("renderer")
-        final = await client.wait(first.job_id, timeout=120)
+        final = await client.wait(first.job_id, timeout=DEADLINE)
         await assert_exact(client, final, rows)
     logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "ingest")
     assert "submit.busy" in logs and '"client": "client/busy-test"' in logs
