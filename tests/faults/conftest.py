@@ -3,6 +3,7 @@ kill, stop and restart; the session's (or the machine's) shared servers are neve
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -60,4 +61,6 @@ def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
     finally:
         nats.stop(kill=True)
         postgres.stop(mode="immediate")
-        shutil.rmtree(root, ignore_errors=True)
+        # IMAGEGEN_KEEP_FAULT_STACK=1 keeps the servers' and services' logs for a post-mortem.
+        if not os.environ.get("IMAGEGEN_KEEP_FAULT_STACK"):
+            shutil.rmtree(root, ignore_errors=True)
