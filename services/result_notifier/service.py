@@ -21,6 +21,7 @@ from shared.contract.codec import decode_json, encode_json
 from shared.contract.errors import BadRequest
 from shared.contract.messages import (
     BatchResult,
+    IngestRequest,
     JobInfo,
     JobRef,
     JobsGet,
@@ -28,7 +29,7 @@ from shared.contract.messages import (
     JobsListReply,
     RenderItem,
 )
-from shared.contract.states import COMPLETED_STATUSES, EventKind
+from shared.contract.states import COMPLETED_STATUSES, EventKind, JobStatus
 from shared.contract.subjects import (
     CONSUMER_NOTIFIER,
     JOBS_CANCEL,
@@ -36,6 +37,7 @@ from shared.contract.subjects import (
     JOBS_LIST,
     JOBS_RETRY,
     STREAM_RESULT_QUEUE,
+    requests_subject,
     results_subject,
 )
 from shared.runtime import metrics
@@ -120,7 +122,7 @@ class ResultNotifier(Service):
         leaves the active-jobs bucket)."""
         job_id = decode_json(payload, JobRef).job_id
         job, changed = await self.ledger.cancel_job(job_id)  # NotFound for an unknown job
-        await self.cancellations.cancel(job_id)
+        await self.cancellations.cancel(job_id, job.attempt)
         await self.active.end(job_id)
         log.info("audit.cancel", job_id=job_id, changed=changed)
         if changed:
@@ -130,8 +132,12 @@ class ResultNotifier(Service):
         return encode_json(job)
 
     async def jobs_retry(self, payload: bytes) -> bytes:
-        """Re-render only the failed items of a finished job, as its next attempt."""
+        """A job's next attempt: a job that completed with failed items re-renders only those; a
+        cancelled or failed one resumes, rendering what earlier attempts did not."""
         job_id = decode_json(payload, JobRef).job_id
+        current = await self.ledger.get_job(job_id)  # NotFound for an unknown job
+        if current.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+            return encode_json(await self.resume(job_id))
         job, items = await self.ledger.retry_job(job_id)
         log.info("audit.retry", job_id=job_id, attempt=job.attempt, items=len(items))
         await self.active.start(job_id, job.attempt)  # before its first task exists
@@ -149,6 +155,20 @@ class ResultNotifier(Service):
         await self.ledger.set_batches(job_id, job.attempt, batches)
         await announce(self.ctx.js, job, EventKind.STARTED, message=f"retrying {len(items)} failed items")
         return encode_json(job)
+
+    async def resume(self, job_id: str) -> JobInfo:
+        """Start the job again through ingest, which skips the items already rendered."""
+        job = await self.ledger.resume_job(job_id)
+        log.info("audit.resume", job_id=job_id, attempt=job.attempt)
+        await self.active.start(job_id, job.attempt)  # before its first task exists
+        request = IngestRequest(job_id=job_id, attempt=job.attempt, source=job.source, resume=True)
+        await self.ctx.js.publish(
+            requests_subject(job.source),
+            encode_json(request),
+            headers={"Nats-Msg-Id": f"{job_id}:{job.attempt}"},
+            timeout=5,
+        )
+        return job
 
     async def pull_loop(self) -> None:
         async for batch in pull_decoded(

@@ -58,12 +58,14 @@ class IngestRequest(_Wire):
     """`imagegen.requests.<source>`: an accepted job, durably handed to an ingest worker.
 
     Only the job's identity travels: ingest runs the request stored in the ledger when the job
-    was accepted, never one a message carries.
+    was accepted, never one a message carries. `resume` (a cancelled or failed job started
+    again) has ingest skip the items earlier attempts rendered.
     """
 
     job_id: JobId
     attempt: Annotated[int, Meta(ge=1)]
     source: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,30}$")]
+    resume: bool = False
 
 
 class RenderItem(Struct, array_like=True):

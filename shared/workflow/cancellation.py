@@ -1,6 +1,7 @@
 """Job cancellation as ingest sees it: a key per cancelled job in a NATS KV bucket.
 
-result-notifier writes the key when a job is cancelled; ingest watches it while it streams rows
+result-notifier writes the key when a job is cancelled, holding the attempt it cancelled (a
+resumed job's next attempt is not cancelled by it); ingest watches it while it streams rows
 (`CancelWatch`, which also interrupts a source blocked in a read). Renderers need not: a cancelled
 job leaves the active-jobs bucket (`shared.workflow.active`). Reads are cached for a second per
 job, so the check costs at most one round trip per job per second per process, whatever the
@@ -31,36 +32,36 @@ class Cancellations:
         self.js = js
         self.cache_seconds = cache_seconds
         self._kv: KeyValue | None = None
-        self._cache: dict[str, tuple[float, bool]] = {}
+        self._cache: dict[str, tuple[float, int]] = {}  # job -> (when asked, cancelled attempt or 0)
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
             self._kv = await self.js.key_value(BUCKET_CANCELLED)
         return self._kv
 
-    async def cancel(self, job_id: str, reason: str = "cancelled") -> None:
+    async def cancel(self, job_id: str, attempt: int) -> None:
         kv = await self._bucket()
-        await kv.put(validate_job_id(job_id), reason.encode("utf-8"))
-        self._cache[job_id] = (time.monotonic(), True)
+        await kv.put(validate_job_id(job_id), str(attempt).encode())
+        self._cache[job_id] = (time.monotonic(), attempt)
 
-    async def is_cancelled(self, job_id: str) -> bool:
+    async def is_cancelled(self, job_id: str, attempt: int) -> bool:
         now = time.monotonic()
         cached = self._cache.get(job_id)
-        if cached and (cached[1] or now - cached[0] < self.cache_seconds):
-            return cached[1]  # a cancellation is final: no need to ask again
+        if cached and (cached[1] >= attempt or now - cached[0] < self.cache_seconds):
+            return cached[1] >= attempt  # a cancelled attempt stays cancelled: no need to ask
         try:
             kv = await self._bucket()
-            await kv.get(job_id)
-            cancelled = True
+            entry = await kv.get(job_id)
+            cancelled_attempt = int(entry.value or b"0") if (entry.value or b"").isdigit() else 0
         except (KeyNotFoundError, KeyDeletedError, NotFoundError):
-            cancelled = False
+            cancelled_attempt = 0
         except Exception:
             # NATS unreachable: keep working on what we know; the next check will ask again.
-            return cached[1] if cached else False
+            return cached[1] >= attempt if cached else False
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[job_id] = (now, cancelled)
-        return cancelled
+        self._cache[job_id] = (now, cancelled_attempt)
+        return cancelled_attempt >= attempt
 
 
 class CancelWatch:
@@ -73,9 +74,10 @@ class CancelWatch:
     the publisher, whose counts must stay exact. Use it as `async with` in the reading task.
     """
 
-    def __init__(self, cancellations: Cancellations, job_id: str, *, interval: float) -> None:
+    def __init__(self, cancellations: Cancellations, job_id: str, attempt: int, *, interval: float) -> None:
         self.cancellations = cancellations
         self.job_id = job_id
+        self.attempt = attempt
         self.interval = interval
         self.cancelled = False
         self._reading = False
@@ -97,7 +99,7 @@ class CancelWatch:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            if await self.cancellations.is_cancelled(self.job_id):
+            if await self.cancellations.is_cancelled(self.job_id, self.attempt):
                 self.cancelled = True
                 if self._reading and self._reader is not None:
                     self._interrupted = True

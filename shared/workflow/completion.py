@@ -21,33 +21,24 @@ for a formula (it starts with = + - @, a tab or a carriage return) is written wi
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import secrets
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import nats.errors
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 
-from shared.contract.messages import BatchResult, ItemResult, JobEvent, JobInfo, item_status, missing_reason
-from shared.contract.subjects import STREAM_RESULTS, results_subject
+from shared.contract.messages import ItemResult, JobEvent, JobInfo, item_status, missing_reason
 from shared.runtime.logging import get_logger
 from shared.storage import MANIFEST_NAME, ImageStore
 from shared.workflow.active import ActiveJobs
 from shared.workflow.events import event_from_job, publish_event
+from shared.workflow.results import Heartbeat, last_result_seq, stored_results
 
 log = get_logger(__name__)
 
 COLUMNS = ("row", "text", "file", "width", "height", "status", "error")
-FETCH = 256  # result messages per pull: ~8,000 items, a few hundred kB at most in hand
-
-Heartbeat = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,57 +77,6 @@ def manifest_row(item: ItemResult) -> tuple[object, ...]:
     )
 
 
-async def _results(
-    js: JetStreamContext, job_id: str, last_seq: int, heartbeat: Heartbeat | None
-) -> AsyncIterator[BatchResult]:
-    """The job's results from the first up to stream sequence `last_seq`, pulled in bounded
-    batches (a push consumer would buffer the whole job if the writer fell behind)."""
-    name = f"manifest-{job_id}-{secrets.token_hex(4)}"
-    await js.add_consumer(
-        STREAM_RESULTS,
-        config=ConsumerConfig(
-            name=name,
-            filter_subject=results_subject(job_id),
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=60.0,  # gone by itself if this process dies mid-way
-            mem_storage=True,
-        ),
-    )
-    sub = await js.pull_subscribe_bind(stream=STREAM_RESULTS, name=name)
-    try:
-        seq = 0
-        while seq < last_seq:
-            try:
-                msgs = await sub.fetch(FETCH, timeout=5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                # Nothing came (nats.py #933: a fetch can stall): the messages up to last_seq
-                # are stored, so simply ask again; the heartbeat keeps the caller's ack alive.
-                msgs = []
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq > last_seq:
-                    break
-                try:
-                    yield msgspec.json.decode(msg.data, type=BatchResult)
-                except msgspec.MsgspecError:
-                    continue  # malformed results are terminated by the notifier; skip them here
-            if heartbeat:
-                await heartbeat()
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-        with contextlib.suppress(Exception):
-            await js.delete_consumer(STREAM_RESULTS, name)
-
-
-async def _last_seq(js: JetStreamContext, job_id: str) -> int:
-    try:
-        return int((await js.get_last_msg(STREAM_RESULTS, results_subject(job_id))).seq or 0)
-    except NotFoundError:
-        return 0
-
-
 async def write_manifest(
     js: JetStreamContext,
     job_id: str,
@@ -150,10 +90,10 @@ async def write_manifest(
     It is written to a local temporary file first (memory stays flat however many rows) and then
     handed to the store, which replaces any earlier manifest whole.
     """
-    last_seq = await _last_seq(js, job_id)
+    last_seq = await last_result_seq(js, job_id)
     latest: dict[int, int] = {}  # index -> latest attempt, only for items re-rendered by a retry
     if attempt > 1 and last_seq:
-        async for result in _results(js, job_id, last_seq, heartbeat):
+        async for result in stored_results(js, job_id, last_seq, heartbeat):
             if 1 < result.attempt <= attempt:
                 for item in result.items:
                     latest[item.index] = max(latest.get(item.index, 1), result.attempt)
@@ -167,7 +107,7 @@ async def write_manifest(
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(COLUMNS)
             if last_seq:
-                async for result in _results(js, job_id, last_seq, heartbeat):
+                async for result in stored_results(js, job_id, last_seq, heartbeat):
                     if result.attempt > attempt or (result.attempt, result.batch) in seen:
                         continue
                     seen.add((result.attempt, result.batch))

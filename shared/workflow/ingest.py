@@ -33,6 +33,7 @@ from shared.workflow.cancellation import Cancellations, CancelWatch
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
 from shared.workflow.publisher import TaskPublisher
+from shared.workflow.results import Rendered, rendered_before
 
 log = get_logger(__name__)
 
@@ -116,12 +117,19 @@ class IngestWorker:
             log.error("ingest.wrong_source", source=request.source)
             await msg.term()
             return
-        job = await self.ledger.start_ingest(request.job_id, request.attempt)
+        rendered = None
+        if request.resume:
+            # A resumed job renders what earlier attempts did not (their results say what that is).
+            rendered = await rendered_before(self.ctx.js, request.job_id, request.attempt)
+        already = (rendered.done, rendered.incomplete) if rendered else None
+        job = await self.ledger.start_ingest(request.job_id, request.attempt, already=already)
         if job is None:
             log.info("ingest.skipped", reason="job no longer active")
             await msg.ack()
             return
-        await announce(self.ctx.js, job, EventKind.STARTED)
+        note = f"resuming: {rendered.done} items were rendered before" if rendered else None
+        await announce(self.ctx.js, job, EventKind.STARTED, message=note)
+        skip = rendered.done if rendered else 0
         settings = self.ctx.settings
         publisher: TaskPublisher | None = None
         cancelled = False
@@ -138,14 +146,15 @@ class IngestWorker:
                     ramp_from=None if submit.batch_size else 8,
                     max_queued=settings.max_queued_batches_per_job,
                 )
-                cancelled = await self._publish_rows(request, submit, publisher)
+                cancelled = await self._publish_rows(request, submit, publisher, rendered)
                 total_items, total_batches = await publisher.close()
+                total_items += skip
             except ImagegenError as exc:
                 # What was read before the failure is published and will still be counted.
                 published = (await publisher.close())[0] if publisher else 0
                 log.warning("ingest.source_failed", error=str(exc), published=published)
                 failed = await self.ledger.fail_job(
-                    request.job_id, request.attempt, str(exc), total_items=published
+                    request.job_id, request.attempt, str(exc), total_items=skip + published
                 )
                 if failed:
                     metrics.JOBS.labels(state="failed").inc()
@@ -163,16 +172,22 @@ class IngestWorker:
         await msg.ack()
 
     async def _publish_rows(
-        self, request: IngestRequest, submit: SubmitBase, publisher: TaskPublisher
+        self, request: IngestRequest, submit: SubmitBase, publisher: TaskPublisher, rendered: Rendered | None
     ) -> bool:
-        """Stream the source into `publisher`; True if the job was cancelled meanwhile."""
+        """Stream the source into `publisher`, leaving out what `rendered` holds; True if the job
+        was cancelled meanwhile."""
         template = name_template_for(submit)
         by_filename = submit.filename_column is not None
-        watch = CancelWatch(self.cancellations, request.job_id, interval=CANCEL_CHECK_SECONDS)
+        watch = CancelWatch(
+            self.cancellations, request.job_id, request.attempt, interval=CANCEL_CHECK_SECONDS
+        )
         async with watch, contextlib.aclosing(self.source.rows(submit)) as rows:
             while (row := await watch.read(rows)) is not None:
                 values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
+                # Named even when skipped: a repeated name's suffix depends on the names before it.
                 name = template.render(row.index, row.row, values)
+                if rendered is not None and row.index in rendered:
+                    continue
                 await publisher.add(RenderItem(row.index, row.text, name, row.error, row.style, row.row))
         if watch.cancelled:
             publisher.discard_pending()

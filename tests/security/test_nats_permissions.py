@@ -229,7 +229,7 @@ async def test_a_client_consumer_delivers_nowhere_but_where_something_listens(ba
         (INGEST, subjects.events_subject(JOB, EventKind.CANCELLED)),
         (INGEST, f"$KV.{subjects.BUCKET_CANCELLED}.{JOB}"),
         (NOTIFIER, subjects.results_subject(JOB)),
-        (NOTIFIER, subjects.requests_subject("csv")),
+        (NOTIFIER, f"{subjects.PREFIX}.submit.csv"),  # it resumes jobs (requests), never submits
         (NOTIFIER, subjects.events_subject(JOB, EventKind.ACCEPTED)),
         (GATEWAY, subjects.results_subject(JOB)),
         (GATEWAY, subjects.tasks_subject(JOB)),

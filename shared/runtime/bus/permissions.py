@@ -233,11 +233,13 @@ IDENTITIES: Final[dict[str, Identity]] = {
         ),
         Identity(
             NOTIFIER,
-            "counts results into the ledger, publishes job events, answers jobs.*, writes cancellations",
+            "counts results into the ledger, publishes job events, answers jobs.*, writes cancellations,"
+            " resumes jobs",
             publish=_unique(
                 [
                     *_PING,
                     f"{subjects.PREFIX}.tasks.*",  # a retry's tasks
+                    f"{subjects.PREFIX}.requests.*",  # a resumed job goes back to ingest
                     *_events(EventKind.PROGRESS, EventKind.COMPLETED, EventKind.CANCELLED, EventKind.STARTED),
                     *_stream_info(subjects.STREAM_TASKS),
                     *_pull(subjects.STREAM_RESULT_QUEUE, subjects.CONSUMER_NOTIFIER),

@@ -21,6 +21,7 @@ class JobBounds:
     """What the ledger knows of a job when one of its results arrives."""
 
     attempt: int
+    status: str
     total_items: int | None  # None while ingest is still streaming rows
     total_batches: int | None
     counted: int  # items counted so far in this attempt (done + failed)
@@ -28,6 +29,10 @@ class JobBounds:
 
 def refusal(job: JobBounds, result: BatchResult) -> str | None:
     """Why `result` cannot be a result of `job`, or None when it may be counted."""
+    if job.status == "cancelled":
+        # Counted or not, its image exists; a resume finds it in the results stream. The
+        # cancelled job's counts stay what they were when it was cancelled.
+        return "the job was cancelled"
     if result.attempt != job.attempt:
         return f"attempt {result.attempt} is not the job's current attempt {job.attempt}"
     if result.batch < 0 or (job.total_batches is not None and result.batch >= job.total_batches):

@@ -123,15 +123,28 @@ class Ledger:
             return _job_info(row), True
         return await self.get_job(job_id), False
 
-    async def start_ingest(self, job_id: str, attempt: int) -> JobInfo | None:
-        """accepted -> ingesting. None if the job is not in a state to start (e.g. cancelled)."""
+    async def start_ingest(
+        self, job_id: str, attempt: int, *, already: tuple[int, int] | None = None
+    ) -> JobInfo | None:
+        """accepted -> ingesting. None if the job is not in a state to start (e.g. cancelled).
+
+        A resumed attempt passes `already`: the (done, incomplete) items earlier attempts
+        rendered, which it will not render again; they are its counts before its first result.
+        """
+        done, incomplete = already if already is not None else (None, None)
         row = await self.pool.fetchrow(
             f"""UPDATE imagegen_jobs SET status = 'ingesting', started_at = coalesce(started_at, now()),
+                       done_items = CASE WHEN status = 'accepted' THEN coalesce($3, done_items)
+                                         ELSE done_items END,
+                       incomplete_items = CASE WHEN status = 'accepted' THEN coalesce($4, incomplete_items)
+                                               ELSE incomplete_items END,
                        updated_at = now()
                  WHERE job_id = $1 AND attempt = $2 AND status IN ('accepted', 'ingesting')
                 RETURNING {_JOB_COLUMNS}""",
             job_id,
             attempt,
+            done,
+            incomplete,
         )
         return None if row is None else _job_info(row)
 
@@ -196,6 +209,27 @@ class Ledger:
             return job, False
         raise Conflict(f"job {job_id} is already {job.status}", field="job_id")
 
+    async def resume_job(self, job_id: str) -> JobInfo:
+        """Start a new attempt of a cancelled or failed job that renders what is not done: it
+        goes back to `accepted`, and ingest reads the source again, skipping what earlier
+        attempts rendered (`start_ingest(already=...)` sets those counts)."""
+        row = await self.pool.fetchrow(
+            f"""UPDATE imagegen_jobs
+                   SET attempt = attempt + 1, status = 'accepted', total_items = NULL,
+                       total_batches = NULL, failed_items = 0, error = NULL, finished_at = NULL,
+                       cancelled_at = NULL, updated_at = now()
+                 WHERE job_id = $1 AND status = ANY($2::text[])
+                RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            [JobStatus.CANCELLED, JobStatus.FAILED],
+        )
+        if row is not None:
+            return _job_info(row)
+        job = await self.get_job(job_id)  # NotFound for an unknown job
+        raise Conflict(
+            f"only a cancelled or failed job can be resumed; {job_id} is {job.status}", field="job_id"
+        )
+
     async def retry_job(self, job_id: str) -> tuple[JobInfo, list[RetryItem]]:
         """Start a new attempt of a finished job that re-renders only its failed items."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -204,9 +238,10 @@ class Ledger:
             )
             if row is None:
                 raise NotFound(f"no job {job_id!r}", field="job_id")
-            if row["status"] not in (JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED):
+            if row["status"] != JobStatus.COMPLETED_WITH_ERRORS:
                 raise Conflict(
-                    f"only a job that finished with failed items can be retried; {job_id} is {row['status']}",
+                    f"only a job that completed with failed items can be retried; {job_id} is "
+                    f"{row['status']}",
                     field="job_id",
                 )
             failures = await conn.fetch(
@@ -285,6 +320,7 @@ class Ledger:
                 return BatchOutcome(False, _job_info(row), False)
             bounds = JobBounds(
                 attempt=row["attempt"],
+                status=row["status"],
                 total_items=row["total_items"],
                 total_batches=row["total_batches"],
                 counted=row["done_items"] + row["failed_items"],

@@ -136,10 +136,10 @@ async def test_cancel_transitions(ledger: Ledger) -> None:
     await ledger.cancel_job("cancel-mid")
     after, completed = await ledger.finish_ingest("cancel-mid", 1, total_items=3, total_batches=1)
     assert after is not None and (after.status, after.total) == ("cancelled", 3) and not completed
-    # results that were in flight are counted, and never complete a cancelled job
+    # results that were in flight are refused: a cancelled job's counts stay as they were
     outcome = await ledger.record_batch(_result("cancel-mid", 0, ok=3))
-    assert outcome.recorded and not outcome.completed
-    assert outcome.job is not None and (outcome.job.status, outcome.job.done) == ("cancelled", 3)
+    assert not outcome.recorded and not outcome.completed and outcome.refused == "the job was cancelled"
+    assert (await ledger.get_job("cancel-mid")).done == 0
     # cancelling again is a no-op; a finished job cannot be cancelled
     again, changed = await ledger.cancel_job("cancel-mid")
     assert not changed and again.status == "cancelled"
@@ -147,6 +147,30 @@ async def test_cancel_transitions(ledger: Ledger) -> None:
     await ledger.finish_ingest("cancel-done", 1, total_items=0, total_batches=0)
     with pytest.raises(Conflict):
         await ledger.cancel_job("cancel-done")
+
+
+async def test_resume_transitions(ledger: Ledger) -> None:
+    from shared.contract.errors import Conflict
+
+    await _new_job(ledger, "resume-me")
+    await ledger.record_batch(_result("resume-me", 0, ok=2))  # rendered before the cancel
+    cancelled, _ = await ledger.cancel_job("resume-me")
+    assert (cancelled.status, cancelled.done) == ("cancelled", 2)
+    resumed = await ledger.resume_job("resume-me")  # cancelled -> accepted, attempt 2
+    assert (resumed.status, resumed.attempt, resumed.total, resumed.failed) == ("accepted", 2, None, 0)
+    with pytest.raises(Conflict):
+        await ledger.resume_job("resume-me")  # running: nothing to resume
+    # Ingest finds 3 items rendered earlier (one landed after the cancel) and skips them.
+    started = await ledger.start_ingest("resume-me", 2, already=(3, 1))
+    assert started is not None and (started.status, started.done, started.incomplete) == ("ingesting", 3, 1)
+    again = await ledger.start_ingest("resume-me", 2, already=(99, 9))  # a redelivery: no reset
+    assert again is not None and again.done == 3
+    await ledger.finish_ingest("resume-me", 2, total_items=5, total_batches=1)
+    finished = await ledger.record_batch(_result("resume-me", 0, ok=2, attempt=2, first=3))
+    assert finished.completed and finished.job is not None
+    assert (finished.job.status, finished.job.done, finished.job.total) == ("completed_with_errors", 5, 5)
+    with pytest.raises(Conflict):
+        await ledger.resume_job("resume-me")  # completed: retry handles its failures, not resume
 
 
 async def test_retry_transitions(ledger: Ledger) -> None:
