@@ -5,14 +5,12 @@ or ingest when the totals arrive after every result); both call `complete_job` h
 has one CSV row per item (row, text, file, width, height, status, error); it is stored through the
 deployment's image store (a file in the job's folder, or an object beside the images in the
 bucket) and the `completed` event names it (`JobEvent.manifest`). The rows are read back from
-the job's results stream (`imagegen.results.<job_id>`) through a short-lived pull consumer and
-written as they arrive, so memory stays flat whatever the job's size: only the (attempt, batch)
-keys already written are remembered, to skip a result that was published twice.
+the job's results stream (`imagegen.results.<job_id>`) through a short-lived pull consumer.
 
-Rows are in the order results arrived (batches interleave across renderer replicas); sort by
-`row` for source order. `row` is the source's own row number (see `RenderItem`). After a retry,
-an item's latest attempt wins: the first pass over the stream collects the indices re-rendered
-by later attempts (at most the earlier failures), the second writes each item once.
+Rows are in the source's order (by item index, which follows the source's rows) whatever order
+the results arrived in, and after a retry each item appears once, with its latest attempt. Rows
+are sorted on disk, in an SQLite file beside the manifest's temporary copy, so memory stays flat
+whatever the job's size; a result published twice changes nothing.
 
 The file is UTF-8 with a BOM, so spreadsheet programs (Excel in China in particular) show
 Chinese text correctly; read it with `encoding="utf-8-sig"`. A cell that a spreadsheet would take
@@ -21,7 +19,9 @@ for a formula (it starts with = + - @, a tab or a carriage return) is written wi
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,38 +87,65 @@ async def write_manifest(
 ) -> ManifestSummary:
     """Write the manifest of `job_id` from its results up to `attempt` into `store`; returns counts.
 
-    It is written to a local temporary file first (memory stays flat however many rows) and then
-    handed to the store, which replaces any earlier manifest whole.
+    It is written to a local temporary file first and then handed to the store, which replaces
+    any earlier manifest whole.
     """
     last_seq = await last_result_seq(js, job_id)
-    latest: dict[int, int] = {}  # index -> latest attempt, only for items re-rendered by a retry
-    if attempt > 1 and last_seq:
-        async for result in stored_results(js, job_id, last_seq, heartbeat):
-            if 1 < result.attempt <= attempt:
-                for item in result.items:
-                    latest[item.index] = max(latest.get(item.index, 1), result.attempt)
-
-    seen: set[tuple[int, int]] = set()
-    rows = 0
-    counts: dict[str, int] = {"ok": 0, "incomplete": 0, "failed": 0}
     with tempfile.TemporaryDirectory(prefix="imagegen-manifest-") as tmp:
-        local = Path(tmp) / MANIFEST_NAME
-        with local.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(COLUMNS)
+        rows = _SortedRows(Path(tmp) / "rows.sqlite")
+        try:
             if last_seq:
                 async for result in stored_results(js, job_id, last_seq, heartbeat):
-                    if result.attempt > attempt or (result.attempt, result.batch) in seen:
-                        continue
-                    seen.add((result.attempt, result.batch))
-                    for item in result.items:
-                        if latest.get(item.index, 1) != result.attempt:
-                            continue  # a later attempt re-rendered this item
-                        writer.writerow(manifest_row(item))
-                        rows += 1
-                        counts[item_status(item)] += 1
+                    if result.attempt <= attempt:
+                        rows.add(result.attempt, result.items)
+            local = Path(tmp) / MANIFEST_NAME
+            counts = await asyncio.to_thread(rows.write_csv, local)
+        finally:
+            rows.close()
         location = await store.put_manifest(job_id, local)
-    return ManifestSummary(location, rows, counts["ok"], counts["incomplete"], counts["failed"])
+    return ManifestSummary(
+        location, sum(counts.values()), counts["ok"], counts["incomplete"], counts["failed"]
+    )
+
+
+class _SortedRows:
+    """Manifest lines keyed by item index in an SQLite file: sorted on disk, and an item's latest
+    attempt wins (an earlier or repeated result for the same index changes nothing)."""
+
+    def __init__(self, path: Path) -> None:
+        # Used by one task at a time, the final write in a worker thread.
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute(
+            "CREATE TABLE rows (idx INTEGER PRIMARY KEY, attempt INTEGER NOT NULL,"
+            " status TEXT NOT NULL, line BLOB NOT NULL)"
+        )
+
+    def add(self, attempt: int, items: list[ItemResult]) -> None:
+        self.db.executemany(
+            """INSERT INTO rows VALUES (?, ?, ?, ?) ON CONFLICT (idx) DO UPDATE
+                  SET attempt = excluded.attempt, status = excluded.status, line = excluded.line
+                WHERE excluded.attempt > rows.attempt""",
+            [
+                (item.index, attempt, item_status(item), msgspec.json.encode(manifest_row(item)))
+                for item in items
+            ],
+        )
+
+    def write_csv(self, path: Path) -> dict[str, int]:
+        """Write the manifest in index order; returns the count of each status."""
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for (line,) in self.db.execute("SELECT line FROM rows ORDER BY idx"):
+                writer.writerow(msgspec.json.decode(line))
+        counts = {"ok": 0, "incomplete": 0, "failed": 0}
+        counts |= dict(self.db.execute("SELECT status, count(*) FROM rows GROUP BY status").fetchall())
+        return counts
+
+    def close(self) -> None:
+        self.db.close()
 
 
 async def complete_job(

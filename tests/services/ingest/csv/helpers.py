@@ -19,7 +19,8 @@ async def run_file(client: Client, path: Path, request: SubmitCsv) -> tuple[JobE
 
 
 def read_manifest(final: JobEvent) -> dict[int, dict[str, str]]:
-    """The manifest the completed event names, by the file's row number; each appears once."""
+    """The manifest the completed event names, by the file's row number; each row appears once,
+    in the source's order."""
     assert final.manifest, f"the completed event names no manifest: {final}"
     path = Path(final.manifest)
     assert final.output and path.parent == Path(final.output), (path, final.output)
@@ -27,4 +28,5 @@ def read_manifest(final: JobEvent) -> dict[int, dict[str, str]]:
         rows = list(csv.DictReader(handle))
     by_row = {int(row["row"]): row for row in rows}
     assert len(by_row) == len(rows), "a row appears twice in the manifest"
+    assert list(by_row) == sorted(by_row), "the manifest is not in the source's row order"
     return by_row

@@ -11,6 +11,7 @@ from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import BatchResult
 from shared.runtime.bus.permissions import RENDERER
+from shared.contract.style import Style
 from shared.sources.csv import SubmitCsv
 from tests.conftest import DATA
 from tests.services.ingest.csv.helpers import read_manifest, run_file
@@ -28,6 +29,27 @@ async def test_manifest_after_a_retry_has_each_row_once_with_its_latest_outcome(
     assert [manifest[r]["status"] for r in (2, 3, 4)] == ["ok", "failed", "ok"]
     assert "limit is 5000" in manifest[3]["error"]
     assert manifest[2]["file"] == "2.png" and int(manifest[2]["width"]) > 0
+
+
+async def test_manifest_is_in_row_order_across_interleaved_batches_and_a_retry(client: Client) -> None:
+    # Every seventh row is too wide for the fixed canvas and fails; the retry re-renders those
+    # last, after every other result, and the manifest still lists rows in the file's order.
+    texts = ["x" * 40 if i % 7 == 0 else f"r{i}" for i in range(240)]
+    request = SubmitCsv(
+        csv="name\n" + "".join(f"{t}\n" for t in texts),
+        column="name",
+        batch_size=8,
+        style=Style(width=200, height=80),
+    )
+    accepted = await client.submit(request)
+    first = await client.wait(accepted.job_id, timeout=90)
+    failing = {i + 2 for i in range(240) if i % 7 == 0}
+    assert (first.kind, first.failed) == ("completed", len(failing))
+    retried = await client.retry_job(accepted.job_id)
+    final = await client.wait(accepted.job_id, attempt=retried.attempt, timeout=90)
+    manifest = read_manifest(final)  # asserts the order
+    assert sorted(manifest) == list(range(2, 242))
+    assert {row for row, line in manifest.items() if line["status"] == "failed"} == failing
 
 
 async def test_a_duplicated_result_does_not_duplicate_manifest_rows(
