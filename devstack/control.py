@@ -39,8 +39,9 @@ def run(state: Path, renderers: int, csv: Path | None, column: str) -> int:
         async def go() -> int:
             async with await stack.client() as client:
                 accepted = await client.submit_file(source, SubmitCsv(column=column))
-                final = await follow_job(client, accepted.job_id)
-                print_summary(await client.get_job(accepted.job_id), final)
+                followed = await follow_job(client, accepted.job_id)
+                final = followed.final
+                print_summary(await client.get_job(accepted.job_id), followed)
                 return 0 if final.kind == "completed" and final.failed == 0 and final.incomplete == 0 else 1
 
         return asyncio.run(go())

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import shlex
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +27,7 @@ from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.errors import BadRequest, Busy
 from shared.sources.db import SubmitDb
+from tests.cli import imagegen
 from tests.conftest import REPO, SampleDb
 from tests.stacks import own_stack
 
@@ -244,11 +242,7 @@ def readme_db_example() -> list[str]:
 def test_the_readme_db_example_runs_as_written(stack: LocalStack) -> None:
     program, *args = readme_db_example()
     assert program == ".venv/bin/imagegen"
-    env = dict(os.environ, IMAGEGEN_NATS_URL=stack.nats_url, **stack.client_env())
-    done = subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "--json", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = imagegen("--json", *args, stack=stack)
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
     query, param = args[args.index("--query") + 1], args[args.index("--param") + 1]

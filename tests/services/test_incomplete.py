@@ -4,9 +4,6 @@ non-zero, and `strict` turns it into a failed item. U+E000 (private use) is in n
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from devstack.stack import LocalStack
@@ -15,7 +12,7 @@ from shared.contract.messages import item_status
 from shared.contract.style import Style
 from shared.render import RenderEngine
 from shared.sources.csv import SubmitCsv
-from tests.conftest import REPO
+from tests.cli import imagegen
 from tests.images import decode_rgba
 from tests.services.ingest.csv.helpers import read_manifest
 
@@ -59,17 +56,9 @@ async def test_strict_fails_the_item_instead(client: Client) -> None:
 def test_the_cli_exits_non_zero_for_incomplete_images(stack: LocalStack, tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text(f"name\nfine\nhalf {MISSING}\n", "utf-8")
-    cli = [sys.executable, "-m", "shared.cli.main"]
-    env = dict(os.environ, IMAGEGEN_NATS_URL=stack.nats_url, **stack.client_env())
-    done = subprocess.run(
-        [*cli, "submit", "csv", str(path), "--column", "name", "--wait"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = imagegen("submit", "csv", str(path), "--column", "name", "--wait", stack=stack)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 incomplete" in done.stderr and "row 3 incomplete: no font covers" in done.stderr
-    rendered = subprocess.run(
-        [*cli, "render", f"thai {MISSING} and text", "-o", str(tmp_path / "x.png")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    rendered = imagegen("render", f"thai {MISSING} and text", "-o", str(tmp_path / "x.png"))
     assert rendered.returncode == 1 and "incomplete: no font covers" in rendered.stderr
     assert (tmp_path / "x.png").stat().st_size > 0  # written, but not a success

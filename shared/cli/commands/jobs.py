@@ -40,6 +40,7 @@ async def jobs(args: argparse.Namespace) -> int:
             header = ("JOB", "SOURCE", "STATUS", "DONE", "FAILED", "INCOMPLETE", "CREATED (UTC)")
             emit(args, found, table(header, rows))
             return 0
+        followed = None
         if args.action == "show":
             job = await client.get_job(args.job_id)
         elif args.action == "cancel":
@@ -47,12 +48,12 @@ async def jobs(args: argparse.Namespace) -> int:
         else:
             job = await client.retry_job(args.job_id)
             if args.wait:
-                await follow_job(
+                followed = await follow_job(
                     client, job.job_id, quiet=bool(getattr(args, "json", False)), attempt=job.attempt
                 )
                 job = await client.get_job(job.job_id)
         if getattr(args, "json", False):
             emit(args, job)
         else:
-            print_summary(job)
+            print_summary(job, followed)
         return 0 if job.status in _FINE else 1

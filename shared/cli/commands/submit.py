@@ -69,10 +69,11 @@ async def submit(args: argparse.Namespace) -> int:
             return 0
         if detected and not getattr(args, "json", False):
             print(f"read as: {detected}", file=sys.stderr)
-        final = await follow_job(client, accepted.job_id, quiet=bool(getattr(args, "json", False)))
+        followed = await follow_job(client, accepted.job_id, quiet=bool(getattr(args, "json", False)))
+        final = followed.final
         job = await client.get_job(accepted.job_id)
         if getattr(args, "json", False):
             emit(args, {**msgspec.to_builtins(job), "manifest": final.manifest})
         else:
-            print_summary(job, final)
+            print_summary(job, followed)
         return 0 if final.kind == "completed" and final.failed == 0 and final.incomplete == 0 else 1

@@ -10,8 +10,8 @@ import msgspec
 from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import BatchResult
-from shared.runtime.bus.permissions import RENDERER
 from shared.contract.style import Style
+from shared.runtime.bus.permissions import RENDERER
 from shared.sources.csv import SubmitCsv
 from tests.conftest import DATA
 from tests.services.ingest.csv.helpers import read_manifest, run_file
