@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 
+from services.gateway.public import public_event
 from shared.client import Client
 from shared.contract.codec import encode_json
 from shared.contract.messages import JobEvent, JobInfo
@@ -27,7 +28,7 @@ def last_event_id(request: Request) -> int:
 
 
 async def event_stream(
-    client: Client, job: JobInfo, last_seen: int, keepalive: float
+    client: Client, job: JobInfo, last_seen: int, keepalive: float, root: str = ""
 ) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[JobEvent | None] = asyncio.Queue()
 
@@ -56,7 +57,8 @@ async def event_stream(
             if seq <= last_seen:
                 continue
             # Every field, defaults too: a browser reading `failed` should not meet `undefined`.
-            data = encode_json({name: getattr(event, name) for name in event.__struct_fields__})
+            shown = public_event(event, root)
+            data = encode_json({name: getattr(shown, name) for name in shown.__struct_fields__})
             yield b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event.kind.encode(), data)
             if event.kind in TERMINAL_EVENTS and event.attempt >= job.attempt:
                 return

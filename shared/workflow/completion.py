@@ -163,7 +163,7 @@ async def complete_job(
     try:
         summary = await write_manifest(js, job.job_id, store, attempt=job.attempt, heartbeat=heartbeat)
         log.info("manifest.written", job_id=job.job_id, location=summary.location, rows=summary.rows)
-        note = f"manifest: {summary.location}"
+        note = f"manifest written: {summary.rows} rows"
         if job.incomplete:
             note += f"; {job.incomplete} items lack characters no font covers (status incomplete)"
         event = msgspec.structs.replace(event, manifest=summary.location, message=event.message or note)

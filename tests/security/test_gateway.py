@@ -5,6 +5,7 @@ loopback with no key. Runs the real app in process against the session's NATS an
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -129,3 +130,25 @@ def test_beyond_loopback_a_key_is_required_and_made_when_missing(tmp_path: Path)
     given = GatewaySettings(host="0.0.0.0", api_key="mine")  # type: ignore[arg-type]
     assert not ensure_key(given) and given.api_key is not None
     assert given.api_key.get_secret_value() == "mine"
+
+
+async def test_no_reply_names_a_server_path(app_client: Client, stack: LocalStack) -> None:
+    async with http(app_client, stack) as gw:
+        accepted = await gw.post("/generate/csv", files=CSV_FILE, data=CSV_FORM)
+        job_id = accepted.json()["job_id"]
+        await app_client.wait(job_id, timeout=60)
+        replies = [
+            await gw.get(f"/jobs/{job_id}"),
+            await gw.get("/jobs", params={"limit": 5}),
+            await gw.get(f"/jobs/{job_id}/events"),
+        ]
+        server_paths = (str(stack.output_dir), str(stack.output_dir.resolve()))
+        for reply in replies:
+            assert reply.status_code == 200, reply.text
+            assert not any(path in reply.text for path in server_paths), reply.text
+        assert replies[0].json()["output"] == f"/jobs/{job_id}/files"
+        completed = replies[2].text.split("event: completed\ndata: ", 1)[1].split("\n", 1)[0]
+        manifest = json.loads(completed)["manifest"]
+        assert manifest == f"/jobs/{job_id}/manifest"
+        fetched = await gw.get(manifest)
+        assert fetched.status_code == 200 and fetched.text.lstrip("\ufeff").startswith("row,text,file")

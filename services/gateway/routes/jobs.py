@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from services.gateway.deps import AUTH, Nats, json_bytes
 from services.gateway.openapi import errors, json_reply
+from services.gateway.public import public_job
 from services.gateway.settings import GatewaySettings
 from services.gateway.sse import event_stream, last_event_id
 from shared.contract.codec import encode_json
@@ -24,32 +25,49 @@ JobIdPath = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="1-64 l
 
 router = APIRouter(tags=["jobs"], dependencies=AUTH)
 
+# Over HTTP a job's `output` and `manifest` are the gateway's URLs of its files (public.py).
+_OUTPUT_NOTE = (
+    "`output` is the URL of the job's file list (`/jobs/{job_id}/files`), not a server path."
+)
+
+
+def _root(request: Request) -> str:
+    return str(request.scope.get("root_path", ""))
+
 
 @router.get(
     "/jobs",
     summary="Jobs, newest first; page with `before` = the last `created_at` seen",
+    description=_OUTPUT_NOTE,
     responses={200: json_reply("JobsListReply"), **errors(400)},
 )
 async def list_jobs(
     client: Nats,
+    request: Request,
     status: Annotated[JobStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before: Annotated[datetime | None, Query()] = None,
     since: Annotated[datetime | None, Query()] = None,
 ) -> Response:
     jobs = await client.list_jobs(status=status, limit=limit, before=before, since=since)
-    return json_bytes(encode_json(JobsListReply(jobs=jobs)))
+    root = _root(request)
+    return json_bytes(encode_json(JobsListReply(jobs=[public_job(job, root) for job in jobs])))
 
 
 @router.get(
     "/jobs/{job_id}",
     summary="One job's ledger row, with its first item failures",
+    description=_OUTPUT_NOTE,
     responses={200: json_reply("JobInfo"), **errors(400, 404)},
 )
 async def get_job(
-    client: Nats, job_id: JobIdPath, failures_limit: Annotated[int, Query(ge=0, le=10_000)] = 100
+    client: Nats,
+    request: Request,
+    job_id: JobIdPath,
+    failures_limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
 ) -> Response:
-    return json_bytes(encode_json(await client.get_job(job_id, failures_limit=failures_limit)))
+    job = await client.get_job(job_id, failures_limit=failures_limit)
+    return json_bytes(encode_json(public_job(job, _root(request))))
 
 
 @router.post(
@@ -57,8 +75,8 @@ async def get_job(
     summary="Stop a job",
     responses={200: json_reply("JobInfo"), **errors(400, 404, 409)},
 )
-async def cancel_job(client: Nats, job_id: JobIdPath) -> Response:
-    return json_bytes(encode_json(await client.cancel_job(job_id)))
+async def cancel_job(client: Nats, request: Request, job_id: JobIdPath) -> Response:
+    return json_bytes(encode_json(public_job(await client.cancel_job(job_id), _root(request))))
 
 
 @router.post(
@@ -66,14 +84,15 @@ async def cancel_job(client: Nats, job_id: JobIdPath) -> Response:
     summary="Re-render the failed items of a finished job as its next attempt",
     responses={200: json_reply("JobInfo"), **errors(400, 404, 409)},
 )
-async def retry_job(client: Nats, job_id: JobIdPath) -> Response:
-    return json_bytes(encode_json(await client.retry_job(job_id)))
+async def retry_job(client: Nats, request: Request, job_id: JobIdPath) -> Response:
+    return json_bytes(encode_json(public_job(await client.retry_job(job_id), _root(request))))
 
 
 @router.get(
     "/jobs/{job_id}/events",
     summary="The job's events as Server-Sent Events: replayed from the first, then live",
-    description="Each event is `id: <n>`, `event: <kind>`, `data: <JobEvent JSON>`. "
+    description="Each event is `id: <n>`, `event: <kind>`, `data: <JobEvent JSON>`; its `output` "
+    "and `manifest` are the URLs of the job's file list and manifest. "
     "The stream ends after the terminal event of the job's current attempt. "
     "A reconnect with `Last-Event-ID` skips what was seen; one after the end gets 204, "
     "which stops an EventSource.",
@@ -98,7 +117,9 @@ async def job_events(client: Nats, request: Request, job_id: JobIdPath) -> Respo
 
     async def counted() -> AsyncIterator[bytes]:
         try:
-            async for frame in event_stream(client, job, last_seen, gateway.sse_keepalive_seconds):
+            async for frame in event_stream(
+                client, job, last_seen, gateway.sse_keepalive_seconds, _root(request)
+            ):
                 yield frame
         finally:
             open_streams[who] -= 1
