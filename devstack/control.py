@@ -19,7 +19,7 @@ from devstack.stack import LocalStack
 from shared.cli import stackfile
 from shared.cli.follow import follow_job, print_summary
 from shared.cli.session import stack_settings
-from shared.client import Client
+from shared.client import Client, Queue
 from shared.runtime.bus.connect import connect
 from shared.runtime.bus.discovery import ping_all
 from shared.sources.csv import SubmitCsv
@@ -125,17 +125,17 @@ def status(state: Path) -> tuple[int, dict[str, object]]:
     if info is None:
         return 1, {"up": False, "state_dir": str(state)}
 
-    async def services() -> dict[str, int]:
+    async def ask() -> tuple[dict[str, int], list[Queue]]:
         nc = await connect(stack_settings(info), "imagegen-status", retry_for=5)
         async with Client(nc) as client:
             counts: dict[str, int] = {}
             for reply in await ping_all(client.nc, wait=0.5):
                 name = str(reply.get("name", ""))
                 counts[name] = counts.get(name, 0) + 1
-            return counts
+            return counts, await client.queues()
 
     report: dict[str, object] = {"up": True}
     report |= {name: getattr(info, name) for name in info.__struct_fields__ if name != "client_env"}
-    report["services"] = asyncio.run(services())
+    report["services"], report["queues"] = asyncio.run(ask())
     return 0, report
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import msgspec
 import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -48,7 +49,7 @@ from shared.contract.style import Style
 from shared.contract.submit import FileSubmit, SubmitBase
 from shared.runtime.bus.connect import auth_options
 from shared.runtime.settings import Settings
-from shared.sources import source_of
+from shared.sources import SOURCES, source_of
 from shared.storage import MANIFEST_NAME, DirectoryStore, ImageStore, ObjectImageStore
 from shared.storage.base import OBJECT_SCHEME, check_image_name
 from shared.storage.uploads import put_upload
@@ -70,6 +71,16 @@ class ServiceUnavailable(ImagegenError):
     """No service answered the request (none running, or NATS unreachable)."""
 
     code = 503
+
+
+class Queue(msgspec.Struct, frozen=True):
+    """A durable consumer as a work queue: messages not yet delivered, and delivered but not yet
+    acknowledged (being worked on, or waiting for a redelivery)."""
+
+    consumer: str
+    stream: str
+    waiting: int
+    in_flight: int
 
 
 class Client:
@@ -186,8 +197,27 @@ class Client:
         return await self._call(subjects.JOBS_CANCEL, JobRef(job_id=job_id), JobInfo)
 
     async def retry_job(self, job_id: str) -> JobInfo:
-        """Re-render only the failed items of a finished job, as its next attempt."""
+        """The job's next attempt: a job that completed with failed items re-renders those; a
+        cancelled or failed job resumes, rendering only what earlier attempts did not."""
         return await self._call(subjects.JOBS_RETRY, JobRef(job_id=job_id), JobInfo)
+
+    async def queues(self) -> list[Queue]:
+        """How much work waits in each durable queue (requests per source, render tasks, results
+        to count) and how much is being worked on; a queue not declared here is left out."""
+        js = self.nc.jetstream()
+        queues = [(subjects.STREAM_REQUESTS, spec.durable) for spec in SOURCES.values()]
+        queues += [
+            (subjects.STREAM_TASKS, subjects.CONSUMER_RENDERER),
+            (subjects.STREAM_RESULT_QUEUE, subjects.CONSUMER_NOTIFIER),
+        ]
+        found: list[Queue] = []
+        for stream, durable in queues:
+            try:
+                info = await js.consumer_info(stream, durable, timeout=self.timeout)
+            except nats.js.errors.NotFoundError:
+                continue
+            found.append(Queue(durable, stream, info.num_pending or 0, info.num_ack_pending or 0))
+        return found
 
     async def fonts(self) -> list[FontInfo]:
         return await self._call(subjects.FONTS, {}, list[FontInfo])

@@ -76,9 +76,11 @@ async def test_imagegen_up_refuses_connections_without_credentials(up: tuple[Pat
     assert info.client_env["IMAGEGEN_NATS_USER"] == CLIENT
     assert len(info.client_env["IMAGEGEN_NATS_PASSWORD"]) >= 24
 
-    # The CLI in that folder finds the stack and its client identity by itself.
+    # The CLI in that folder finds the stack and its client identity by itself: the recorded
+    # stack wins over a NATS URL left in the environment (nothing listens on port 1).
     (folder / "labels.csv").write_text("name\n默认 default\n", "utf-8")
-    done = imagegen(folder, env, "--json", "submit", "csv", "labels.csv", "--column", "name", "--wait")
+    stale = {**env, "IMAGEGEN_NATS_URL": "nats://127.0.0.1:1"}
+    done = imagegen(folder, stale, "--json", "submit", "csv", "labels.csv", "--column", "name", "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
     job = json.loads(done.stdout)
     assert (job["status"], job["done"]) == ("completed", 1)
@@ -86,4 +88,10 @@ async def test_imagegen_up_refuses_connections_without_credentials(up: tuple[Pat
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["services"]["renderer"] == 1 and "client_env" not in report
+    assert report["nats_url"] == info.nats_url and report["console_url"] == info.console_url
+    queues = {queue["consumer"]: queue for queue in report["queues"]}
+    assert {"ingest-csv", "renderer", "result-notifier"} <= set(queues)
+    assert queues["renderer"]["waiting"] == 0  # the job above is done: nothing waits
+    again = imagegen(folder, env, "up")  # a second `up` shows every URL again
+    assert again.returncode == 0 and info.console_url and info.console_url in again.stdout
     assert info.client_env["IMAGEGEN_NATS_PASSWORD"] not in status.stdout

@@ -39,10 +39,22 @@ def stack(args: argparse.Namespace) -> int:
         return code
     code, report = control.status(state)
     services = report.pop("services", {})
+    queues = report.pop("queues", [])
     text = "no stack is up (start one with `imagegen up`)"
     if report.get("up"):
         lines = [f"{key}: {value}" for key, value in report.items() if key != "up"]
-        assert isinstance(services, dict)
-        text = "\n".join([*lines, "", table(("SERVICE", "INSTANCES"), sorted(services.items()))])
-    emit(args, {**report, "services": services}, text)
+        assert isinstance(services, dict) and isinstance(queues, list)
+        text = "\n".join(
+            [
+                *lines,
+                "",
+                table(("SERVICE", "INSTANCES"), sorted(services.items())),
+                "",
+                table(
+                    ("QUEUE", "STREAM", "WAITING", "IN FLIGHT"),
+                    [(q.consumer, q.stream, q.waiting, q.in_flight) for q in queues],
+                ),
+            ]
+        )
+    emit(args, {**report, "services": services, "queues": queues}, text)
     return code

@@ -149,10 +149,20 @@ _CLIENT_REQUESTS = [
 ]
 
 
+def _queue_info() -> list[str]:
+    """Read the work queues' consumers (counts only: `imagegen status`, `Client.queues`)."""
+    return [
+        f"{_API}.CONSUMER.INFO.{subjects.STREAM_REQUESTS}.*",
+        f"{_API}.CONSUMER.INFO.{subjects.STREAM_TASKS}.{subjects.CONSUMER_RENDERER}",
+        f"{_API}.CONSUMER.INFO.{subjects.STREAM_RESULT_QUEUE}.{subjects.CONSUMER_NOTIFIER}",
+    ]
+
+
 def _client_publish() -> list[str]:
     return [
         *_CLIENT_REQUESTS,
         *_PING,
+        *_queue_info(),
         *_replay(subjects.STREAM_RESULTS),
         *_replay(subjects.STREAM_EVENTS),
         f"{_API}.STREAM.NAMES",
