@@ -60,6 +60,9 @@ def _submit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.epilog = f"Output names default to {DEFAULT_NAME_TEMPLATE} (the source's own row number)."
 
 
+_JOB_ID = "the job's id (as `submit` printed it; `jobs list` shows recent ones)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagegen", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -72,11 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run one service in the foreground (what containers do)")
-    serve.add_argument("service", choices=sorted(SERVICES))
+    serve.add_argument("service", choices=sorted(SERVICES), help="the service to run")
 
     run = sub.add_parser("run", help="start the local stack, render a CSV, print the summary, stop")
     run.add_argument("--csv", type=Path, help="the CSV to render (default: examples/products.csv)")
-    run.add_argument("--column", default="name")
+    run.add_argument("--column", default="name", help="the text column (default name)")
     for name, text in (("up", "start the local stack and keep it running"), ("run", None)):
         p = sub.choices[name] if text is None else sub.add_parser(name, help=text)
         p.add_argument(
@@ -85,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--renderers", type=int, default=2, help="renderer replicas (default 2)")
     sub.choices["up"].add_argument("--foreground", action="store_true", help=argparse.SUPPRESS)
     down = sub.add_parser("down", help="stop the stack `imagegen up` started")
-    down.add_argument("--state-dir", type=Path)
+    down.add_argument("--state-dir", type=Path, help="the stack's folder (default .imagegen/up)")
     status = sub.add_parser("status", help="the local stack, the services answering, queues and URLs")
-    status.add_argument("--state-dir", type=Path)
+    status.add_argument("--state-dir", type=Path, help="the stack's folder (default .imagegen/up)")
     _json_flag(status)
 
     nats_group = sub.add_parser(
@@ -109,28 +112,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = sub.add_parser("jobs", help="query and control jobs").add_subparsers(dest="action", required=True)
     show = jobs.add_parser("show", help="one job's status, counts and failures")
-    show.add_argument("job_id")
+    show.add_argument("job_id", help=_JOB_ID)
     fetch = jobs.add_parser("fetch", help="download a job's images and manifest (object store or disk)")
-    fetch.add_argument("job_id")
+    fetch.add_argument("job_id", help=_JOB_ID)
     fetch.add_argument("-o", "--output", type=Path, required=True, help="folder to write them to")
-    for action, text in (
-        ("cancel", "stop a running job"),
-        ("retry", "re-render a finished job's failed items"),
+    for action, text, aliases in (
+        ("cancel", "stop a job now: nothing more is rendered and its counts stay as they are", []),
+        (
+            "retry",
+            "the job's next attempt: re-render the failed items of a job that completed with "
+            "errors, or resume a cancelled or failed job (render what is not done)",
+            ["resume"],
+        ),
     ):
-        act = jobs.add_parser(action, help=text)
-        act.add_argument("job_id")
+        act = jobs.add_parser(action, help=text, description=text, aliases=aliases)
+        act.add_argument("job_id", help=_JOB_ID)
         act.add_argument("--wait", action="store_true", help="follow the job until it ends")
     lst = jobs.add_parser("list", help="recent jobs, newest first")
-    lst.add_argument("--status", choices=[status.value for status in JobStatus])
-    lst.add_argument("--limit", type=int, default=20)
-    for command in jobs.choices.values():
+    lst.add_argument(
+        "--status", choices=[status.value for status in JobStatus], help="only jobs in this state"
+    )
+    lst.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    for command in {id(c): c for c in jobs.choices.values()}.values():  # an alias repeats its parser
         _json_flag(command)
 
     _json_flag(sub.add_parser("fonts", help="the font catalogue and the scripts each font covers"))
     sub.add_parser("asyncapi", help="the AsyncAPI 3 document of every subject, stream and message")
 
     render = sub.add_parser("render", help="render one text locally (no servers needed)")
-    render.add_argument("text")
+    render.add_argument("text", help="the text to render")
     render.add_argument("-o", "--output", type=Path, required=True, help="the image file (.png or .webp)")
     add_style_options(render)
     _json_flag(render)

@@ -87,7 +87,13 @@ class Style(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defau
     ] = "#000000"
     background: Annotated[str, Meta(max_length=100, description="background colour")] = "transparent"
     # --- box --------------------------------------------------------------------------------
-    padding: Px | tuple[Px, ...] = 0
+    padding: Annotated[
+        Px | tuple[Px, ...],
+        Meta(
+            description="px around the text: 8, or 4,8 (vertical, horizontal), "
+            "or 1,2,3,4 (top, right, bottom, left)"
+        ),
+    ] = 0
     width: Annotated[int, Meta(ge=1, le=16384, description="canvas width in px, padding included")] | None = (
         None
     )

@@ -28,7 +28,14 @@ ColumnRef = (
     | Annotated[int, Meta(ge=0, le=100_000, description="a column by 0-based position")]
 )
 StyleField = Annotated[str, Meta(pattern=r"^[a-z_]{1,40}$")]
-JobId = Annotated[str, Meta(pattern=JOB_ID_PATTERN, description="job id")]
+JobId = Annotated[
+    str,
+    Meta(
+        pattern=JOB_ID_PATTERN,
+        description="your own job id (1-64 letters, digits, - and _); the same id again is the "
+        "same job, not a second one",
+    ),
+]
 NameTemplateText = Annotated[
     str,
     Meta(
