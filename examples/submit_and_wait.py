@@ -1,10 +1,10 @@
 """Submit a CSV file with the Python client, follow the job, print where the images are.
 
-Run it against a running stack (`imagegen up` prints the NATS URL; the client identity's user
-and password are in `.imagegen/up/stack.json`):
+Run it against a running stack (`imagegen status --env` prints its NATS URL and the client
+identity's user and password as shell exports):
 
-    IMAGEGEN_NATS_URL=nats://127.0.0.1:4222 IMAGEGEN_NATS_USER=client IMAGEGEN_NATS_PASSWORD=... \
-        python examples/submit_and_wait.py examples/products.csv --column name
+    eval "$(.venv/bin/imagegen status --env)"
+    .venv/bin/python examples/submit_and_wait.py examples/products.csv --column name
 
 What it does, in the order a program of yours would:
 

@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--state-dir", type=Path, help="the stack's folder (default .imagegen/up)")
     status = sub.add_parser("status", help="the local stack, the services answering, queues and URLs")
     status.add_argument("--state-dir", type=Path, help="the stack's folder (default .imagegen/up)")
+    status.add_argument(
+        "--env",
+        action="store_true",
+        help="print shell exports of the stack's NATS URL, client identity and gateway URL "
+        '(eval "$(imagegen status --env)"), for programs of your own',
+    )
     _json_flag(status)
 
     nats_group = sub.add_parser(

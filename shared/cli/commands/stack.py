@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from pathlib import Path
 from types import ModuleType
 
 from shared.cli import stackfile
@@ -37,6 +40,8 @@ def stack(args: argparse.Namespace) -> int:
     if args.command == "down":
         code = control.down(state)
         return code
+    if getattr(args, "env", False):
+        return _exports(state)
     code, report = control.status(state)
     services = report.pop("services", {})
     queues = report.pop("queues", [])
@@ -58,3 +63,18 @@ def stack(args: argparse.Namespace) -> int:
         )
     emit(args, {**report, "services": services, "queues": queues}, text)
     return code
+
+
+def _exports(state: Path) -> int:
+    """`export NAME=value` lines for a shell: the variables a program of your own (the Python
+    client, curl) needs to reach the stack as its client identity."""
+    info = stackfile.read(state)
+    if info is None:
+        print("no stack is up (start one with `imagegen up`)", file=sys.stderr)
+        return 1
+    values = {"IMAGEGEN_NATS_URL": info.nats_url, **info.client_env}
+    if info.console_url:
+        values["IMAGEGEN_GATEWAY_URL"] = info.console_url.rstrip("/")
+    for name, value in values.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
