@@ -235,7 +235,7 @@ async def test_valid_queries_the_old_check_refused_now_run(client: Client, sampl
 def readme_db_example() -> list[str]:
     """The `submit db` line of the README's "Using it" block, as a shell would split it."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    (line,) = [line for line in readme.splitlines() if "imagegen submit db" in line]
+    line = next(line for line in readme.splitlines() if "imagegen submit db" in line)
     return shlex.split(line.split("  #")[0])
 
 
