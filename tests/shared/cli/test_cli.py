@@ -171,7 +171,10 @@ def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> N
     job = json.loads(done.stdout)
     fetched = imagegen("--json", "jobs", "fetch", job["job_id"], "-o", str(tmp_path / "out"), stack=stack)
     assert fetched.returncode == 0, fetched.stderr
+    assert "Task exception" not in fetched.stderr and "Traceback" not in fetched.stderr, fetched.stderr
     assert json.loads(fetched.stdout)["images"] == job["done"] == 24
+    manifest = (tmp_path / "out" / "manifest.csv").read_text("utf-8-sig").splitlines()
+    assert len(manifest) == 25 and manifest[1].startswith("2,")  # the file's row 2 is the first item
     for path in sorted((tmp_path / "out").glob("*.png")):
         assert path.read_bytes() == (Path(job["output"]) / path.name).read_bytes()
 
