@@ -72,7 +72,7 @@ async def get_job(
 
 @router.post(
     "/jobs/{job_id}/cancel",
-    summary="Stop a job",
+    summary="Stop a job now: nothing more is rendered and its counts stay as they are",
     responses={200: json_reply("JobInfo"), **errors(400, 404, 409)},
 )
 async def cancel_job(client: Nats, request: Request, job_id: JobIdPath) -> Response:
@@ -81,7 +81,7 @@ async def cancel_job(client: Nats, request: Request, job_id: JobIdPath) -> Respo
 
 @router.post(
     "/jobs/{job_id}/retry",
-    summary="Re-render the failed items of a finished job as its next attempt",
+    summary="The job's next attempt: re-render failed items, or resume a cancelled or failed job",
     responses={200: json_reply("JobInfo"), **errors(400, 404, 409)},
 )
 async def retry_job(client: Nats, request: Request, job_id: JobIdPath) -> Response:
