@@ -23,10 +23,10 @@ from pathlib import Path
 
 import msgspec
 
-from services.renderer.batch import BatchOutcome, BatchRenderer, failed
+from services.renderer.batch import BatchOutcome, BatchRenderer
 from shared.contract.codec import decode_msgpack, encode_msgpack
 from shared.contract.errors import BadRequest, ImagegenError
-from shared.contract.messages import RenderTask
+from shared.contract.messages import RenderTask, failed_item
 from shared.contract.style import Style
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
 from shared.runtime.logging import get_logger
@@ -163,7 +163,7 @@ class RenderWorker:
                 outcome = self.run(single, item_timeout)
             except WorkerLost as exc:
                 log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
-                outcome = BatchOutcome([failed(item, f"render failed: {exc}")])
+                outcome = BatchOutcome([failed_item(item, f"render failed: {exc}")])
             total.items.extend(outcome.items)
             total.images.extend(outcome.images)
             total.render_seconds.extend(outcome.render_seconds)

@@ -137,6 +137,19 @@ ItemKind = Literal["failed", "incomplete"]
 ItemStatus = Literal["ok", "incomplete", "failed"]
 
 
+def failed_item(item: RenderItem, error: str) -> ItemResult:
+    """A failed item's result: it carries its text, name and style so a retry can render it."""
+    return ItemResult(
+        index=item.index,
+        ok=False,
+        row=item.row,
+        error=error,
+        text=item.text,
+        name=item.name,
+        style=item.style,
+    )
+
+
 def item_status(item: ItemResult) -> ItemStatus:
     """One item's outcome in one word, the rule every report uses."""
     if not item.ok:
