@@ -28,15 +28,18 @@ from shared.contract.messages import (
     JobsGet,
     JobsList,
     JobsListReply,
+    MaxDeliveries,
     RenderItem,
 )
 from shared.contract.states import COMPLETED_STATUSES, EventKind, JobStatus
 from shared.contract.subjects import (
+    CONSUMER_ADVISORIES,
     CONSUMER_NOTIFIER,
     JOBS_CANCEL,
     JOBS_GET,
     JOBS_LIST,
     JOBS_RETRY,
+    STREAM_ADVISORIES,
     STREAM_RESULT_QUEUE,
     requests_subject,
     results_subject,
@@ -45,7 +48,7 @@ from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
 from shared.runtime.bus.poison import describe, settle
 from shared.runtime.bus.service import Endpoint, Service
-from shared.runtime.bus.streams import notifier_consumer
+from shared.runtime.bus.streams import advisories_consumer, notifier_consumer
 from shared.runtime.ledger import BatchOutcome, Ledger
 from shared.runtime.logging import get_logger
 from shared.runtime.settings import Settings
@@ -53,6 +56,7 @@ from shared.runtime.tasks import TaskSet
 from shared.sources import source
 from shared.storage import open_store
 from shared.workflow.active import ActiveJobs
+from shared.workflow.advisories import Undelivered
 from shared.workflow.cancellation import Cancellations
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
@@ -93,7 +97,7 @@ class ResultNotifier(Service):
 
     @classmethod
     def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
-        return [notifier_consumer(settings)]
+        return [notifier_consumer(settings), advisories_consumer(settings)]
 
     async def stop(self) -> None:
         await self.ledger.close()
@@ -107,7 +111,7 @@ class ResultNotifier(Service):
         ]
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
-        return [self.pull_loop()]
+        return [self.pull_loop(), self.advisory_loop()]
 
     async def jobs_get(self, payload: bytes) -> bytes:
         query = decode_json(payload, JobsGet)
@@ -192,6 +196,38 @@ class ResultNotifier(Service):
                     attempts=self.settings.max_deliver,
                 )
         await self.finishing.join(timeout=self.settings.shutdown_grace_seconds)
+
+    async def advisory_loop(self) -> None:
+        """MAX_DELIVERIES advisories in, recorded failures out (`shared.workflow.advisories`)."""
+        undelivered = Undelivered(
+            self.ctx.js, self.ledger, self.active, self.cancellations, self.ctx.instance
+        )
+
+        async def handle(msg: Msg, advisory: MaxDeliveries) -> None:
+            await undelivered.handle(advisory)
+            await msg.ack()
+
+        async def give_up(advisory: MaxDeliveries, reason: str) -> None:
+            # Nothing more to record: the job ends through the stall watchdog.
+            log.error("advisory.unhandled", stream=advisory.stream, seq=advisory.stream_seq, reason=reason)
+
+        async for batch in pull_decoded(
+            self.ctx.js,
+            STREAM_ADVISORIES,
+            CONSUMER_ADVISORIES,
+            lambda data: decode_json(data, MaxDeliveries),
+            kind="advisory",
+            batch=16,
+            stop=self.ctx.stop,
+        ):
+            for msg, advisory in batch:
+                await settle(
+                    msg,
+                    partial(handle, msg, advisory),
+                    partial(give_up, advisory),
+                    kind="advisory",
+                    attempts=self.settings.max_deliver,
+                )
 
     async def handle(self, msg: Msg, result: BatchResult) -> None:
         structlog.contextvars.bind_contextvars(job_id=result.job_id, batch=result.batch)

@@ -5,6 +5,8 @@ reason and exact counts, the services stay up, and the next job completes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from shared.client import Client
 from shared.contract.messages import BatchResult, ItemResult, JobInfo
 from shared.contract.subjects import results_subject
-from shared.runtime.bus.permissions import RENDERER
+from shared.runtime.bus.permissions import ADMIN, RENDERER
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 from tests.faults.test_faults import DEADLINE, assert_exact
@@ -35,9 +37,33 @@ async def a_normal_job_completes(client: Client, rows: int = 30) -> None:
     await assert_exact(client, await client.wait(accepted.job_id, timeout=DEADLINE), rows)
 
 
-def assert_all_running(fault_stack: FaultStack) -> None:
+def assert_all_running(fault_stack: FaultStack, *, but: str = "") -> None:
     for proc in fault_stack.stack.processes:
-        assert proc.process.poll() is None, f"{proc.name} exited"
+        if proc.name != but:
+            assert proc.process.poll() is None, f"{proc.name} exited"
+
+
+@contextlib.asynccontextmanager
+async def renderers_restarted(fault_stack: FaultStack) -> AsyncIterator[list[int]]:
+    """Keep one renderer running, starting a new one whenever the last has died (what
+    Kubernetes does for a killed pod); yields the exit codes of those that died."""
+    stack, died = fault_stack.stack, []
+
+    async def keep() -> None:
+        while True:
+            live = [p for p in stack.processes if p.name == "renderer" and p.process.poll() is None]
+            if not live:
+                died.append(
+                    next(p for p in reversed(stack.processes) if p.name == "renderer").process.returncode
+                )
+                stack.spawn("renderer")
+            await asyncio.sleep(0.3)
+
+    task = asyncio.create_task(keep())
+    try:
+        yield died
+    finally:
+        task.cancel()
 
 
 @pytest.mark.renderers(0)
@@ -82,3 +108,34 @@ async def test_a_result_postgres_cannot_hold_fails_its_batch_and_nothing_else(
     assert_all_running(fault_stack)
     logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "result-notifier")
     assert logs.count('"event": "message.gave_up"') == 1 and '"kind": "result"' in logs
+
+
+@pytest.mark.renderers(1)
+@pytest.mark.stack_env({"IMAGEGEN_FAULT_INJECTION": "1", "IMAGEGEN_MAX_DELIVER": "3"})
+async def test_a_task_whose_renderer_dies_on_every_delivery_fails_via_the_advisory(
+    fault_stack: FaultStack,
+) -> None:
+    """The replica holding a task is killed on each of its `max_deliver` deliveries (as the OOM
+    killer would): the server's MAX_DELIVERIES advisory makes result-notifier record the task's
+    items as failed, and the task leaves the work queue."""
+    from services.renderer.worker import FAULT_KILL_REPLICA
+
+    stack = fault_stack.stack
+    rows = [f"正常 {i}" for i in range(10)]
+    rows[4] = FAULT_KILL_REPLICA
+    async with await stack.client() as client, renderers_restarted(fault_stack) as died:
+        csv_text = "name\n" + "\n".join(rows) + "\n"
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
+        final = await client.wait(accepted.job_id, timeout=DEADLINE)
+        assert (final.status, final.total, final.done, final.failed) == ("completed_with_errors", 10, 0, 10)
+        job = await client.get_job(accepted.job_id)
+        assert sorted(f.index for f in job.failures) == list(range(10))
+        for failure in job.failures:
+            assert "delivered 3 times" in failure.reason and "MAX_DELIVERIES" in failure.reason
+        assert died == [-9, -9, -9]  # one replica per delivery
+        async with await stack.client(ADMIN) as admin:
+            tasks = await admin.js.stream_info("IMAGEGEN_TASKS")
+            advisories = await admin.js.stream_info("IMAGEGEN_ADVISORIES")
+        assert (tasks.state.messages, advisories.state.messages) == (0, 0)  # deleted, consumed
+        await a_normal_job_completes(client)
+    assert_all_running(fault_stack, but="renderer")
