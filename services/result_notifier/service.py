@@ -62,6 +62,7 @@ from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
 from shared.workflow.failure import fail_job, failed_copy
 from shared.workflow.publisher import TaskPublisher
+from shared.workflow.watchdog import watch_stalls
 
 log = get_logger(__name__)
 
@@ -111,7 +112,18 @@ class ResultNotifier(Service):
         ]
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
-        return [self.pull_loop(), self.advisory_loop()]
+        return [
+            self.pull_loop(),
+            self.advisory_loop(),
+            watch_stalls(
+                self.ctx.js,
+                self.ledger,
+                self.active,
+                self.cancellations,
+                stall_seconds=self.settings.job_stall_seconds,
+                stop=self.ctx.stop,
+            ),
+        ]
 
     async def jobs_get(self, payload: bytes) -> bytes:
         query = decode_json(payload, JobsGet)

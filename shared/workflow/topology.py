@@ -2,8 +2,9 @@
 
 Under the permissions layout services may not create streams, buckets or consumers, so
 `imagegen nats setup` declares everything every service pulls from: the renderers' and the
-result-notifier's durables (results and advisories) and one ingest durable per registered source (whichever ingest
-deployment serves it). Services' own `consumers()` must be among these (tests/shared/workflow).
+result-notifier's durables (results and advisories) and one ingest durable per registered source
+(whichever ingest deployment serves it). Services' own `consumers()` must be among these
+(tests/shared/workflow).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 from shared.client import Client
 from shared.contract.messages import BatchResult, ItemResult, JobInfo
 from shared.contract.subjects import results_subject
+from shared.runtime.bus.discovery import wait_for_services
 from shared.runtime.bus.permissions import ADMIN, RENDERER
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
@@ -139,3 +140,33 @@ async def test_a_task_whose_renderer_dies_on_every_delivery_fails_via_the_adviso
         assert (tasks.state.messages, advisories.state.messages) == (0, 0)  # deleted, consumed
         await a_normal_job_completes(client)
     assert_all_running(fault_stack, but="renderer")
+
+
+STALL = 10
+
+
+@pytest.mark.renderers(0)
+@pytest.mark.stack_env({"IMAGEGEN_JOB_STALL_SECONDS": str(STALL)})
+async def test_a_job_without_progress_is_failed_by_the_watchdog(fault_stack: FaultStack) -> None:
+    """No renderer runs, so nothing moves the job: after the stall bound the watchdog fails it
+    with the reason; resumed once a renderer is up, it completes with every item once."""
+    stack = fault_stack.stack
+    rows = 40
+    async with await stack.client() as client:
+        csv_text = "name\n" + "".join(f"停滞 {i}\n" for i in range(rows))
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=8))
+        # The watchdog looks every STALL/4 s: the job is failed within STALL * 1.25 of its last
+        # change (a generous bound here: this is liveness, the machine may be slow).
+        final = await client.wait(accepted.job_id, timeout=STALL * 6)
+        assert (final.kind, final.status, final.done, final.failed) == ("failed", "failed", 0, 0)
+        assert final.message == f"no progress for {STALL} s while rendering (IMAGEGEN_JOB_STALL_SECONDS)"
+        job = await client.get_job(accepted.job_id)
+        assert job.started_at and job.finished_at
+        assert (job.finished_at - job.started_at).total_seconds() >= STALL  # never before the bound
+        stack.spawn("renderer")
+        await wait_for_services(client.nc, {"renderer": 1}, timeout=60)
+        resumed = await client.retry_job(accepted.job_id)  # a failed job resumes
+        assert resumed.attempt == 2
+        await assert_exact(client, await client.wait(accepted.job_id, timeout=DEADLINE, attempt=2), rows)
+        await a_normal_job_completes(client)
+    assert_all_running(fault_stack)
