@@ -1,0 +1,78 @@
+"""Replica counts of the topology: `IMAGEGEN_STREAM_REPLICAS` (and the KV and Object Store
+counts) reach every stream and bucket, a changed configuration is applied in place, and a single
+server refuses more than one replica with an error that names the setting. The move to three
+replicas on a real cluster is in tests/faults/test_cluster.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from pydantic import ValidationError
+
+from devstack import NatsServer
+from shared.contract import subjects
+from shared.runtime.bus.streams import TopologyError, ensure_topology, stream_configs
+from shared.runtime.settings import Settings
+
+STREAMS = [config.name for config in stream_configs(Settings())]
+KV = [subjects.kv_stream(subjects.BUCKET_CANCELLED), subjects.kv_stream(subjects.BUCKET_ACTIVE)]
+OBJECTS = [subjects.object_stream(subjects.BUCKET_INPUTS), subjects.object_stream(subjects.BUCKET_IMAGES)]
+
+
+def test_replica_settings_reach_every_stream_and_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEGEN_STREAM_REPLICAS", "3")
+    settings = Settings()
+    assert {config.num_replicas for config in stream_configs(settings)} == {3}
+    monkeypatch.setenv("IMAGEGEN_KV_REPLICAS", "5")
+    monkeypatch.setenv("IMAGEGEN_OBJECT_STORE_REPLICAS", "1")
+    settings = Settings()
+    assert (settings.stream_replicas, settings.kv_replicas, settings.object_store_replicas) == (3, 5, 1)
+    for bad in ("0", "6"):
+        monkeypatch.setenv("IMAGEGEN_STREAM_REPLICAS", bad)
+        with pytest.raises(ValidationError, match="stream_replicas"):
+            Settings()
+
+
+@pytest.fixture
+async def js_server(tmp_path: Path) -> AsyncIterator[NATS]:
+    server = NatsServer.start(tmp_path / "nats")
+    nc = await nats.connect(server.url, allow_reconnect=False)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+        server.stop()
+
+
+async def test_one_replica_on_a_single_server_and_changes_applied_in_place(js_server: NATS) -> None:
+    js = js_server.jetstream()
+    await ensure_topology(js, Settings(stream_replicas=1))
+    for name in [*STREAMS, *KV, *OBJECTS]:
+        info = await js.stream_info(name)
+        assert info.config.num_replicas == 1, name
+    inputs = await js.object_store(subjects.BUCKET_INPUTS)
+    await inputs.put("kept.csv", b"name\nkept\n")
+    cancelled = await js.key_value(subjects.BUCKET_CANCELLED)
+    await cancelled.put("job-1", b"kept")
+
+    # A changed TTL reaches the existing buckets' streams, and what they hold stays.
+    await ensure_topology(js, Settings(inputs_ttl_hours=2, results_max_age_hours=3))
+    assert (await js.stream_info(OBJECTS[0])).config.max_age == 2 * 3600
+    assert (await js.stream_info(KV[0])).config.max_age == 3 * 3600
+    assert (await js.stream_info(subjects.STREAM_RESULTS)).config.max_age == 3 * 3600
+    assert (await inputs.get("kept.csv")).data == b"name\nkept\n"
+    assert (await cancelled.get("job-1")).value == b"kept"
+
+
+async def test_a_single_server_refuses_three_replicas_naming_the_setting(js_server: NATS) -> None:
+    js = js_server.jetstream()
+    with pytest.raises(TopologyError, match="IMAGEGEN_STREAM_REPLICAS") as refused:
+        await ensure_topology(js, Settings(stream_replicas=3))
+    assert STREAMS[0] in str(refused.value) and "3 replica" in str(refused.value)
+    # Streams at one copy with buckets at three: the first bucket is refused the same way.
+    with pytest.raises(TopologyError, match=OBJECTS[0]):
+        await ensure_topology(js, Settings(stream_replicas=1, object_store_replicas=3))
