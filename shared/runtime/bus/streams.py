@@ -25,7 +25,6 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
-    StreamInfo,
     StreamSource,
 )
 from nats.js.client import JetStreamContext
@@ -160,11 +159,11 @@ class TopologyError(ImagegenError):
     """The server refused a stream or bucket as configured (e.g. more replicas than servers)."""
 
 
-async def _apply(js: JetStreamContext, stream: str, replicas: int, call: Awaitable[object]) -> None:
+async def _apply(stream: str, replicas: int, call: Awaitable[object]) -> None:
     """Create or update `stream` (a bucket's too); a refusal becomes a TopologyError that names
-    the setting, and a server keeping fewer copies than asked is logged."""
+    the setting. A new replica count is accepted at once and reached in the background."""
     try:
-        result = await call
+        await call
     except BadRequestError:
         raise
     except APIError as exc:
@@ -173,10 +172,6 @@ async def _apply(js: JetStreamContext, stream: str, replicas: int, call: Awaitab
             "More than one replica needs a JetStream cluster of at least that many servers "
             "(IMAGEGEN_STREAM_REPLICAS, IMAGEGEN_KV_REPLICAS, IMAGEGEN_OBJECT_STORE_REPLICAS)"
         ) from exc
-    info = result if isinstance(result, StreamInfo) else await js.stream_info(stream)
-    have = 1 + len(info.cluster.replicas or []) if info.cluster else 1
-    if have < replicas:
-        log.warning("stream.replicas_short", stream=stream, wanted=replicas, have=have)
 
 
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
@@ -185,13 +180,13 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         await js.stream_info(name)
     except NotFoundError:
         try:
-            await _apply(js, name, replicas, js.add_stream(config))
+            await _apply(name, replicas, js.add_stream(config))
             log.info("stream.created", stream=name, replicas=replicas)
             return
         except BadRequestError:
             pass  # another service created it between our two calls; update below
     # In place: the server moves a stream to a new replica count without losing a message.
-    await _apply(js, name, replicas, js.update_stream(config))
+    await _apply(name, replicas, js.update_stream(config))
 
 
 def bucket_configs(settings: Settings) -> list[ObjectStoreConfig]:
@@ -252,7 +247,7 @@ async def _ensure_bucket(
         info = await js.stream_info(stream)
     except NotFoundError:
         try:
-            await _apply(js, stream, replicas, create())
+            await _apply(stream, replicas, create())
             log.info("bucket.created", stream=stream, replicas=replicas)
             return
         except BadRequestError:
@@ -262,7 +257,7 @@ async def _ensure_bucket(
     if config.num_replicas == replicas and (config.max_age or 0.0) == max_age:
         return
     config.num_replicas, config.max_age = replicas, max_age
-    await _apply(js, stream, replicas, js.update_stream(config))
+    await _apply(stream, replicas, js.update_stream(config))
     log.info("bucket.updated", stream=stream, replicas=replicas, max_age=max_age)
 
 

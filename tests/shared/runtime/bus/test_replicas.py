@@ -13,10 +13,11 @@ import pytest
 from nats.aio.client import Client as NATS
 from pydantic import ValidationError
 
-from devstack import NatsServer
+from devstack import NatsCluster, NatsServer
 from shared.contract import subjects
 from shared.runtime.bus.streams import TopologyError, ensure_topology, stream_configs
 from shared.runtime.settings import Settings
+from tests.stacks import wait_for_peers
 
 STREAMS = [config.name for config in stream_configs(Settings())]
 KV = [subjects.kv_stream(subjects.BUCKET_CANCELLED), subjects.kv_stream(subjects.BUCKET_ACTIVE)]
@@ -76,3 +77,28 @@ async def test_a_single_server_refuses_three_replicas_naming_the_setting(js_serv
     # Streams at one copy with buckets at three: the first bucket is refused the same way.
     with pytest.raises(TopologyError, match=OBJECTS[0]):
         await ensure_topology(js, Settings(stream_replicas=1, object_store_replicas=3))
+
+
+async def test_a_cluster_moves_every_stream_and_bucket_to_three_replicas_in_place(
+    nats_cluster: NatsCluster,
+) -> None:
+    nc = await nats.connect(nats_cluster.urls)
+    try:
+        js = nc.jetstream(timeout=5)
+        await ensure_topology(js, Settings(stream_replicas=1))
+        ack = await js.publish(f"{subjects.PREFIX}.events.job-1.created", b"kept")
+        await (await js.key_value(subjects.BUCKET_ACTIVE)).put("job-1", b"1")
+
+        await ensure_topology(js, Settings(stream_replicas=3))
+        for name in [*STREAMS, *KV, *OBJECTS]:
+            assert (await js.stream_info(name)).config.num_replicas == 3, name
+            await wait_for_peers(js, name, 3)
+        assert (await js.get_msg(subjects.STREAM_EVENTS, ack.seq)).data == b"kept"
+        assert (await (await js.key_value(subjects.BUCKET_ACTIVE)).get("job-1")).value == b"1"
+
+        # Buckets may keep another count than streams.
+        await ensure_topology(js, Settings(stream_replicas=3, kv_replicas=1))
+        assert (await js.stream_info(KV[1])).config.num_replicas == 1
+        assert (await js.stream_info(OBJECTS[1])).config.num_replicas == 3
+    finally:
+        await nc.close()
