@@ -18,6 +18,9 @@ from shared.client import Client
 from shared.contract.messages import JobInfo
 from tests.conftest import create_database
 
+# What a JetStream API request raises while a stream has no leader (on a cluster, mid-election).
+_NO_LEADER = (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError)
+
 
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set (VmHWM), in MiB."""
@@ -77,7 +80,7 @@ async def stream_leader(js: JetStreamContext, stream: str, timeout: float = 30.0
             info = await js.stream_info(stream)
             if info.cluster and info.cluster.leader:
                 return info.cluster.leader
-        except (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        except _NO_LEADER:
             pass  # no leader to answer yet
         assert time.monotonic() < deadline, f"{stream} has no leader after {timeout}s"
         await asyncio.sleep(0.2)
@@ -85,10 +88,13 @@ async def stream_leader(js: JetStreamContext, stream: str, timeout: float = 30.0
 
 async def wait_for_peers(js: JetStreamContext, stream: str, count: int) -> None:
     """Wait until `count` servers (the leader and its current followers) hold `stream`."""
+    cluster = None
     for _ in range(300):
-        info = await js.stream_info(stream)
-        cluster = info.cluster
+        try:
+            cluster = (await js.stream_info(stream)).cluster
+        except _NO_LEADER:
+            cluster = None  # an election is under way
         if cluster and cluster.leader and 1 + sum(bool(p.current) for p in cluster.replicas or []) == count:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{stream} is not on {count} servers: {info.cluster}")
+    raise AssertionError(f"{stream} is not on {count} servers: {cluster}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 
-import nats.errors
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
@@ -19,19 +18,15 @@ from shared.contract.messages import RenderItem, RenderTask
 from shared.contract.style import Style
 from shared.contract.subjects import STREAM_TASKS, tasks_subject
 from shared.runtime import metrics
+from shared.runtime.bus.publish import JS_UNAVAILABLE
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
 
 _FAIRNESS_CHECK_EVERY = 4
 
-_RETRYABLE = (
-    TimeoutError,
-    APIError,
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.errors.ConnectionReconnectingError,
-)
+# A stream without a leader, and one at its limit (discard new: an APIError): wait, never drop.
+_RETRYABLE: tuple[type[Exception], ...] = (*JS_UNAVAILABLE, APIError)
 
 
 class TaskPublisher:
