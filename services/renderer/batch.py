@@ -20,6 +20,7 @@ from shared.contract.errors import BadRequest, ImagegenError, StorageError
 from shared.contract.messages import ItemResult, RenderItem, RenderTask
 from shared.contract.style import Style, style_from_text
 from shared.render import RenderedImage, RenderEngine, merge_style
+from shared.runtime.bus.limits import clip
 from shared.runtime.logging import get_logger
 from shared.storage import DirectoryStore
 
@@ -82,7 +83,7 @@ def failed(item: RenderItem, error: str) -> ItemResult:
         index=item.index,
         ok=False,
         row=item.row,
-        error=error,
+        error=clip(error),
         text=item.text,
         name=item.name,
         style=item.style,

@@ -39,6 +39,7 @@ from shared.contract.submit import JobId
 from shared.render import FontCatalogue, RenderEngine, parse_style
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.limits import check_reply, payload_budget
 from shared.runtime.bus.service import Endpoint, Service
 from shared.runtime.bus.streams import renderer_consumer
 from shared.runtime.logging import get_logger
@@ -210,6 +211,25 @@ class Renderer(Service):
         metrics.ITEMS_FAILED.labels(stage="render").inc(len(outcome.items) - rendered)
         self.rendered += rendered
 
+    def _fitted(self, result: BatchResult) -> bytes:
+        """The result, encoded to fit a message. Ingest sized the task so that its result fits
+        (`shared/runtime/bus/limits.py`); should it not (a server with a smaller max_payload),
+        the items go without their texts, names and styles rather than never arrive."""
+        payload = encode_json(result)
+        budget = payload_budget(self.ctx.nc)
+        if len(payload) <= budget:
+            return payload
+        log.error("result.too_large", bytes=len(payload), budget=budget)
+        slim = [
+            msgspec.structs.replace(
+                item, text=None, name=None, style=None, missing_glyphs=item.missing_glyphs[:16]
+            )
+            for item in result.items
+        ]
+        payload = encode_json(msgspec.structs.replace(result, items=slim))
+        check_reply(payload, budget)
+        return payload
+
     async def _publish(self, task: TaskHeader, items: list[ItemResult], delivery: int) -> None:
         result = BatchResult(
             job_id=task.job_id,
@@ -221,6 +241,6 @@ class Renderer(Service):
         )
         await self.ctx.js.publish(
             results_subject(task.job_id),
-            encode_json(result),
+            self._fitted(result),
             headers={"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"},
         )
