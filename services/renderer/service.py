@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from services.renderer.batch import BatchOutcome, failed
+from services.renderer.preview import PreviewPool
 from services.renderer.worker import RenderWorker, WorkerLost
 from shared.contract.codec import decode_json, decode_msgpack, encode_json
 from shared.contract.errors import BadRequest
@@ -36,7 +37,7 @@ from shared.contract.subjects import (
     results_subject,
 )
 from shared.contract.submit import JobId
-from shared.render import FontCatalogue, RenderEngine, parse_style
+from shared.render import FontCatalogue, parse_style
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
 from shared.runtime.bus.limits import check_reply, payload_budget
@@ -67,7 +68,6 @@ class Renderer(Service):
 
     async def start(self) -> None:
         self.catalogue = FontCatalogue.load(self.settings.font_dirs)
-        self.engine = RenderEngine(self.catalogue)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self.rendered = 0
         self.active = ActiveJobs(self.ctx.js)
@@ -78,6 +78,10 @@ class Renderer(Service):
             font_dirs=self.settings.font_dirs, output_dir=local, faults=self.settings.fault_injection
         )
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.start)
+        self.previews = PreviewPool(
+            self.settings, font_dirs=self.settings.font_dirs, faults=self.settings.fault_injection
+        )
+        await self.previews.start()
 
     @classmethod
     def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
@@ -86,6 +90,7 @@ class Renderer(Service):
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.stop)
         self.executor.shutdown(wait=True)
+        await self.previews.stop()
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -113,9 +118,9 @@ class Renderer(Service):
     async def preview(self, payload: bytes) -> bytes:
         request = decode_json(payload, PreviewRequest)
         style = parse_style(request.style, catalogue=self.catalogue)
-        # Not through the worker: a preview must not wait behind a queue of batches.
-        image = await asyncio.to_thread(self.engine.render, request.text, style)
-        return image.data
+        # Its own render child (services/renderer/preview.py): not behind a queue of batches,
+        # and not in this process.
+        return await self.previews.render(request.text, style)
 
     # --- the task path ----------------------------------------------------------------------
 

@@ -141,6 +141,14 @@ class Settings(BaseSettings):
         description="Test-only: items with the texts in services/renderer/worker.py hang or crash.",
     )
     progress_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
+    preview_concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=1,
+        description="Previews a renderer replica renders at once, each in a render child of its own.",
+    )
+    preview_memory_mb: Annotated[int, Field(ge=16)] = Field(
+        default=512,
+        description="Memory a preview's render child may allocate beyond its started size (RLIMIT_AS).",
+    )
 
     # --- streams -----------------------------------------------------------------------------
     results_max_age_hours: Annotated[float, Field(gt=0)] = 24.0 * 7
