@@ -25,10 +25,11 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
     StreamSource,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from shared.contract import subjects
 from shared.contract.errors import ImagegenError
@@ -185,19 +186,43 @@ class TopologyError(ImagegenError):
     """The server refused a stream or bucket as configured (e.g. more replicas than servers)."""
 
 
-async def _apply(stream: str, replicas: int, call: Awaitable[object]) -> None:
-    """Create or update `stream` (a bucket's too); a refusal becomes a TopologyError that names
-    the setting. A new replica count is accepted at once and reached in the background."""
+def _refused(stream: str, replicas: int, exc: APIError) -> TopologyError:
+    return TopologyError(
+        f"NATS refused stream {stream} with {replicas} replica(s): {exc.description or exc}. "
+        "More than one replica needs a JetStream cluster with that many servers up "
+        "(IMAGEGEN_STREAM_REPLICAS, IMAGEGEN_KV_REPLICAS, IMAGEGEN_OBJECT_STORE_REPLICAS)"
+    )
+
+
+async def _create(
+    js: JetStreamContext, stream: str, replicas: int, create: Callable[[], Awaitable[object]]
+) -> StreamInfo | None:
+    """Create `stream` (a bucket's too): None once created, or the info of the stream another
+    service created between our lookup and this call. A refusal is a TopologyError naming the
+    setting; a cluster not ready yet (503) is raised as it is, for the caller to wait."""
+    try:
+        await create()
+        return None
+    except ServiceUnavailableError:
+        raise
+    except BadRequestError as exc:
+        try:
+            return await js.stream_info(stream)
+        except NotFoundError:
+            raise _refused(stream, replicas, exc) from exc
+    except APIError as exc:
+        raise _refused(stream, replicas, exc) from exc
+
+
+async def _update(stream: str, replicas: int, call: Awaitable[object]) -> None:
+    """Update `stream` in place: a new replica count is accepted at once and reached in the
+    background, keeping every message."""
     try:
         await call
-    except BadRequestError:
+    except ServiceUnavailableError:
         raise
     except APIError as exc:
-        raise TopologyError(
-            f"NATS refused stream {stream} with {replicas} replica(s): {exc.description or exc}. "
-            "More than one replica needs a JetStream cluster of at least that many servers "
-            "(IMAGEGEN_STREAM_REPLICAS, IMAGEGEN_KV_REPLICAS, IMAGEGEN_OBJECT_STORE_REPLICAS)"
-        ) from exc
+        raise _refused(stream, replicas, exc) from exc
 
 
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
@@ -205,14 +230,10 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         await js.stream_info(name)
     except NotFoundError:
-        try:
-            await _apply(name, replicas, js.add_stream(config))
+        if await _create(js, name, replicas, partial(js.add_stream, config)) is None:
             log.info("stream.created", stream=name, replicas=replicas)
             return
-        except BadRequestError:
-            pass  # another service created it between our two calls; update below
-    # In place: the server moves a stream to a new replica count without losing a message.
-    await _apply(name, replicas, js.update_stream(config))
+    await _update(name, replicas, js.update_stream(config))
 
 
 def bucket_configs(settings: Settings) -> list[ObjectStoreConfig]:
@@ -272,18 +293,17 @@ async def _ensure_bucket(
     try:
         info = await js.stream_info(stream)
     except NotFoundError:
-        try:
-            await _apply(stream, replicas, create())
+        found = await _create(js, stream, replicas, create)
+        if found is None:
             log.info("bucket.created", stream=stream, replicas=replicas)
             return
-        except BadRequestError:
-            info = await js.stream_info(stream)  # created concurrently by another service
+        info = found
     config = info.config
     max_age = ttl or 0.0  # the server reports "no limit" as 0
     if config.num_replicas == replicas and (config.max_age or 0.0) == max_age:
         return
     config.num_replicas, config.max_age = replicas, max_age
-    await _apply(stream, replicas, js.update_stream(config))
+    await _update(stream, replicas, js.update_stream(config))
     log.info("bucket.updated", stream=stream, replicas=replicas, max_age=max_age)
 
 

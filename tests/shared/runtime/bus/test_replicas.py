@@ -5,6 +5,9 @@ replicas on a real cluster is in tests/faults/test_cluster.py."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from pydantic import ValidationError
 
 from devstack import NatsCluster, NatsServer
 from shared.contract import subjects
+from shared.runtime.bus.discovery import ping_all, wait_for_services
 from shared.runtime.bus.streams import TopologyError, ensure_topology, stream_configs
 from shared.runtime.settings import Settings
 from tests.stacks import wait_for_peers
@@ -102,3 +106,52 @@ async def test_a_cluster_moves_every_stream_and_bucket_to_three_replicas_in_plac
         assert (await js.stream_info(OBJECTS[1])).config.num_replicas == 3
     finally:
         await nc.close()
+
+
+async def test_more_replicas_than_servers_is_refused_with_the_servers_reason(tmp_path: Path) -> None:
+    two = NatsCluster.start(tmp_path / "two", size=2)
+    try:
+        nc = await nats.connect(two.urls)
+        try:
+            with pytest.raises(TopologyError, match=f"{STREAMS[0]} with 3 replica.*no suitable peers"):
+                await ensure_topology(nc.jetstream(timeout=5), Settings(stream_replicas=3))
+        finally:
+            await nc.close()
+    finally:
+        two.stop(kill=True)
+
+
+async def test_a_service_started_before_its_cluster_has_a_quorum_waits_for_it(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    first, *others = nats_cluster.servers
+    for server in others:
+        server.stop()  # one of three left: JetStream answers nothing
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGEN_")}
+    env.update(
+        IMAGEGEN_NATS_URL=nats_cluster.url,
+        IMAGEGEN_STREAM_REPLICAS="3",
+        IMAGEGEN_OUTPUT_DIR=str(tmp_path / "output"),
+        IMAGEGEN_LOG_FORMAT="json",
+    )
+    log = tmp_path / "renderer.log"
+    with log.open("wb") as out:
+        renderer = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.renderer", env=env, stdout=out, stderr=out
+        )
+    try:
+        nc = await nats.connect(first.url)
+        try:
+            await asyncio.sleep(3)
+            assert renderer.returncode is None, log.read_text()
+            assert not await ping_all(nc, name="renderer"), "registered before its streams exist"
+            for server in others:
+                await asyncio.to_thread(server.start_again)
+            await wait_for_services(nc, {"renderer": 1}, timeout=60)
+            assert (await nc.jetstream().stream_info(subjects.STREAM_TASKS)).config.num_replicas == 3
+        finally:
+            await nc.close()
+        assert '"topology.retry"' in log.read_text()
+    finally:
+        renderer.terminate()
+        await asyncio.wait_for(renderer.wait(), 30)
