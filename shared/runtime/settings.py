@@ -132,7 +132,11 @@ class Settings(BaseSettings):
 
     # --- consumers ---------------------------------------------------------------------------
     ack_wait_seconds: Annotated[float, Field(gt=0)] = 30.0
-    max_deliver: Annotated[int, Field(ge=1)] = 5
+    max_deliver: Annotated[int, Field(ge=1)] = Field(
+        default=5,
+        description="Deliveries of a message whose handling keeps failing (retried with back-off) "
+        "before it is recorded as failed items or a failed job and terminated.",
+    )
     renderer_prefetch: Annotated[int, Field(ge=1, le=256)] = 4
     renderer_max_ack_pending: Annotated[int, Field(ge=1)] = 1024
     item_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
@@ -148,6 +152,11 @@ class Settings(BaseSettings):
     preview_memory_mb: Annotated[int, Field(ge=16)] = Field(
         default=512,
         description="Memory a preview's render child may allocate beyond its started size (RLIMIT_AS).",
+    )
+    job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="A job in an active state whose ledger row has not changed for this long (no "
+        "state change, no batch counted) is failed with the reason; `jobs resume` continues it.",
     )
 
     # --- streams -----------------------------------------------------------------------------

@@ -9,9 +9,8 @@ from __future__ import annotations
 from nats.js.client import JetStreamContext
 
 from shared.contract.codec import encode_json
-from shared.contract.messages import JobEvent, JobInfo
+from shared.contract.messages import JobEvent, JobInfo, clip
 from shared.contract.subjects import events_subject
-from shared.runtime.bus.limits import clip
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)

@@ -9,8 +9,8 @@ U+0001 as `\\u0001`). Everything that puts user data on the bus sizes it here, i
 - a render task carries items while both its encoded size and the bound on its *result's* size
   stay within the task budget (`TaskBudget`), so a renderer's result always fits as well;
 - a row too large for any message fails as its own item with the reason (`too_large_reason`);
-- an event's message and a failure reason are clipped (`clip`); a request's reply over the
-  limit is refused with a 413 error (`check_reply`).
+- an event's message and a failure reason are clipped (`shared.contract.messages.clip`); a
+  request's reply over the limit is refused with a 413 error (`check_reply`).
 
 The limit is read from the connection (the server announces it in INFO), never assumed.
 """
@@ -25,17 +25,14 @@ from nats.js.client import JetStreamContext
 
 from shared.contract.codec import encode_json, encode_msgpack
 from shared.contract.errors import ImagegenError
-from shared.contract.messages import RenderItem
+from shared.contract.messages import MAX_REASON_CHARS, RenderItem
 
 # Room for headers (Nats-Msg-Id, service error headers, the JetStream ones) and the message's
 # own envelope, which count against max_payload as well.
 HEADER_ALLOWANCE = 4096
 # A result item's fixed fields (index, ok, row, width, height, bytes, the keys) in JSON.
 ITEM_OVERHEAD = 512
-# Failure reasons are clipped to this many characters: a reason quoting a cell stays bounded.
-MAX_REASON_CHARS = 500
 _MAX_REASON_BYTES = 6 * MAX_REASON_CHARS + 2  # JSON's worst case: every character escaped
-_ELLIPSIS = "…"
 OBJECT_CHUNK_BYTES = 128 * 1024  # nats-py's default object-store chunk
 
 
@@ -56,11 +53,6 @@ def object_meta(js: JetStreamContext, name: str) -> ObjectMeta:
     chunks do not fit a server configured lower, and its `put` would fail every upload."""
     chunk = min(OBJECT_CHUNK_BYTES, payload_budget(js._nc))  # the context's connection, as nats-py uses it
     return ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=chunk))
-
-
-def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
-    """`text` cut to `limit` characters, marked with an ellipsis when it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
 
 
 def check_reply(reply: bytes, budget: int) -> None:

@@ -8,18 +8,9 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.renderer.batch import failed
 from shared.contract.codec import encode_json
-from shared.contract.messages import ItemResult, RenderItem
-from shared.runtime.bus.limits import (
-    MAX_REASON_CHARS,
-    TaskBudget,
-    TooLarge,
-    check_reply,
-    clip,
-    result_bound,
-    task_bytes,
-)
+from shared.contract.messages import MAX_REASON_CHARS, ItemResult, RenderItem, clip, failed_item
+from shared.runtime.bus.limits import TaskBudget, TooLarge, check_reply, result_bound, task_bytes
 
 # Any character but the surrogates (ingest refuses those: shared/workflow/carriable.py).
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
@@ -49,7 +40,7 @@ def test_the_result_bound_covers_a_rendered_and_a_failed_item(
         missing_glyphs=sorted(set(text)),
     )
     worst_reason = "\x01" * (10 * MAX_REASON_CHARS) + reason  # every character escaped
-    fails = msgspec.structs.replace(failed(item, worst_reason), index=2**40, row=2**40)
+    fails = msgspec.structs.replace(failed_item(item, worst_reason), index=2**40, row=2**40)
     assert len(fails.error or "") == MAX_REASON_CHARS
     assert _item_json(rendered) <= result_bound(item)
     assert _item_json(fails) <= result_bound(item)
