@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         description="Previews a renderer replica renders at once, each in a render child of its own.",
     )
     preview_memory_mb: Annotated[int, Field(ge=16)] = Field(
-        default=512,
+        default=384,
         description="Memory a preview's render child may allocate beyond its started size (RLIMIT_AS).",
     )
     job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
