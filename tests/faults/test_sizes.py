@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.client import Client
+from shared.contract.errors import TooLarge
 from shared.contract.style import Style
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
@@ -85,6 +86,10 @@ async def test_a_small_max_payload_splits_tasks_and_fails_only_rows_no_message_c
         assert "too large to send" in reasons[17] and "max_payload" in reasons[17]
         assert "NUL" in reasons[64] and "U+0000" in reasons[64] and "position 7" in reasons[64]
         assert {f.row for f in job.failures} == {19, 66}  # the rows named, header included
+        # A request the server would not carry is refused before it is sent, with the sizes.
+        with pytest.raises(TooLarge) as refused:
+            await client.submit(SubmitCsv(csv="name\n" + "x" * 100_000 + "\n", column="name"))
+        assert refused.value.code == 413 and "max_payload" in refused.value.message
         await normal_job_completes(client, fault_stack.stack.state_dir.parent)
     for proc in fault_stack.stack.processes:
         assert proc.process.poll() is None, f"{proc.name} exited"

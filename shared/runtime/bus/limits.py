@@ -24,7 +24,7 @@ from nats.js.api import ObjectMeta, ObjectMetaOptions
 from nats.js.client import JetStreamContext
 
 from shared.contract.codec import encode_json, encode_msgpack
-from shared.contract.errors import ImagegenError
+from shared.contract.errors import TooLarge
 from shared.contract.messages import MAX_REASON_CHARS, RenderItem
 
 # Room for headers (Nats-Msg-Id, service error headers, the JetStream ones) and the message's
@@ -34,12 +34,6 @@ HEADER_ALLOWANCE = 4096
 ITEM_OVERHEAD = 512
 _MAX_REASON_BYTES = 6 * MAX_REASON_CHARS + 2  # JSON's worst case: every character escaped
 OBJECT_CHUNK_BYTES = 128 * 1024  # nats-py's default object-store chunk
-
-
-class TooLarge(ImagegenError):
-    """A message would exceed what the NATS server carries (`max_payload`)."""
-
-    code = 413
 
 
 def payload_budget(nc: NATS, configured: int | None = None) -> int:

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.contract.codec import encode_json
+from shared.contract.errors import TooLarge
 from shared.contract.messages import MAX_REASON_CHARS, ItemResult, RenderItem, clip, failed_item
-from shared.runtime.bus.limits import TaskBudget, TooLarge, check_reply, result_bound, task_bytes
+from shared.runtime.bus.limits import TaskBudget, check_reply, result_bound, task_bytes
 
 # Any character but the surrogates (ingest refuses those: shared/workflow/carriable.py).
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
