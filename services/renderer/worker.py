@@ -96,6 +96,7 @@ def _child_main(
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
     conn.send_bytes(_READY)
+    warmed = False
     while True:
         try:
             payload = conn.recv_bytes()
@@ -108,6 +109,13 @@ def _child_main(
         except BadRequest as exc:
             conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
             continue
+        if not warmed:
+            # The first task says what this child will render: warm its caches with that style
+            # and the task's first texts before rendering it.
+            started = time.perf_counter()
+            masks = renderer.warm(task)
+            log.info("render.warmed", masks=masks, seconds=round(time.perf_counter() - started, 3))
+            warmed = True
         conn.send_bytes(encode_msgpack(renderer.render(task)))
 
 

@@ -159,7 +159,8 @@ def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 
 def failed_item(item: RenderItem, error: str) -> ItemResult:
-    """A failed item's result: it carries its text, name and style so a retry can render it."""
+    """A failed item's result: it carries its text, name and style so a retry can render it; its
+    reason is clipped, so a result's size stays bounded whatever the reason quotes."""
     return ItemResult(
         index=item.index,
         ok=False,

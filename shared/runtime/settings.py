@@ -99,14 +99,14 @@ class Settings(BaseSettings):
 
     # --- behaviour ---------------------------------------------------------------------------
     output_dir: Path = Path("output")
-    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 128
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 512
     ingest_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
     ingest_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Sources this ingest process serves, comma-separated (default: every registered one).",
     )
     max_queued_batches_per_job: Annotated[int, Field(ge=0)] = Field(
-        default=32,
+        default=16,
         description="Fairness: a job keeps at most this many batches in the task queue (0: no cap).",
     )
     batch_max_bytes: Annotated[int, Field(ge=4096)] = Field(
@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         description="Test-only: items with the texts in services/renderer/worker.py hang or crash.",
     )
     progress_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
+    job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="A job in an active state whose ledger row has not changed for this long (no "
+        "state change, no batch counted) is failed with the reason; `jobs resume` continues it.",
+    )
     preview_concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
         default=1,
         description="Previews a renderer replica renders at once, each in a render child of its own.",
@@ -152,11 +157,6 @@ class Settings(BaseSettings):
     preview_memory_mb: Annotated[int, Field(ge=16)] = Field(
         default=384,
         description="Memory a preview's render child may allocate beyond its started size (RLIMIT_AS).",
-    )
-    job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
-        default=3600.0,
-        description="A job in an active state whose ledger row has not changed for this long (no "
-        "state change, no batch counted) is failed with the reason; `jobs resume` continues it.",
     )
 
     # --- streams -----------------------------------------------------------------------------
