@@ -56,6 +56,7 @@ class PreviewPool:
                 faults=faults,
                 memory_mb=self.memory_mb,
                 nice=PREVIEW_NICE,
+                warm=False,  # a preview's style says nothing about the next one
             )
             for _ in range(self.concurrency)
         ]
