@@ -58,6 +58,7 @@ async def test_wide_cjk_rows_and_control_character_rows_complete(fault_stack: Fa
             job_id, done, failed = await run_job(client, root, csv_text, batch_size=128)
             assert (done, failed) == (300, 0)
             sizes = await assert_counted_once(client, job_id, 300)
+            print(f"300 rows in {len(sizes)} results of at most {max(sizes)} items")
             assert len(sizes) > 3, sizes  # far fewer than 128 items fit a message
         await normal_job_completes(client, root)
 
