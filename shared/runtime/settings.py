@@ -112,9 +112,9 @@ class Settings(BaseSettings):
     batch_max_bytes: Annotated[int, Field(ge=4096)] = Field(
         default=512 * 1024,
         description=(
-            "Per-batch byte budget: a render task, and the bound on its result, carries items up "
-            "to this many bytes (never more than the NATS server's max_payload allows); ingest "
-            "holds at most a few of them per job."
+            "Per-batch byte budget: a render task carries items up to this many bytes (never more "
+            "than the NATS server's max_payload allows, and its result's bound must fit that too); "
+            "ingest holds at most a few of them per job."
         ),
     )
     max_row_bytes: Annotated[int, Field(ge=1024)] = Field(
@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         description="Previews a renderer replica renders at once, each in a render child of its own.",
     )
     preview_memory_mb: Annotated[int, Field(ge=16)] = Field(
-        default=512,
+        default=384,
         description="Memory a preview's render child may allocate beyond its started size (RLIMIT_AS).",
     )
 

@@ -122,6 +122,5 @@ async def test_a_huge_first_field_fails_its_row_not_the_server(http: httpx.Async
     job = (await http.get(f"/jobs/{job_id}")).json()
     assert (job["done"], job["failed"]) == (1, 1)
     [failure] = job["failures"]
-    # Refused by the first limit it meets (the row's bytes), named, with no server path.
-    assert failure["row"] == 2 and "IMAGEGEN_MAX_ROW_BYTES" in failure["reason"], failure
-    assert "/" not in failure["reason"]
+    # Over the row limit, it fails at ingest and never travels (docs/operations.md).
+    assert failure["row"] == 2 and "rows are limited to" in failure["reason"] and "/" not in failure["reason"]
