@@ -12,10 +12,12 @@ import msgspec
 import pytest
 
 from shared.client import Client
-from shared.contract.messages import BatchResult, ItemResult, JobInfo
-from shared.contract.subjects import results_subject
+from shared.contract.codec import encode_json
+from shared.contract.messages import BatchResult, IngestRequest, ItemResult, JobInfo
+from shared.contract.subjects import new_job_id, requests_subject, results_subject
 from shared.runtime.bus.discovery import wait_for_services
 from shared.runtime.bus.permissions import ADMIN, RENDERER
+from shared.runtime.ledger import Ledger
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 from tests.faults.test_faults import DEADLINE, assert_exact
@@ -170,3 +172,39 @@ async def test_a_job_without_progress_is_failed_by_the_watchdog(fault_stack: Fau
         await assert_exact(client, await client.wait(accepted.job_id, timeout=DEADLINE, attempt=2), rows)
         await a_normal_job_completes(client)
     assert_all_running(fault_stack)
+
+
+@pytest.mark.stack_env({"IMAGEGEN_MAX_DELIVER": "2"})
+async def test_a_request_no_ingest_survives_fails_its_job_via_the_advisory(fault_stack: FaultStack) -> None:
+    """An accepted job's request is taken twice by an ingest that dies holding it (here: a
+    consumer that never acks, then vanishes): the advisory fails the job with the reason and the
+    request leaves the queue; a restarted ingest serves the next job."""
+    stack = fault_stack.stack
+    ingest = next(p for p in stack.processes if p.name == "ingest")
+    assert ingest.stop() == 0
+    ledger = await Ledger.open(stack.database_url)
+    try:
+        job_id = new_job_id()
+        await ledger.create_job(job_id, "csv", encode_json(SubmitCsv(csv="name\nx\n", column="name")), None)
+    finally:
+        await ledger.close()
+    async with await stack.client() as client, await stack.client(ADMIN) as admin:
+        await admin.js.publish(
+            requests_subject("csv"), encode_json(IngestRequest(job_id=job_id, attempt=1, source="csv"))
+        )
+        dying = await admin.js.pull_subscribe_bind(durable="ingest-csv", stream="IMAGEGEN_REQUESTS")
+        for delivery in (1, 2):
+            [msg] = await dying.fetch(1, timeout=30)  # redelivered once ack_wait has passed
+            assert msg.metadata.num_delivered == delivery
+        await dying.unsubscribe()
+        # The server announces MAX_DELIVERIES when it would deliver the message again, so when
+        # someone pulls: the restarted ingest (as Kubernetes restarts a crashed pod).
+        stack.spawn("ingest")
+        final = await client.wait(job_id, timeout=DEADLINE)
+        assert (final.kind, final.status) == ("failed", "failed")
+        assert final.message and "ingest request was delivered 2 times" in final.message
+        requests = await admin.js.stream_info("IMAGEGEN_REQUESTS")
+        assert requests.state.messages == 0
+        await wait_for_services(client.nc, {"ingest": 1}, timeout=60)
+        await a_normal_job_completes(client)
+    assert_all_running(fault_stack, but="ingest")
