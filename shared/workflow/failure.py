@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from nats.js.client import JetStreamContext
 
-from shared.contract.messages import BatchResult, ItemResult, JobInfo
+from shared.contract.messages import BatchResult, ItemResult, JobInfo, clip
 from shared.contract.states import EventKind
 from shared.runtime import metrics
 from shared.runtime.ledger import Ledger
@@ -73,7 +73,7 @@ def failed_copy(result: BatchResult, reason: str) -> BatchResult:
                 index=item.index,
                 ok=False,
                 row=item.row,
-                error=storable(reason),
+                error=storable(clip(reason)),
                 text=storable(item.text),
                 name=storable(item.name),
                 style={storable(k) or "": storable(v) or "" for k, v in item.style.items()}
