@@ -208,3 +208,31 @@ async def test_a_request_no_ingest_survives_fails_its_job_via_the_advisory(fault
         await wait_for_services(client.nc, {"ingest": 1}, timeout=60)
         await a_normal_job_completes(client)
     assert_all_running(fault_stack, but="ingest")
+
+
+@pytest.mark.renderers(1)
+@pytest.mark.stack_env({"IMAGEGEN_OUTPUT_STORE": "object", "IMAGEGEN_MAX_DELIVER": "2"})
+async def test_a_task_that_raises_on_every_delivery_ends_as_failed_items(fault_stack: FaultStack) -> None:
+    """The image bucket is gone (an operator deleted it): storing a batch raises on each
+    delivery, so after its attempts the task's items are recorded as failed with the reason and
+    the replica stays up; with the bucket back, the next job completes."""
+    stack = fault_stack.stack
+    async with await stack.client() as client, await stack.client(ADMIN) as admin:
+        await admin.js.delete_object_store("imagegen-images")
+        csv_text = "name\n" + "".join(f"无桶 {i}\n" for i in range(10))
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
+        final = await client.wait(accepted.job_id, timeout=DEADLINE)
+        assert (final.status, final.total, final.done, final.failed) == ("completed_with_errors", 10, 0, 10)
+        job = await client.get_job(accepted.job_id)
+        assert sorted(f.index for f in job.failures) == list(range(10))
+        for failure in job.failures:
+            assert failure.reason.startswith("gave up after 2 attempts: "), failure.reason
+        tasks = await admin.js.consumer_info("IMAGEGEN_TASKS", "renderer")
+        assert (tasks.num_pending, tasks.num_ack_pending) == (0, 0)
+        await asyncio.to_thread(stack.declare_topology)  # `imagegen nats setup` brings it back
+        rows = 30
+        csv_text = "name\n" + "".join(f"之后 {i}\n" for i in range(rows))
+        after = await client.submit(SubmitCsv(csv=csv_text, column="name"))
+        final = await client.wait(after.job_id, timeout=DEADLINE)
+        assert (final.status, final.done, final.failed) == ("completed", rows, 0)
+    assert_all_running(fault_stack)
