@@ -9,7 +9,6 @@ tasks): the NATS permissions would stop anyone else (tests/security/test_nats_pe
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -30,32 +29,7 @@ from shared.runtime.bus.permissions import ADMIN, INGEST, RENDERER
 from shared.runtime.ledger import Ledger
 from shared.sources.csv import SubmitCsv
 from shared.workflow.active import ActiveJobs
-
-
-def log_entries(stack: LocalStack, service: str, event: str) -> list[dict[str, Any]]:
-    entries = []
-    for proc in stack.processes:
-        if proc.name != service:
-            continue
-        for line in proc.log_file.read_text(errors="replace").splitlines():
-            if line.startswith("{") and f'"{event}"' in line:
-                entry = json.loads(line)
-                if entry.get("event") == event:
-                    entries.append(entry)
-    return entries
-
-
-async def logged(
-    stack: LocalStack, service: str, event: str, job_id: str, timeout: float = 15
-) -> dict[str, Any]:
-    """The first `event` line `service` logged about `job_id` (waiting for it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [e for e in log_entries(stack, service, event) if e.get("job_id") == job_id]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"{service} logged no {event} for {job_id}"
-        await asyncio.sleep(0.1)
+from tests.waiting import log_entries, logged
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from shared.sources.csv import SubmitCsv
 from shared.sources.db import SubmitDb
 from tests.conftest import DATA, REPO, SampleDb
 from tests.images import corners_transparent, decode_rgba, ink_bbox, ink_pixels
+from tests.shared.render.test_tofu import assert_no_tofu
 
 PRODUCTS = REPO / "examples" / "products.csv"
 
@@ -115,18 +116,9 @@ async def test_chinese_glyphs_are_real_not_boxes() -> None:
         assert ink_pixels(image) > 50, c
         bbox = ink_bbox(image)
         assert bbox is not None
-    # The .notdef box of the CJK font, drawn by Pillow directly, matches none of them.
-    from PIL import ImageDraw, ImageFont
-
-    font = ImageFont.truetype(str(REPO / "fonts" / "NotoSansCJK-Regular.ttc"), 48)
-    box = Image.new("L", (96, 96), 0)
-    ImageDraw.Draw(box).text((10, 10), "\U000e01f0", font=font, fill=255)
-    box_ink = box.getbbox()
-    for c, image in glyphs.items():
-        alpha = image.getchannel("A")
-        crop = alpha.crop(alpha.getbbox())
-        notdef = box.crop(box_ink) if box_ink else None
-        assert notdef is None or crop.tobytes() != notdef.tobytes(), f"{c} drew as .notdef"
+    # And none is the .notdef box of the font the engine chose for it (compared bitmap to
+    # bitmap with a code point that font does not map; test_tofu checks the detector sees tofu).
+    assert_no_tofu(engine, chars)
 
 
 async def test_two_renderers_share_a_real_data_job(client: Client) -> None:
