@@ -13,6 +13,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from nats.js.api import ConsumerInfo
+from nats.js.client import JetStreamContext
+
 from devstack.stack import LocalStack
 
 T = TypeVar("T")
@@ -35,11 +38,12 @@ async def eventually(
         await asyncio.sleep(every)
 
 
-def log_entries(stack: LocalStack, service: str, event: str) -> list[dict[str, Any]]:
-    """Every JSON log line `service` (all its replicas) wrote with this `event`, in file order."""
+def log_entries(stack: LocalStack, service: str | None, event: str) -> list[dict[str, Any]]:
+    """Every JSON log line `service` (all its replicas; None: every service) wrote with this
+    `event`, in file order."""
     entries = []
     for proc in stack.processes:
-        if proc.name != service:
+        if service is not None and proc.name != service:
             continue
         for line in proc.log_file.read_text(errors="replace").splitlines():
             if line.startswith("{") and f'"{event}"' in line:
@@ -60,3 +64,18 @@ async def logged(
 
     entries = await eventually(found, f"{service} logging {event} x{count} for {job_id}", timeout=timeout)
     return entries[count - 1]
+
+
+async def consumer_settled(js: JetStreamContext, stream: str, consumer: str) -> ConsumerInfo:
+    """The consumer's state once everything delivered to it has been acknowledged or terminated
+    (its ack floor has caught up with its deliveries) and nothing waits for delivery. A message
+    that is nak'ed or left to time out keeps the floor behind until it is finally settled."""
+
+    async def settled() -> ConsumerInfo | None:
+        info = await js.consumer_info(stream, consumer)
+        caught_up = info.ack_floor is not None and info.delivered is not None
+        caught_up = caught_up and info.ack_floor.stream_seq == info.delivered.stream_seq
+        idle = not info.num_pending and not info.num_ack_pending and not info.num_redelivered
+        return info if caught_up and idle else None
+
+    return await eventually(settled, f"consumer {stream}/{consumer} settling")

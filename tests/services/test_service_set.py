@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
+import secrets
 from pathlib import Path
 
 import asyncpg
@@ -26,6 +26,7 @@ from shared.sources.db import SubmitDb
 from tests.conftest import DATA, REPO, SampleDb
 from tests.images import corners_transparent, decode_rgba, ink_bbox, ink_pixels
 from tests.shared.render.test_tofu import assert_no_tofu
+from tests.waiting import consumer_settled, log_entries
 
 PRODUCTS = REPO / "examples" / "products.csv"
 
@@ -292,41 +293,38 @@ async def test_bad_db_submits_are_refused(client: Client, source: str, query: st
 async def test_malformed_messages_are_terminated_and_services_survive(
     stack: LocalStack, client: Client
 ) -> None:
+    def malformed(prefix: str) -> int:
+        entries = log_entries(stack, None, "message.malformed")
+        return len([e for e in entries if e["subject"].startswith(prefix)])
+
     # Garbage on every queue, as only a broken or hostile service could send it: as admin.
-    admin = await stack.client(ADMIN)
-    js = admin.js
-    for subject in (
-        "imagegen.tasks.garbage-1",
-        "imagegen.requests.csv",
-        "imagegen.requests.db",
-        "imagegen.results.garbage-1",
-    ):
-        for payload in (b"\xff\x00not anything", b'{"job_id": 5}', b"[]"):
-            await js.publish(subject, payload)
-    accepted = await client.submit(SubmitCsv(csv="name\nstill alive\n", column="name"))
-    final = await client.wait(accepted.job_id, timeout=60)
-    assert (final.kind, final.done) == ("completed", 1)
-    for proc in stack.processes:
-        assert proc.process.poll() is None, f"{proc.name} died"
-    # Nothing is left pending for redelivery: the bad messages were terminated, not nak'ed.
-    await asyncio.sleep(0.5)
-    for stream, consumer in (
-        ("IMAGEGEN_TASKS", "renderer"),
-        ("IMAGEGEN_REQUESTS", "ingest-csv"),
-        ("IMAGEGEN_REQUESTS", "ingest-db"),
-        (STREAM_RESULT_QUEUE, CONSUMER_NOTIFIER),
-    ):
-        info = await js.consumer_info(stream, consumer)
-        assert info.num_ack_pending == 0, (consumer, info)
-        assert info.num_pending == 0, (consumer, info)
-    await admin.close()
-    rejected = set()
-    for proc in stack.processes:
-        for line in proc.log_file.read_text().splitlines():
-            entry = json.loads(line) if line.startswith("{") else {}
-            if entry.get("event") == "message.malformed":
-                rejected.add(entry["kind"])
-    assert rejected == {"task", "request", "result"}
+    tag = f"garbage-{secrets.token_hex(4)}"
+    queues = {f"imagegen.tasks.{tag}": 3, "imagegen.requests.": 6, f"imagegen.results.{tag}": 3}
+    before = {prefix: malformed(prefix) for prefix in queues}
+    async with await stack.client(ADMIN) as admin:
+        for subject in (
+            f"imagegen.tasks.{tag}",
+            "imagegen.requests.csv",
+            "imagegen.requests.db",
+            f"imagegen.results.{tag}",
+        ):
+            for payload in (b"\xff\x00not anything", b'{"job_id": 5}', b"[]"):
+                await admin.js.publish(subject, payload)
+        accepted = await client.submit(SubmitCsv(csv="name\nstill alive\n", column="name"))
+        final = await client.wait(accepted.job_id, timeout=60)
+        assert (final.kind, final.done) == ("completed", 1)
+        for proc in stack.processes:
+            assert proc.process.poll() is None, f"{proc.name} died"
+        # Every queue settles (all it delivered is acknowledged or terminated)...
+        for stream, consumer in (
+            ("IMAGEGEN_TASKS", "renderer"),
+            ("IMAGEGEN_REQUESTS", "ingest-csv"),
+            ("IMAGEGEN_REQUESTS", "ingest-db"),
+            (STREAM_RESULT_QUEUE, CONSUMER_NOTIFIER),
+        ):
+            await consumer_settled(admin.js, stream, consumer)
+    # ...and each bad message was refused once: terminated, not nak'ed into redeliveries.
+    assert {prefix: malformed(prefix) - before[prefix] for prefix in queues} == queues
 
 
 async def test_preview_fonts_and_validate(client: Client) -> None:
