@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import secrets
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import pytest
-from PIL import Image
 
 from devstack.stack import SERVICES, LocalStack
 from shared.client import Client
@@ -101,8 +101,6 @@ async def test_csv_job_end_to_end(client: Client, db: asyncpg.Connection) -> Non
 
 
 def _csv_cell(text: str, index: int) -> str:
-    import csv
-
     return list(csv.DictReader(io.StringIO(text)))[index]["name"]
 
 
@@ -137,14 +135,20 @@ async def test_two_renderers_share_a_real_data_job(client: Client) -> None:
         by_renderer[result.renderer] = by_renderer.get(result.renderer, 0) + len(result.items)
     assert len(by_renderer) == 2, by_renderer
     assert min(by_renderer.values()) > rows * 0.1, by_renderer
-    sample = [item for result in results for item in result.items][:50]
+    # A sample from both replicas: each image is what the engine draws for its row's text.
+    names = [row["name"] for row in csv.DictReader(io.StringIO(text))]
+    engine = RenderEngine()
+    sample = [item for result in results for item in result.items][::60]
     assert final.output is not None
     for item in sample:
         assert item.ok and item.file and item.width and item.height and item.bytes
         assert item.file == f"{item.row}.png" and item.row == item.index + 2
         path = Path(final.output) / item.file
-        assert Image.open(path).size == (item.width, item.height)
-        assert path.stat().st_size == item.bytes
+        image = decode_rgba(path.read_bytes())
+        assert image.size == (item.width, item.height) and path.stat().st_size == item.bytes
+        assert corners_transparent(image) and ink_pixels(image) > 50, item
+        expected = decode_rgba(engine.render(names[item.index], Style()).data)
+        assert image.tobytes() == expected.tobytes(), f"{item.file} differs from a local render"
 
 
 async def test_redelivered_result_is_counted_once(
@@ -228,7 +232,6 @@ async def test_bad_csv_submits_are_refused_with_the_field(
 
 
 async def test_csv_from_the_allowed_folder(client: Client, csv_dir: Path) -> None:
-    import csv
 
     # A GB18030 file with semicolons, as Excel in China writes it, from the allowed folder.
     names = [r["name"] for r in csv.DictReader(io.StringIO((DATA / "areas.csv").read_text("utf-8")))][:30]
@@ -244,7 +247,6 @@ async def test_db_job_streams_a_query(client: Client, sample_db: SampleDb) -> No
     await db.execute("CREATE TABLE IF NOT EXISTS test_places (id int primary key, name text, province text)")
     await db.execute("TRUNCATE test_places")
     await sample_db.readable("test_places")
-    import csv
 
     rows = list(csv.DictReader(io.StringIO((DATA / "areas.csv").read_text("utf-8"))))[:500]
     await db.executemany(
