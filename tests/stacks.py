@@ -14,6 +14,11 @@ from shared.client import Client
 from shared.contract.messages import JobInfo
 from tests.conftest import create_database
 
+# How long a million-row ingest may take on a loaded machine: a liveness bound, set well inside
+# those tests' own cap (their timeout marker) so that this deadline, naming what did not happen,
+# fires first. Speed is measured in bench/.
+INGEST_DEADLINE = 600
+
 
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set (VmHWM), in MiB."""
