@@ -156,16 +156,33 @@ function dataRows() {
   return $("#has-header").checked ? state.rows.slice(1) : state.rows;
 }
 
+// How much a cell reads like text: its letters (any script) less its digits, so codes such as
+// `A001` or `SKU-2231` score nothing and a name in Latin or CJK letters scores high.
+function textScore(cell) {
+  if (!cell) return 0;
+  const letters = (cell.match(/\p{L}/gu) || []).length;
+  const digits = (cell.match(/\p{Nd}/gu) || []).length;
+  return Math.max(letters - digits, 0);
+}
+
+// The default text column: the one whose cells hold the most letters (the first on a tie).
+function textColumn(width, rows) {
+  let best = 0, bestScore = 0;
+  for (let i = 0; i < width; i++) {
+    const score = rows.reduce((sum, row) => sum + textScore(row[i]), 0);
+    if (score > bestScore) { best = i; bestScore = score; }
+  }
+  return best;
+}
+
 function fillColumns() {
   const select = $("#column");
   const previous = select.value;
   select.replaceChildren();
   const names = header();
-  // Guess the text column: the first one whose cells are not all numbers.
-  let guess = names.findIndex((_, i) => dataRows().some((r) => r[i] && isNaN(Number(r[i]))));
   names.forEach((name, i) => select.append(new Option(name || "(column " + (i + 1) + ")", String(i))));
   if (previous && Number(previous) < names.length) select.value = previous;
-  else select.value = String(Math.max(guess, 0));
+  else select.value = String(textColumn(names.length, dataRows()));
   renderSample();
   schedulePreview();
 }

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from devstack.stack import REPO_ROOT
 from tests.gateways import Gateway
 
 CHROMIUM = Path(os.environ.get("IMAGEGEN_CHROMIUM", "/usr/bin/chromium"))
@@ -26,7 +27,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = os.environ.get("IMAGEGEN_SCREENSHOTS")  # a folder: keep screenshots for a look
+# Screenshots are kept for a look (git ignores the folder); IMAGEGEN_SCREENSHOTS moves them.
+SCREENSHOTS = Path(os.environ.get("IMAGEGEN_SCREENSHOTS") or REPO_ROOT / "artifacts" / "console")
 ROWS = ["绿茶 Green Tea", "乌龙茶 Oolong", "豆浆 Soy Milk", "Espresso 意式浓缩", "北京烤鸭", "Croissant"]
 
 
@@ -46,9 +48,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def shot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 async def test_console_renders_a_csv_and_shows_the_gallery(
@@ -83,7 +84,8 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
         "name",
         "price",
     ]
-    await page.select_option("#column", label="name")
+    # The default text column is the one that reads as text, not the `sku` codes before it.
+    assert await page.eval_on_selector("#column", "s => s.selectedOptions[0].textContent") == "name"
     await page.fill("#size-n", "36")
     await page.fill("#wrap", "260")
     # The live preview: the first rows, rendered by the server, decoded by the browser.
@@ -124,3 +126,29 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
     assert message is not None and "400" in message and "style.size" in message, message
     await shot(page, "console-error")
     assert page_errors == []
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "expected"),
+    [
+        # codes, numbers, then CJK names: the names
+        ("id,code,title,qty\n1,SKU-0001,北京烤鸭,3\n2,SKU-0002,豆浆,4\n", "title"),
+        # a short word column beside a longer description: the one with more letters
+        ("sku,size,description\nA1,XL,Green tea from Hangzhou\nA2,S,Oolong 乌龙茶\n", "description"),
+        # nothing but numbers: the first column
+        ("a,b\n1,2\n3,4\n", "a"),
+    ],
+)
+async def test_the_default_text_column_is_the_one_that_reads_as_text(
+    browser: Browser, gateway: Gateway, tmp_path: Path, csv_text: str, expected: str
+) -> None:
+    csv_file = tmp_path / "columns.csv"
+    csv_file.write_text(csv_text, "utf-8")
+    page = await browser.new_page(bypass_csp=True)
+    await page.goto(gateway.url + "/")
+    await page.set_input_files("#file", str(csv_file))
+    await page.wait_for_selector("#column option", state="attached")
+    assert await page.eval_on_selector("#column", "s => s.selectedOptions[0].textContent") == expected
+    # The sample table marks the same column.
+    assert await page.eval_on_selector("#sample th.sel", "th => th.textContent") == expected
+    await page.close()
