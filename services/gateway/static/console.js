@@ -12,6 +12,8 @@ const state = {
   rows: [],
   apiKey: localStorage.getItem("imagegen.apiKey") || "",
   job: null,
+  running: false, // a job followed here has not ended: no second "Render all rows" meanwhile
+  estimates: {}, // job id -> rows the file probably holds, until ingest has counted them
   events: null,
   previewAbort: null,
   previewUrls: [],
@@ -134,12 +136,15 @@ async function loadFile(file) {
   const sample = await file.slice(0, SAMPLE_BYTES).arrayBuffer();
   const text = decodeSample(sample);
   const complete = file.size <= SAMPLE_BYTES; // otherwise the last line may be cut: drop it
-  state.rows = parseCsv(text, sniffDelimiter(text), complete).slice(0, 50);
+  const rows = parseCsv(text, sniffDelimiter(text), complete);
+  // The file's rows, exact when it was read whole, else scaled from the sample's row length.
+  state.rowEstimate = complete ? rows.length : Math.round((rows.length * file.size) / sample.byteLength);
+  state.rows = rows.slice(0, 50);
   $("#drop").classList.add("loaded");
   $("#drop-text").textContent = file.name + " · " + formatBytes(file.size);
   $("#csv-info").hidden = false;
   fillColumns();
-  $("#submit").disabled = !state.rows.length;
+  updateSubmit();
   if (!state.rows.length) showError(new ApiError("", "the file has no rows", "file"));
 }
 
@@ -279,16 +284,25 @@ async function submit() {
   form.append("column", $("#has-header").checked ? header()[col] : String(col));
   form.append("has_header", $("#has-header").checked ? "true" : "false");
   form.append("style", JSON.stringify(currentStyle()));
-  $("#submit").disabled = true;
+  const estimate = state.rowEstimate - ($("#has-header").checked ? 1 : 0);
+  state.running = true;
+  updateSubmit();
   try {
     const accepted = await (await api("/generate/csv", { method: "POST", body: form })).json();
+    state.estimates[accepted.job_id] = Math.max(estimate, 1);
     follow(accepted.job_id);
     showDetected(accepted.detected || {});
   } catch (err) {
+    state.running = false;
+    updateSubmit();
     showError(err);
-  } finally {
-    $("#submit").disabled = !state.file;
   }
+}
+
+function updateSubmit() {
+  const button = $("#submit");
+  button.disabled = state.running || !state.file || !state.rows.length;
+  button.title = state.running ? "a job is running: wait for it or cancel it" : "";
 }
 
 function follow(jobId) {
@@ -300,8 +314,10 @@ function follow(jobId) {
   $("#gallery").replaceChildren();
   $("#gallery-note").textContent = "";
   $("#detected").textContent = "";
+  state.running = true;
+  updateSubmit();
   $("#bar").className = "";
-  $("#bar").style.width = "0";
+  showProgress({ status: "submitted", total: null, done: 0, failed: 0 }, false);
   setStatus("job " + jobId + " · submitted");
   const source = new EventSource(withKey("/jobs/" + encodeURIComponent(jobId) + "/events"));
   state.events = source;
@@ -310,7 +326,9 @@ function follow(jobId) {
   }
   source.onerror = () => {
     // EventSource retries by itself (resuming after the last id); say so instead of failing.
-    if (state.job === jobId && source.readyState !== EventSource.CLOSED) setStatus("job " + jobId + " · reconnecting…");
+    if (state.job !== jobId) return;
+    if (source.readyState !== EventSource.CLOSED) setStatus("job " + jobId + " · reconnecting…");
+    else { state.running = false; updateSubmit(); }
   };
 }
 
@@ -329,25 +347,55 @@ function setStatus(text) {
   $("#status").textContent = text;
 }
 
+const count = (n) => Number(n).toLocaleString("en-US");
+
+// The bar and its numbers. Rendering starts while ingest is still reading the file, so items
+// are done before the total is known: the bar then measures against the file's estimated row
+// count (striped: not exact yet), or with no estimate (a job opened from the list) shows a
+// striped full bar. From the moment the total is known it is exact.
+function showProgress(job, ended) {
+  const bar = $("#bar");
+  const meter = bar.parentElement;
+  const finished = job.done + job.failed;
+  const estimate = state.estimates[state.job];
+  let fraction, exact = false;
+  if (job.total) { fraction = finished / job.total; exact = true; }
+  else if (job.status === "completed") { fraction = 1; exact = true; }
+  else if (estimate) fraction = Math.min(finished / estimate, 0.99);
+  else fraction = finished ? 1 : 0;
+  // A sliver at least once anything is done: 8 of 20,000 is not nothing.
+  bar.style.width = (finished ? Math.max(100 * fraction, 0.5) : 0).toFixed(1) + "%";
+  bar.classList.toggle("estimated", !exact && finished > 0);
+  bar.classList.toggle("moving", !exact && !ended && finished > 0);
+  meter.setAttribute("aria-valuenow", String(finished));
+  if (job.total) meter.setAttribute("aria-valuemax", String(job.total));
+  else meter.removeAttribute("aria-valuemax");
+  let text = count(finished);
+  if (job.total) text += " / " + count(job.total) + " (" + Math.floor(100 * fraction) + "%)";
+  else if (finished && estimate) text += " done of about " + count(estimate) + (ended ? " (never counted)" : " (still counting rows)");
+  else if (finished) text += " done" + (ended ? " (total never counted)" : " (still counting rows)");
+  else if (ended) text = "";
+  return text;
+}
+
 function onEvent(jobId, event) {
   if (state.job !== jobId) return;
-  const total = event.total || 0;
-  const finished = event.done + event.failed;
-  const percent = total ? Math.round((100 * finished) / total) : event.kind === "completed" ? 100 : 0;
-  $("#bar").style.width = percent + "%";
-  let text = "job " + jobId + " · " + event.status;
-  if (total) text += " · " + finished + " / " + total + " (" + percent + "%)";
-  if (event.failed) text += " · " + event.failed + " failed";
-  if (event.incomplete) text += " · " + event.incomplete + " incomplete (characters no font covers)";
+  const ended = TERMINAL.has(event.kind);
+  const numbers = showProgress(event, ended);
+  let text = "job " + jobId + " · " + event.status + (numbers ? " · " + numbers : "");
+  if (event.failed) text += " · " + count(event.failed) + " failed";
+  if (event.incomplete) text += " · " + count(event.incomplete) + " incomplete (characters no font covers)";
   // A completed job's message is server-side detail (its manifest path): not for this line.
   if (event.message && event.kind !== "completed") text += " · " + event.message;
   setStatus(text);
-  if (TERMINAL.has(event.kind)) {
+  if (ended) {
     state.events.close();
+    state.running = false;
+    updateSubmit();
     $("#cancel").hidden = true;
     const clean = !event.failed && !event.incomplete;
-    $("#bar").className = event.kind === "completed" && clean ? "done" : event.kind === "completed" ? "" : "failed";
-    if (event.kind === "completed") $("#bar").style.width = "100%";
+    $("#bar").classList.toggle("done", event.kind === "completed" && clean);
+    $("#bar").classList.toggle("failed", event.kind !== "completed");
     if (event.kind === "failed") showError(new ApiError("", "job failed: " + (event.message || event.status), null));
     showGallery(jobId);
     loadJobs();
@@ -365,9 +413,13 @@ async function showGallery(jobId) {
       figure.append(link, Object.assign(document.createElement("figcaption"), { textContent: file.name }));
       return figure;
     }));
-    $("#gallery-note").textContent = listing.total > listing.files.length
-      ? "showing " + listing.files.length + " of " + listing.total + " images: the zip has them all"
-      : listing.total + " images";
+    const job = await (await api("/jobs/" + encodeURIComponent(jobId))).json();
+    let note = listing.total > listing.files.length
+      ? "showing " + count(listing.files.length) + " of " + count(listing.total) + " images: the zip has them all"
+      : count(listing.total) + " images";
+    // The same numbers as the status line, or say why not.
+    if (job.done !== listing.total) note += " · the job counts " + count(job.done) + " done";
+    $("#gallery-note").textContent = note;
     const zip = $("#zip");
     zip.href = withKey("/jobs/" + encodeURIComponent(jobId) + "/zip");
     zip.hidden = listing.total === 0;

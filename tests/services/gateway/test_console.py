@@ -107,6 +107,7 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
     status = await page.text_content("#status")
     assert status is not None and "completed" in status and f"{len(ROWS)} / {len(ROWS)}" in status, status
     assert await page.eval_on_selector("#bar", "b => b.style.width") == "100%"
+    assert await page.text_content("#gallery-note") == f"{len(ROWS)} images"
     captions = await page.eval_on_selector_all("#gallery figcaption", "fs => fs.map(f => f.textContent)")
     assert captions == [f"{row}.png" for row in range(2, len(ROWS) + 2)]  # the header is row 1
     zip_href = await page.get_attribute("#zip", "href")
@@ -151,4 +152,74 @@ async def test_the_default_text_column_is_the_one_that_reads_as_text(
     assert await page.eval_on_selector("#column", "s => s.selectedOptions[0].textContent") == expected
     # The sample table marks the same column.
     assert await page.eval_on_selector("#sample th.sel", "th => th.textContent") == expected
+    await page.close()
+
+
+# Every change of the status line with the bar's width at that moment, kept in the page.
+RECORD_PROGRESS = """() => {
+  window.samples = [];
+  new MutationObserver(() => window.samples.push({
+    status: document.querySelector('#status').textContent,
+    width: parseFloat(document.querySelector('#bar').style.width) || 0,
+    submitDisabled: document.querySelector('#submit').disabled,
+  })).observe(document.querySelector('#status'), { childList: true, characterData: true, subtree: true });
+}"""
+
+
+def done_in(status: str) -> int:
+    """The items done that a status line reports ("... · 1,234 / 20,000 (6%)", "1,234 done ...")."""
+    numbers = status.split(" · ")[2:3]
+    return int(numbers[0].split()[0].replace(",", "")) if numbers else 0
+
+
+async def test_progress_counts_from_the_first_item_and_a_cancelled_job_keeps_its_bar(
+    browser: Browser, gateway: Gateway, tmp_path: Path
+) -> None:
+    rows = 20_000
+    csv_file = tmp_path / "big.csv"
+    csv_file.write_text(
+        "sku,name\n" + "".join(f"B{i:05},{ROWS[i % len(ROWS)]} {i}\n" for i in range(rows)), "utf-8"
+    )
+    page = await browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    await page.goto(gateway.url + "/")
+    await page.set_input_files("#file", str(csv_file))
+    await page.wait_for_function("document.querySelectorAll('#column option').length === 2")
+    await page.evaluate(RECORD_PROGRESS)
+    await page.click("#submit")
+    # Items are done long before ingest has counted 20,000 rows: the bar moves from the first.
+    await page.wait_for_function(
+        "window.samples.some(s => /· [0-9,]+ (done|\\/)/.test(s.status) && !/· 0 (done|\\/)/.test(s.status))",
+        timeout=60_000,
+    )
+    assert await page.is_disabled("#submit")  # no second job while this one runs
+    await shot(page, "console-progress-1400")
+    await page.click("#cancel")
+    await page.wait_for_function(
+        "/cancelled/.test(document.querySelector('#status').textContent)", timeout=20_000
+    )
+    samples = await page.evaluate("window.samples")
+    moving = [s for s in samples if "submitted" not in s["status"] and done_in(s["status"]) > 0]
+    assert moving, samples
+    assert all(s["width"] > 0 for s in moving), moving  # never an empty bar once items are done
+    assert all(s["submitDisabled"] for s in samples if "cancelled" not in s["status"]), samples
+    # The cancelled job shows what it did, on a bar that is not empty.
+    status = await page.text_content("#status") or ""
+    assert done_in(status) > 0, status
+    assert float((await page.eval_on_selector("#bar", "b => b.style.width")).rstrip("%")) > 0
+    assert "failed" in (await page.get_attribute("#bar", "class") or "")
+    # The gallery says the status line's number: as its own count, or, where images of batches
+    # already in flight landed after the cancel (stored, in the zip, not counted), beside it.
+    await page.wait_for_function("document.querySelector('#gallery-note').textContent !== ''", timeout=15_000)
+    note = await page.text_content("#gallery-note") or ""
+    assert note.endswith(f"{done_in(status):,} images") or note.endswith(
+        f"counts {done_in(status):,} done"
+    ), (
+        note,
+        status,
+    )
+    assert not await page.is_disabled("#submit")
+    await shot(page, "console-cancelled-1400")
+    assert page_errors == []
     await page.close()
