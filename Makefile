@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml devstack/pyproject.toml
 # clusters and line breaking with the Thai/Lao/Khmer/Myanmar dictionaries), Unicode's conformance
 # files (unicode-data: the bidi, line and grapheme suites), the Noto fonts the font pack copies
 # (fonts-noto-core), Compose v1 (the tests validate compose.yaml with it offline), Chromium (the
-# web console's browser test) and Node.js (the official AsyncAPI parser checks the generated
-# document).
+# web console's browser test), Node.js (the official AsyncAPI parser checks the generated
+# document) and jq (docs/operations.md reads consumer lag with it; tests/test_docs.py runs that).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
@@ -34,6 +34,7 @@ system-deps:
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if ! command -v npm >/dev/null 2>&1; then missing="$$missing nodejs npm"; fi; \
+	if ! command -v jq >/dev/null 2>&1; then missing="$$missing jq"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \

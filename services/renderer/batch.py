@@ -17,7 +17,7 @@ from collections import OrderedDict
 import msgspec
 
 from shared.contract.errors import BadRequest, ImagegenError, StorageError
-from shared.contract.messages import ItemResult, RenderItem, RenderTask
+from shared.contract.messages import ItemResult, RenderItem, RenderTask, failed_item
 from shared.contract.style import Style, style_from_text
 from shared.render import RenderedImage, RenderEngine, merge_style
 from shared.runtime.logging import get_logger
@@ -76,19 +76,6 @@ class StyleOverrides:
         return found
 
 
-def failed(item: RenderItem, error: str) -> ItemResult:
-    """A failed item's result: it carries its text, name and style so a retry can render it."""
-    return ItemResult(
-        index=item.index,
-        ok=False,
-        row=item.row,
-        error=error,
-        text=item.text,
-        name=item.name,
-        style=item.style,
-    )
-
-
 class BatchRenderer:
     """Renders tasks with one engine; writes files when the store is a local directory."""
 
@@ -103,17 +90,19 @@ class BatchRenderer:
         base_key = msgspec.msgpack.encode(task.style) if any(item.style for item in task.items) else b""
         for position, item in enumerate(task.items):
             if item.error is not None:
-                results[position] = failed(item, item.error)
+                results[position] = failed_item(item, item.error)
                 continue
             try:
                 style = self.overrides.style_for(task.style, base_key, item)
                 image = self.engine.render(item.text, style)
             except ImagegenError as exc:
-                results[position] = failed(item, exc.message if isinstance(exc, BadRequest) else str(exc))
+                results[position] = failed_item(
+                    item, exc.message if isinstance(exc, BadRequest) else str(exc)
+                )
                 continue
             except Exception as exc:  # an engine bug must cost one item, not the batch
                 log.exception("render.crashed", job_id=task.job_id, index=item.index)
-                results[position] = failed(item, f"internal render error: {exc!r}")
+                results[position] = failed_item(item, f"internal render error: {exc!r}")
                 continue
             done.append((position, f"{item.name}.{image.format}", image))
         stored = self._store(task.job_id, done)
@@ -123,7 +112,7 @@ class BatchRenderer:
         for position, filename, image in done:
             item = task.items[position]
             if filename in stored:
-                results[position] = failed(item, stored[filename])
+                results[position] = failed_item(item, stored[filename])
                 continue
             results[position] = ItemResult(
                 index=item.index,

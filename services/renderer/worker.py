@@ -23,10 +23,10 @@ from pathlib import Path
 
 import msgspec
 
-from services.renderer.batch import BatchOutcome, BatchRenderer, failed
+from services.renderer.batch import BatchOutcome, BatchRenderer
 from shared.contract.codec import decode_msgpack, encode_msgpack
 from shared.contract.errors import BadRequest, ImagegenError
-from shared.contract.messages import RenderTask
+from shared.contract.messages import RenderTask, failed_item
 from shared.contract.style import Style
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
 from shared.runtime.logging import get_logger
@@ -35,9 +35,11 @@ from shared.storage import DirectoryStore
 log = get_logger(__name__)
 
 # Fault injection for the fault tests (off unless IMAGEGEN_FAULT_INJECTION is set): an item whose
-# text is one of these hangs or kills the worker, the way a real poison input would.
+# text is one of these hangs or kills the worker, the way a real poison input would, or kills the
+# whole replica (parent and child), as the OOM killer does to a container over its memory limit.
 FAULT_HANG = "imagegen:fault:hang"
 FAULT_CRASH = "imagegen:fault:crash"
+FAULT_KILL_REPLICA = "imagegen:fault:kill-replica"
 
 _STOP = b"stop"
 _READY = b"ready"
@@ -51,7 +53,9 @@ class _FaultyEngine(RenderEngine):
     def render(self, text: str, style: Style) -> RenderedImage:
         if text == FAULT_HANG:
             time.sleep(3600)
-        if text == FAULT_CRASH:
+        if text == FAULT_KILL_REPLICA:
+            os.kill(os.getppid(), signal.SIGKILL)
+        if text in (FAULT_CRASH, FAULT_KILL_REPLICA):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().render(text, style)
 
@@ -163,7 +167,7 @@ class RenderWorker:
                 outcome = self.run(single, item_timeout)
             except WorkerLost as exc:
                 log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
-                outcome = BatchOutcome([failed(item, f"render failed: {exc}")])
+                outcome = BatchOutcome([failed_item(item, f"render failed: {exc}")])
             total.items.extend(outcome.items)
             total.images.extend(outcome.images)
             total.render_seconds.extend(outcome.render_seconds)

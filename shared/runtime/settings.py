@@ -116,7 +116,11 @@ class Settings(BaseSettings):
 
     # --- consumers ---------------------------------------------------------------------------
     ack_wait_seconds: Annotated[float, Field(gt=0)] = 30.0
-    max_deliver: Annotated[int, Field(ge=1)] = 5
+    max_deliver: Annotated[int, Field(ge=1)] = Field(
+        default=5,
+        description="Deliveries of a message whose handling keeps failing (retried with back-off) "
+        "before it is recorded as failed items or a failed job and terminated.",
+    )
     renderer_prefetch: Annotated[int, Field(ge=1, le=256)] = 4
     renderer_max_ack_pending: Annotated[int, Field(ge=1)] = 1024
     item_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
@@ -125,6 +129,11 @@ class Settings(BaseSettings):
         description="Test-only: items with the texts in services/renderer/worker.py hang or crash.",
     )
     progress_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
+    job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="A job in an active state whose ledger row has not changed for this long (no "
+        "state change, no batch counted) is failed with the reason; `jobs resume` continues it.",
+    )
 
     # --- streams -----------------------------------------------------------------------------
     results_max_age_hours: Annotated[float, Field(gt=0)] = 24.0 * 7

@@ -9,6 +9,7 @@ The request that runs is the one stored in the ledger when the job was accepted.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any
 
 import structlog
@@ -20,8 +21,8 @@ from shared.contract.messages import IngestRequest, RenderItem
 from shared.contract.states import EventKind
 from shared.contract.subjects import STREAM_REQUESTS
 from shared.contract.submit import SubmitBase
-from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.poison import settle
 from shared.runtime.bus.service import ServiceContext
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
@@ -32,6 +33,7 @@ from shared.workflow.active import ActiveJobs
 from shared.workflow.cancellation import Cancellations, CancelWatch
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
+from shared.workflow.failure import fail_job
 from shared.workflow.publisher import TaskPublisher
 from shared.workflow.results import Rendered, rendered_before
 
@@ -94,11 +96,20 @@ class IngestWorker:
         await running.join()
 
     async def _guarded(self, msg: Msg, request: IngestRequest) -> None:
-        try:
-            await self.ingest(msg, request)
-        except Exception:
-            # Left un-acked: redelivered after ack_wait, up to max_deliver.
-            log.exception("ingest.crashed")
+        """`ingest`, retried with back-off when it raises; the last failure fails the job."""
+
+        async def give_up(reason: str) -> None:
+            await fail_job(
+                self.ctx.js, self.ledger, self.active, request.job_id, request.attempt, f"ingest {reason}"
+            )
+
+        await settle(
+            msg,
+            partial(self.ingest, msg, request),
+            give_up,
+            kind="request",
+            attempts=self.ctx.settings.max_deliver,
+        )
 
     async def _stored_request(self, request: IngestRequest) -> SubmitBase:
         """The request the job was accepted with; a job whose stored request no longer decodes
@@ -153,13 +164,15 @@ class IngestWorker:
                 # What was read before the failure is published and will still be counted.
                 published = (await publisher.close())[0] if publisher else 0
                 log.warning("ingest.source_failed", error=str(exc), published=published)
-                failed = await self.ledger.fail_job(
-                    request.job_id, request.attempt, str(exc), total_items=skip + published
+                await fail_job(
+                    self.ctx.js,
+                    self.ledger,
+                    self.active,
+                    request.job_id,
+                    request.attempt,
+                    str(exc),
+                    total_items=skip + published,
                 )
-                if failed:
-                    metrics.JOBS.labels(state="failed").inc()
-                    await self.active.end(request.job_id)
-                    await announce(self.ctx.js, failed, EventKind.FAILED)
                 await msg.ack()
                 return
             finished, completed = await self.ledger.finish_ingest(
