@@ -21,6 +21,7 @@ from services.gateway.limits import BodyLimit
 from services.gateway.openapi import install_openapi
 from services.gateway.routes import console, files, jobs, render, submit
 from services.gateway.settings import GatewaySettings
+from services.gateway.webfonts import WebFonts
 from shared.client import Client
 from shared.runtime.bus.connect import connect
 from shared.runtime.bus.permissions import GATEWAY, inbox_prefix
@@ -52,6 +53,7 @@ def create_app(
         try:
             yield
         finally:
+            app.state.webfonts.close()
             if owned is not None:
                 await owned.close()
 
@@ -61,6 +63,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.state.event_streams = {}  # client address -> open event streams (a cap per client)
+    app.state.webfonts = WebFonts(gateway.webfont_cache_dir)
     app.add_middleware(
         BodyLimit,
         default=gateway.max_body_bytes,

@@ -223,3 +223,34 @@ async def test_progress_counts_from_the_first_item_and_a_cancelled_job_keeps_its
     await shot(page, "console-cancelled-1400")
     assert page_errors == []
     await page.close()
+
+
+async def test_cjk_in_the_csv_table_is_set_in_the_bundled_web_fonts(
+    browser: Browser, gateway: Gateway, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "茶.csv"
+    csv_file.write_text("sku,name\n" + "".join(f"T{i},{t}\n" for i, t in enumerate(ROWS)), "utf-8")
+    page = await browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    await page.goto(gateway.url + "/")
+    await page.set_input_files("#file", str(csv_file))
+    await page.wait_for_selector("#sample td", state="attached")
+    # The page's own text pulls in the slices it needs; loading them again finds them loaded.
+    loaded = await page.evaluate(
+        "() => document.fonts.load('16px imagegen', '绿茶乌龙豆浆意式浓缩北京烤鸭')"
+        ".then(faces => faces.length)"
+    )
+    assert loaded >= 2  # Latin and at least one slice of ideographs
+    await page.wait_for_function(
+        "() => document.fonts.check('16px imagegen', '绿茶 Green Tea 北京烤鸭')", timeout=120_000
+    )
+    family = await page.eval_on_selector("#sample td", "td => getComputedStyle(td).fontFamily")
+    assert family.startswith("imagegen"), family
+    # Each slice came from the gateway, small, and only the ones the page uses.
+    fonts = [url for url in fetched if "/webfonts/" in url]
+    assert fonts and all(url.startswith(gateway.url + "/webfonts/") for url in fonts), fonts
+    assert len(fonts) < 40, fonts
+    assert all(not url.startswith(("http://", "https://")) or url.startswith(gateway.url) for url in fetched)
+    await shot(page, "console-cjk-table-1400")
+    await page.close()
