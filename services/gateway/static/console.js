@@ -5,6 +5,7 @@
 const $ = (selector) => document.querySelector(selector);
 const SAMPLE_BYTES = 256 * 1024; // enough of the file for the header and the preview rows
 const PREVIEW_ROWS = 3;
+const GALLERY_PAGE = 48; // images per gallery page
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
 const state = {
@@ -17,6 +18,7 @@ const state = {
   events: null,
   previewAbort: null,
   previewUrls: [],
+  galleryPage: 0,
 };
 
 // --- talking to the API ------------------------------------------------------------------------
@@ -310,6 +312,8 @@ function follow(jobId) {
   state.job = jobId;
   $("#job").hidden = false;
   $("#zip").hidden = true;
+  $("#manifest").hidden = true;
+  $("#pager").hidden = true;
   $("#cancel").hidden = false;
   $("#gallery").replaceChildren();
   $("#gallery-note").textContent = "";
@@ -396,32 +400,50 @@ function onEvent(jobId, event) {
     const clean = !event.failed && !event.incomplete;
     $("#bar").classList.toggle("done", event.kind === "completed" && clean);
     $("#bar").classList.toggle("failed", event.kind !== "completed");
+    // The manifest maps each image back to its row: offered once the job wrote it.
+    if (event.manifest) {
+      $("#manifest").href = withKey(event.manifest);
+      $("#manifest").hidden = false;
+    }
     if (event.kind === "failed") showError(new ApiError("", "job failed: " + (event.message || event.status), null));
     showGallery(jobId);
     loadJobs();
   }
 }
 
-async function showGallery(jobId) {
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+};
+
+// One page of the job's images at a time: a 20,000-image job stays a page tall.
+async function showGallery(jobId, page = 0) {
+  const id = encodeURIComponent(jobId);
   try {
-    const listing = await (await api("/jobs/" + encodeURIComponent(jobId) + "/files?limit=200")).json();
-    const gallery = $("#gallery");
-    gallery.replaceChildren(...listing.files.map((file) => {
-      const figure = document.createElement("figure");
-      const link = Object.assign(document.createElement("a"), { href: withKey(file.url), target: "_blank", className: "checker" });
-      link.append(Object.assign(document.createElement("img"), { src: withKey(file.url), alt: file.name }));
-      figure.append(link, Object.assign(document.createElement("figcaption"), { textContent: file.name }));
-      return figure;
-    }));
-    const job = await (await api("/jobs/" + encodeURIComponent(jobId))).json();
-    let note = listing.total > listing.files.length
-      ? "showing " + count(listing.files.length) + " of " + count(listing.total) + " images: the zip has them all"
-      : count(listing.total) + " images";
-    // The same numbers as the status line, or say why not.
+    const offset = page * GALLERY_PAGE;
+    const listing = await (await api("/jobs/" + id + "/files?offset=" + offset + "&limit=" + GALLERY_PAGE)).json();
+    if (state.job !== jobId) return;
+    $("#gallery").replaceChildren(...listing.files.map((file) => el("figure", {},
+      el("a", { href: withKey(file.url), target: "_blank", className: "checker" },
+        el("img", { src: withKey(file.url), alt: file.name, loading: "lazy" })),
+      el("figcaption", { textContent: file.name }),
+    )));
+    const pages = Math.ceil(listing.total / GALLERY_PAGE);
+    $("#pager").hidden = pages <= 1;
+    $("#page-info").textContent = listing.files.length
+      ? count(offset + 1) + "–" + count(offset + listing.files.length) + " of " + count(listing.total)
+      : "";
+    $("#prev").disabled = page === 0;
+    $("#next").disabled = page + 1 >= pages;
+    state.galleryPage = page;
+    const job = await (await api("/jobs/" + id)).json();
+    let note = count(listing.total) + " images";
+    // The same number as the status line, or both of them.
     if (job.done !== listing.total) note += " · the job counts " + count(job.done) + " done";
     $("#gallery-note").textContent = note;
     const zip = $("#zip");
-    zip.href = withKey("/jobs/" + encodeURIComponent(jobId) + "/zip");
+    zip.href = withKey("/jobs/" + id + "/zip");
     zip.hidden = listing.total === 0;
   } catch (err) {
     showError(err);
@@ -439,26 +461,28 @@ async function cancel() {
 
 // --- recent jobs, fonts, health ----------------------------------------------------------------
 
+// The job list: what each job read (file or data source), when, how far it got.
 async function loadJobs() {
   try {
     const { jobs } = await (await api("/jobs?limit=10")).json();
     $("#jobs").replaceChildren(...jobs.map((job) => {
-      const li = document.createElement("li");
-      const open = Object.assign(document.createElement("button"), { textContent: "open", className: "secondary" });
+      const open = el("button", { textContent: "open", className: "secondary", title: "follow job " + job.job_id });
       open.addEventListener("click", () => follow(job.job_id));
-      li.append(
+      const when = new Date(job.created_at);
+      const counts = count(job.done) + (job.total != null ? " / " + count(job.total) : "")
+        + (job.failed ? " · " + count(job.failed) + " failed" : "")
+        + (job.incomplete ? " · " + count(job.incomplete) + " incomplete" : "");
+      return el("li", {},
         open,
-        Object.assign(document.createElement("span"), { textContent: job.job_id }),
-        Object.assign(document.createElement("span"), { textContent: job.status, className: "status-" + job.status }),
-        Object.assign(document.createElement("span"), {
-          textContent: job.done + (job.total != null ? " / " + job.total : "") + (job.failed ? " · " + job.failed + " failed" : "") + (job.incomplete ? " · " + job.incomplete + " incomplete" : ""),
-          className: "muted",
-        }),
+        el("span", { className: "job-name", textContent: job.label || job.job_id, title: job.job_id }),
+        el("span", { className: "muted", textContent: job.source }),
+        el("time", { dateTime: job.created_at, textContent: when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) }),
+        el("span", { textContent: job.status, className: "status-" + job.status }),
+        el("span", { textContent: counts, className: "muted" }),
       );
-      return li;
     }));
   } catch (err) {
-    $("#jobs").replaceChildren(Object.assign(document.createElement("li"), { className: "inline-error", textContent: describe(err).text }));
+    $("#jobs").replaceChildren(el("li", { className: "inline-error", textContent: describe(err).text }));
   }
 }
 
@@ -515,6 +539,8 @@ function init() {
   $("#submit").addEventListener("click", submit);
   $("#cancel").addEventListener("click", cancel);
   $("#refresh").addEventListener("click", loadJobs);
+  $("#prev").addEventListener("click", () => showGallery(state.job, state.galleryPage - 1));
+  $("#next").addEventListener("click", () => showGallery(state.job, state.galleryPage + 1));
   const key = $("#api-key");
   key.value = state.apiKey;
   key.addEventListener("change", () => {

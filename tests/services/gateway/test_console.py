@@ -1,55 +1,17 @@
-"""The web console end to end in a real headless browser (Debian's chromium, driven by Playwright).
-
-No browser is downloaded: Playwright drives the system's `/usr/bin/chromium`. A machine without it
-fails this test with the command that installs it, rather than skipping the only check that the
-console works.
-"""
+"""The web console end to end in a real headless browser (Debian's chromium, driven by Playwright,
+tests/browsers.py): column choice, preview, progress, cancel, gallery, fonts, errors."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser
 
-from devstack.stack import REPO_ROOT
+from tests.browsers import shots
 from tests.gateways import Gateway
 
-CHROMIUM = Path(os.environ.get("IMAGEGEN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# Screenshots are kept for a look (git ignores the folder); IMAGEGEN_SCREENSHOTS moves them.
-SCREENSHOTS = Path(os.environ.get("IMAGEGEN_SCREENSHOTS") or REPO_ROOT / "artifacts" / "console")
 ROWS = ["绿茶 Green Tea", "乌龙茶 Oolong", "豆浆 Soy Milk", "Espresso 意式浓缩", "北京烤鸭", "Croissant"]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"no chromium at {CHROMIUM}: install Debian's (`apt-get install -y chromium`, "
-            "`make browser-deps`) or point IMAGEGEN_CHROMIUM at one"
-        )
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
-
-
-async def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 async def test_console_renders_a_csv_and_shows_the_gallery(
@@ -70,7 +32,7 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
     await strict.close()
 
     # Playwright's wait_for_function evaluates strings, which that policy forbids: bypass it here.
-    page = await browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = await browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
     await page.goto(gateway.url + "/")
@@ -95,7 +57,7 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
                      && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
         timeout=15_000,
     )
-    await shot(page, "console-preview")
+    await shots(page, "console-preview")
 
     await page.click("#submit")
     await page.wait_for_function(
@@ -114,7 +76,7 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
     assert zip_href and zip_href.endswith("/zip") and await page.is_visible("#zip")
     zip_status = await page.evaluate("href => fetch(href).then(r => r.status)", zip_href)
     assert zip_status == 200
-    await shot(page, "console-done")
+    await shots(page, "console-done")
 
     # API errors reach the user readably: code, field and reason.
     await page.fill("#size-n", "0")
@@ -125,7 +87,7 @@ async def test_console_renders_a_csv_and_shows_the_gallery(
     await page.wait_for_selector("#error:not([hidden])", timeout=10_000)
     message = await page.text_content("#error")
     assert message is not None and "400" in message and "style.size" in message, message
-    await shot(page, "console-error")
+    await shots(page, "console-error")
     assert page_errors == []
 
 
@@ -194,7 +156,7 @@ async def test_progress_counts_from_the_first_item_and_a_cancelled_job_keeps_its
         timeout=60_000,
     )
     assert await page.is_disabled("#submit")  # no second job while this one runs
-    await shot(page, "console-progress-1400")
+    await shots(page, "console-progress")
     await page.click("#cancel")
     await page.wait_for_function(
         "/cancelled/.test(document.querySelector('#status').textContent)", timeout=20_000
@@ -220,7 +182,7 @@ async def test_progress_counts_from_the_first_item_and_a_cancelled_job_keeps_its
         status,
     )
     assert not await page.is_disabled("#submit")
-    await shot(page, "console-cancelled-1400")
+    await shots(page, "console-cancelled")
     assert page_errors == []
     await page.close()
 
@@ -252,5 +214,5 @@ async def test_cjk_in_the_csv_table_is_set_in_the_bundled_web_fonts(
     assert fonts and all(url.startswith(gateway.url + "/webfonts/") for url in fonts), fonts
     assert len(fonts) < 40, fonts
     assert all(not url.startswith(("http://", "https://")) or url.startswith(gateway.url) for url in fetched)
-    await shot(page, "console-cjk-table-1400")
+    await shots(page, "console-cjk-table")
     await page.close()
