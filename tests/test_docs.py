@@ -368,7 +368,7 @@ def test_bench_pipeline_runs() -> None:
         timeout=COMMAND_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "CPU cost per row" in done.stdout, done.stdout[-2000:]
+    assert "CPU per row (user + system" in done.stdout, done.stdout[-2000:]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))

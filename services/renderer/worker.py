@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import resource
 import signal
 import time
 from multiprocessing.connection import Connection
@@ -60,14 +61,42 @@ class _FaultyEngine(RenderEngine):
         return super().render(text, style)
 
 
-def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, faults: bool) -> None:
+def _address_space() -> int:
+    """This process's virtual size in bytes (VmSize)."""
+    return int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set in bytes (0 if it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _child_main(
+    conn: Connection,
+    font_dirs: list[str],
+    output_dir: str | None,
+    faults: bool,
+    memory_mb: int | None,
+    nice: int,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if nice:
+        os.nice(nice)
     engine_type = _FaultyEngine if faults else RenderEngine
     engine = engine_type(FontCatalogue.load([Path(d) for d in font_dirs]))
     engine.warm_up()
+    if memory_mb is not None:
+        # The cap is on growth beyond the warmed-up size (fonts and libraries mapped): an
+        # allocation past it raises MemoryError in the render, which fails the item.
+        limit = _address_space() + memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
     conn.send_bytes(_READY)
+    warmed = False
     while True:
         try:
             payload = conn.recv_bytes()
@@ -80,16 +109,34 @@ def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, 
         except BadRequest as exc:
             conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
             continue
+        if not warmed:
+            # The first task says what this child will render: warm its caches with that style
+            # and the task's first texts before rendering it.
+            started = time.perf_counter()
+            masks = renderer.warm(task)
+            log.info("render.warmed", masks=masks, seconds=round(time.perf_counter() - started, 3))
+            warmed = True
         conn.send_bytes(encode_msgpack(renderer.render(task)))
 
 
 class RenderWorker:
     """The parent's handle on its render child. `run` blocks: call it from one thread."""
 
-    def __init__(self, *, font_dirs: list[Path], output_dir: Path | None, faults: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        font_dirs: list[Path],
+        output_dir: Path | None,
+        faults: bool = False,
+        memory_mb: int | None = None,
+        nice: int = 0,
+    ) -> None:
         self.font_dirs = [str(d) for d in font_dirs]
         self.output_dir = str(output_dir) if output_dir else None
         self.faults = faults
+        self.memory_mb = memory_mb
+        self.nice = nice
+        self.baseline = 0  # the child's resident bytes once it was ready
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -98,7 +145,7 @@ class RenderWorker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_child_main,
-            args=(child, self.font_dirs, self.output_dir, self.faults),
+            args=(child, self.font_dirs, self.output_dir, self.faults, self.memory_mb, self.nice),
             name="imagegen-render-worker",
             daemon=True,
         )
@@ -108,6 +155,18 @@ class RenderWorker:
             process.kill()
             raise WorkerLost("the render worker did not start")
         self._process, self._conn = process, parent
+        self.baseline = resident_bytes(process.pid or 0)
+
+    def recycle_above(self, extra_mb: int) -> None:
+        """Stop the child if it stays `extra_mb` above its resident size at start (the next
+        `run` starts a fresh one): memory a large render left behind goes back to the system."""
+        process = self._process
+        if process is None or not process.pid:
+            return
+        grown = resident_bytes(process.pid) - self.baseline
+        if grown > extra_mb * 1024 * 1024:
+            log.info("render.worker_recycled", grown_mb=grown // (1024 * 1024))
+            self.stop()
 
     def stop(self) -> None:
         if self._conn is not None:
@@ -121,8 +180,9 @@ class RenderWorker:
                 self._process.join()
         self._process = self._conn = None
 
-    def _replace(self, *, timed_out: bool) -> str:
-        """Kill (if needed) and restart the child; returns what happened to the old one."""
+    def _replace(self, *, timed_out: bool, restart: bool = True) -> str:
+        """Kill (if needed) and restart the child (or leave that to the next `run`); returns
+        what happened to the old one."""
         process = self._process
         assert process is not None
         if timed_out:
@@ -139,11 +199,17 @@ class RenderWorker:
         if self._conn is not None:
             self._conn.close()
         self._process = self._conn = None
-        self.start()
+        if restart:
+            self.start()
         return what
 
-    def run(self, task: bytes, timeout: float) -> BatchOutcome:
-        """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies."""
+    @property
+    def started(self) -> bool:
+        return self._conn is not None
+
+    def run(self, task: bytes, timeout: float, *, restart: bool = True) -> BatchOutcome:
+        """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies
+        (the child is replaced at once, or with `restart=False` by the next `run`)."""
         if self._conn is None:
             self.start()
         assert self._conn is not None
@@ -155,7 +221,7 @@ class RenderWorker:
             timed_out = True
         except (EOFError, OSError):
             pass
-        what = self._replace(timed_out=timed_out)
+        what = self._replace(timed_out=timed_out, restart=restart)
         raise WorkerLost(f"render worker {what} after {timeout:g}s" if timed_out else f"render worker {what}")
 
     def run_isolated(self, task: RenderTask, item_timeout: float) -> BatchOutcome:

@@ -148,13 +148,23 @@ ItemKind = Literal["failed", "incomplete"]
 ItemStatus = Literal["ok", "incomplete", "failed"]
 
 
+# Failure reasons are clipped to this many characters: a reason quoting a cell stays bounded.
+MAX_REASON_CHARS = 500
+
+
+def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` cut to `limit` characters, marked with an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def failed_item(item: RenderItem, error: str) -> ItemResult:
-    """A failed item's result: it carries its text, name and style so a retry can render it."""
+    """A failed item's result: it carries its text, name and style so a retry can render it; its
+    reason is clipped, so a result's size stays bounded whatever the reason quotes."""
     return ItemResult(
         index=item.index,
         ok=False,
         row=item.row,
-        error=error,
+        error=clip(error),
         text=item.text,
         name=item.name,
         style=item.style,
