@@ -8,9 +8,9 @@ import csv
 import io
 from pathlib import Path
 
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Route
 
-from tests.browsers import NARROW, NO_OVERFLOW, shots
+from tests.browsers import NARROW, NO_OVERFLOW, shot, shots
 from tests.gateways import Gateway
 
 GALLERY_PAGE = 48  # console.js
@@ -80,4 +80,50 @@ async def test_a_big_job_pages_its_gallery_offers_its_manifest_and_is_listed_by_
     )
     await shots(page, "console-gallery-pages")
     assert page_errors == []
+    await page.close()
+
+
+async def test_the_api_docs_the_console_links_to_work_with_no_other_origin(
+    browser: Browser, gateway: Gateway
+) -> None:
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    elsewhere: list[str] = []
+
+    async def only_the_gateway(route: Route) -> None:
+        if route.request.url.startswith(gateway.url + "/") or route.request.url.startswith("data:"):
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort()
+
+    await page.route("**/*", only_the_gateway)
+    refused: list[str] = []  # the pages' own policy blocks what would leave the gateway
+    page.on("console", lambda msg: refused.append(msg.text) if "Content Security" in msg.text else None)
+    await page.goto(gateway.url + "/")
+    links = await page.eval_on_selector_all("header a", "as => as.map(a => a.getAttribute('href'))")
+    assert {"/docs", "/redoc"} <= set(links)
+
+    # Swagger UI: its script and style from the gateway, the operations drawn from /openapi.json.
+    response = await page.goto(gateway.url + "/docs")
+    assert response is not None and response.ok
+    html = await response.text()
+    assert "cdn" not in html.lower() and "//" not in html.replace("://" + gateway.url.split("://")[1], "")
+    await page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "imagegen gateway" in (await page.text_content(".swagger-ui .info .title") or "")
+    await page.wait_for_selector(
+        ".opblock-summary-path[data-path='/jobs/{job_id}/manifest']", state="attached"
+    )
+    await shots(page, "docs-swagger")
+
+    # ReDoc: the same, from its own bundle.
+    response = await page.goto(gateway.url + "/redoc")
+    assert response is not None and response.ok
+    assert "fonts.googleapis" not in await response.text()
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('h1')].some(h => h.textContent.includes('imagegen gateway'))",
+        timeout=30_000,
+    )
+    await shot(page, "docs-redoc")
+    assert elsewhere == []
+    assert all("cdn.redoc.ly" in text for text in refused), refused  # only ReDoc's logo
     await page.close()
