@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,11 @@ async def console() -> FileResponse:
 @router.get("/webfonts.css", include_in_schema=False)
 async def webfonts_css(request: Request) -> Response:
     fonts: WebFonts = request.app.state.webfonts
-    return Response(await fonts.stylesheet(), media_type="text/css", headers={"Cache-Control": "no-cache"})
+    css = await fonts.stylesheet()
+    headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(css, media_type="text/css", headers=headers | {"Content-Encoding": "gzip"})
+    return Response(gzip.decompress(css), media_type="text/css", headers=headers)
 
 
 @router.get("/webfonts/{face}/{block}.woff", include_in_schema=False)

@@ -3,8 +3,10 @@ tests/browsers.py): column choice, preview, progress, cancel, gallery, fonts, er
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser
 
@@ -216,3 +218,18 @@ async def test_cjk_in_the_csv_table_is_set_in_the_bundled_web_fonts(
     assert all(not url.startswith(("http://", "https://")) or url.startswith(gateway.url) for url in fetched)
     await shots(page, "console-cjk-table")
     await page.close()
+
+
+async def test_the_web_font_slices_are_woff_and_an_unknown_one_is_a_404(http: httpx.AsyncClient) -> None:
+    css = await http.get("/webfonts.css", headers={"Accept-Encoding": "gzip"})
+    assert css.status_code == 200 and css.headers["content-encoding"] == "gzip"
+    assert css.headers["content-type"].startswith("text/css")
+    urls = re.findall(r'url\("([^"]+)"\)', css.text)
+    # The ideograph 茶 (U+8336) has its slice, declared for its block alone.
+    tea = next(url for url in urls if url.startswith("/webfonts/sans-sc/83.woff"))
+    assert "unicode-range:U+8300-83FF" in css.text
+    woff = await http.get(tea)
+    assert woff.status_code == 200 and woff.headers["content-type"] == "font/woff"
+    assert woff.content[:4] == b"wOFF" and len(woff.content) < 200_000
+    missing = await http.get("/webfonts/sans-sc/ffffff.woff")
+    assert missing.status_code == 404 and missing.json()["field"] == "block"
