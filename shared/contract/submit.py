@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from typing import Annotated, Final
 
 from msgspec import Meta, Struct, field
@@ -58,7 +59,8 @@ def upload_name(filename: str | None, default: str) -> str:
     """A fresh name in the inputs bucket for an upload of `filename`: 16 random hex digits, then
     the file's own name (letters and digits of any script, spaces and `._-()`, at most 80
     characters; else `default`), so a job can still say which file it read."""
-    safe = "".join(c if c.isalnum() or c in " ._-()" else "_" for c in (filename or "")).strip()[-80:]
+    name = unicodedata.normalize("NFC", filename or "")  # macOS hands out decomposed names
+    safe = "".join(c if c.isalnum() or c in " ._-()" else "_" for c in name).strip()[-80:]
     return f"{secrets.token_hex(8)}-{safe or default}"
 
 

@@ -258,6 +258,7 @@ async def test_a_job_is_labelled_with_what_it_read(ledger: Ledger) -> None:
     upload = upload_name("价目表 (v2).csv", "upload.csv")
     assert upload.endswith("-价目表 (v2).csv") and upload_label(upload) == "价目表 (v2).csv"
     assert upload_label(upload_name("../../etc/passwd", "upload.csv")).count("/") == 0
+    assert upload_label(upload_name("Cafe\u0301.csv", "upload.csv")) == "Caf\u00e9.csv"
     requests = {
         "label-upload": (f'{{"column": "x", "object": "{upload}"}}', "价目表 (v2).csv"),
         "label-path": ('{"column": "x", "path": "menus/today.csv"}', "menus/today.csv"),
