@@ -27,6 +27,7 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 
 from shared.contract.errors import NotFound
+from shared.render.fontpack import pack_script_faces
 from shared.render.fonts import FontCatalogue
 from shared.runtime.logging import get_logger
 
@@ -34,8 +35,9 @@ log = get_logger(__name__)
 
 FAMILY = "imagegen"
 # Catalogue names, most preferred first: Latin (and Greek, Cyrillic) from Noto Sans, then Chinese
-# (the CJK face also covers kana and Hangul), then the other bundled scripts.
-FACES = ("sans", "sans-sc", "arabic", "hebrew", "devanagari", "symbols")
+# (the CJK face also covers kana and Hangul), then the other bundled scripts, then the font pack's
+# scripts where it is installed (Thai, Khmer, the Indic scripts...).
+FACES = ("sans", "sans-sc", "arabic", "hebrew", "devanagari", *pack_script_faces(), "symbols")
 BLOCK = 256
 # Layout tables are left out: the console shows plain text, and they are most of a slice's cost.
 _DROP = ("GSUB", "GPOS", "GDEF", "BASE", "VORG", "vhea", "vmtx", "DSIG")
