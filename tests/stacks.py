@@ -18,6 +18,10 @@ from shared.client import Client
 from shared.contract.messages import JobInfo
 from tests.conftest import create_database
 
+# How long a million-row ingest may take on a loaded machine: a liveness bound, set well inside
+# those tests' own cap (their timeout marker) so that this deadline, naming what did not happen,
+# fires first. Speed is measured in bench/.
+INGEST_DEADLINE = 600
 # What a JetStream API request raises while a stream has no leader (on a cluster, mid-election).
 _NO_LEADER = (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError)
 

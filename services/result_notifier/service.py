@@ -46,7 +46,7 @@ from shared.contract.subjects import (
 )
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
-from shared.runtime.bus.limits import TaskBudget, payload_budget
+from shared.runtime.bus.limits import TaskBudget
 from shared.runtime.bus.poison import describe, settle
 from shared.runtime.bus.publish import publish
 from shared.runtime.bus.service import Endpoint, Service
@@ -169,7 +169,7 @@ class ResultNotifier(Service):
             job.attempt,
             submit.style,
             batch_size=submit.batch_size or self.settings.batch_size,
-            budget=TaskBudget(payload_budget(self.ctx.nc, self.settings.batch_max_bytes)),
+            budget=TaskBudget.of(self.ctx.nc, self.settings.batch_max_bytes),
         )
         for item in items:
             await publisher.add(RenderItem(item.index, item.text, item.name, None, item.style, item.row))

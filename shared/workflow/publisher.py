@@ -89,7 +89,7 @@ class TaskPublisher:
             size, result = task_bytes(item), result_bound(item)
         if self._pending and (
             self._overhead + self._pending_bytes + size > self.budget.bytes
-            or self._pending_result + result > self.budget.bytes
+            or self._pending_result + result > self.budget.result_bytes
         ):
             await self._flush()
         self._pending.append(item)

@@ -35,7 +35,7 @@ from shared.runtime.bus.streams import TopologyError, ensure_topology, wait_for_
 from shared.runtime.logging import configure_logging, get_logger
 from shared.runtime.metrics import serve_metrics
 from shared.runtime.retry import retrying
-from shared.runtime.settings import Settings
+from shared.runtime.settings import Settings, SettingsError
 from shared.runtime.tasks import TaskSet
 
 log = get_logger(__name__)
@@ -217,6 +217,9 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
 
 def run_service(service_type: type[Service], settings: Settings | None = None) -> None:
     """Entry point of `python -m services.<name>`: logging, settings, event loop."""
-    settings = settings or Settings()
+    try:
+        settings = settings or Settings()
+    except SettingsError as exc:  # a bad IMAGEGEN_* value: say which, no traceback
+        raise SystemExit(f"{service_type.name}: {exc}") from None
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(serve(service_type, settings))
