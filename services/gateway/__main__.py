@@ -23,6 +23,7 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings, on_loopback
 from shared.runtime.bus.service import VERSION, instance_name
 from shared.runtime.logging import configure_logging, get_logger
+from shared.runtime.metrics import serve_metrics
 from shared.runtime.settings import Settings
 
 log = get_logger(__name__)
@@ -58,6 +59,7 @@ async def main() -> None:
     gateway = GatewaySettings()
     configure_logging(settings.log_format, settings.log_level, service="gateway")
     generated = ensure_key(gateway)
+    serve_metrics(settings.metrics_port)  # its own port, like every service's (not the API's)
     app = create_app(settings, gateway)
     config = uvicorn.Config(
         app,

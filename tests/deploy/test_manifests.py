@@ -498,6 +498,27 @@ def test_dockerfile_shape() -> None:
             assert source.rstrip("/") in allowed, f"COPY {source}: excluded by {DOCKERIGNORE.name}"
 
 
+def test_dockerfile_builds_behind_a_private_index_and_caches_the_dependencies() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    names = {stage.split()[2]: stage for stage in stages if " AS " in stage.splitlines()[0]}
+    requirements, build, runtime = names["requirements"], names["build"], names["runtime"]
+    # The dependency list is all the dependency layer sees of the repository.
+    copied = [line for line in requirements.splitlines() if line.startswith("COPY")]
+    assert copied == ["COPY pyproject.toml ./"]
+    before_deps = build[: build.index("-r requirements.txt")]
+    copies = [line for line in before_deps.splitlines() if line.startswith("COPY")]
+    assert copies == ["COPY --from=requirements /src/requirements.txt ./"]
+    # Both pip steps take the index from a build argument and the CA bundle from a build secret.
+    assert "ARG PIP_INDEX_URL=" in build
+    pip_steps = [step for step in build.split("\nRUN ") if "pip install" in step]
+    assert len(pip_steps) == 2
+    for step in pip_steps:
+        assert step.startswith("--mount=type=secret,id=ca_bundle") and '--index-url "$PIP_INDEX_URL"' in step
+    assert "pip uninstall --yes pip setuptools" in build
+    assert "ca_bundle" not in runtime and "PIP_INDEX_URL" not in runtime
+
+
 async def test_the_nats_config_file_runs_with_passwords_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
