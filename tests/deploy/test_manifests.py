@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from services.gateway.settings import GatewaySettings
+from shared.cli.commands.nats import GATEWAY_API_KEY, SERVER_ENV
 from shared.contract import subjects
 from shared.runtime.bus.permissions import (
     IDENTITIES,
@@ -33,6 +34,8 @@ from shared.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
+OPERATIONS = REPO / "docs" / "operations.md"
+ONE_SHOTS = {"nats-credentials", "nats-setup"}  # compose services that run once and exit
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DOCKERIGNORE = REPO / "deploy" / "Dockerfile.dockerignore"
 K8S = REPO / "deploy" / "k8s"
@@ -129,15 +132,24 @@ NATS_PASSWORDS = {password_variable(name): f"test-{name}" for name in IDENTITIES
 
 
 def test_compose_config_validates() -> None:
-    result = compose_config(NATS_PASSWORDS)
-    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
-
-
-def test_compose_has_no_default_nats_passwords() -> None:
-    """Without a password per identity (in .env) compose refuses to start, saying what to do."""
+    """With no .env at all: nobody pastes a secret (the NATS passwords are made at start-up)."""
     result = compose_config({})
-    assert result.returncode != 0
-    assert "set the NATS passwords in .env" in result.stderr
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
+    assert "NATS_PASSWORD" not in COMPOSE.read_text(encoding="utf-8").replace("NATS_PASSWORD_FILE", "")
+
+
+def test_compose_makes_the_nats_credentials_before_nats_starts() -> None:
+    services = load_compose()["services"]
+    init = services["nats-credentials"]
+    assert init["command"] == ["imagegen", "nats", "credentials", "/data/credentials"]
+    assert init["restart"] == "no" and init["volumes"] == ["credentials:/data/credentials"]
+    assert init["depends_on"] == {}
+    nats = services["nats"]
+    assert nats["depends_on"] == {"nats-credentials": {"condition": "service_completed_successfully"}}
+    assert "credentials:/credentials:ro" in nats["volumes"]
+    assert f". /credentials/{SERVER_ENV}" in nats["command"][2]
+    gateway = services["gateway"]["environment"]
+    assert gateway["IMAGEGEN_GATEWAY_API_KEY_FILE"] == f"/data/credentials/{GATEWAY_API_KEY}"
 
 
 def test_compose_has_the_stack() -> None:
@@ -152,7 +164,7 @@ def test_compose_has_the_stack() -> None:
     assert pg_volume in volumes, "postgres must keep its data in a named volume"
 
     for name, service in services.items():
-        if name == "nats-setup":
+        if name in ONE_SHOTS:
             assert service["healthcheck"] == {"disable": True} and service["restart"] == "no"
             continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -165,7 +177,7 @@ def imagegen_services(services: dict[str, Any]) -> dict[str, Any]:
 
 def test_compose_services_run_real_services_with_health_checks() -> None:
     services = imagegen_services(load_compose()["services"])
-    assert set(load_compose()["services"]) - set(services) == {"nats", "postgres", "nats-setup"}
+    assert set(load_compose()["services"]) - set(services) == {"nats", "postgres", *ONE_SHOTS}
     served = {name: served_service(service["command"]) for name, service in services.items()}
     sources = [ingest_sources(s["environment"], n) for n, s in services.items() if served[n] == "ingest"]
     check_coverage(served, sources, "compose")
@@ -182,21 +194,20 @@ def test_compose_services_run_real_services_with_health_checks() -> None:
 def test_compose_runs_nats_with_the_layout_and_each_service_as_itself() -> None:
     services = load_compose()["services"]
     nats = services["nats"]
-    assert nats["command"][:3] == ["nats-server", "--config", "/etc/nats/auth.conf"]
+    assert nats["command"][:2] == ["sh", "-c"]
+    assert "exec nats-server --config /etc/nats/auth.conf" in nats["command"][2]
     assert "./deploy/k8s/nats-auth.conf:/etc/nats/auth.conf:ro" in nats["volumes"]
-    required = {name: f"${{{password_variable(name)}:?" for name in IDENTITIES}
-    for name, reference in required.items():
-        assert nats["environment"][password_variable(name)].startswith(reference), name
 
     setup = services["nats-setup"]
     assert setup["command"] == ["imagegen", "nats", "setup"]
     assert setup["environment"]["IMAGEGEN_NATS_USER"] == "admin"
-    assert setup["environment"]["IMAGEGEN_NATS_PASSWORD"].startswith(required["admin"])
+    assert setup["environment"]["IMAGEGEN_NATS_PASSWORD_FILE"] == "/data/credentials/admin"
     for name, service in imagegen_services(services).items():
         identity = served_service(service["command"])
         env = service["environment"]
         assert env["IMAGEGEN_NATS_USER"] == identity, name
-        assert env["IMAGEGEN_NATS_PASSWORD"].startswith(required[identity]), name
+        assert env["IMAGEGEN_NATS_PASSWORD_FILE"] == f"/data/credentials/{identity}", name
+        assert "IMAGEGEN_NATS_PASSWORD" not in env, name
         assert env["IMAGEGEN_DECLARE_TOPOLOGY"] == "false", name
         assert service["depends_on"]["nats-setup"] == {"condition": "service_completed_successfully"}, name
 
@@ -212,6 +223,31 @@ def test_compose_renderer_replicas() -> None:
     assert renderer["deploy"]["replicas"] >= 2
     assert "container_name" not in renderer, "a fixed container name forbids --scale"
     assert "--scale renderer=" in COMPOSE.read_text(encoding="utf-8")
+
+
+def test_compose_publishes_on_loopback_only() -> None:
+    """NATS, its monitoring port and the gateway are for this machine; a proxy publishes more."""
+    published = {name: s.get("ports", []) for name, s in load_compose()["services"].items()}
+    assert published["gateway"] and published["nats"]
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def compose_section() -> str:
+    text = OPERATIONS.read_text(encoding="utf-8")
+    start = text.index("### One machine: compose")
+    return text[start : text.index("\n### ", start + 1)]
+
+
+def test_the_runbook_lists_every_compose_service_with_commands_compose_v1_has() -> None:
+    section = compose_section()
+    for name in load_compose()["services"]:
+        assert f"`{name}`" in section, f"docs/operations.md's compose section never names {name}"
+    # Compose v1 (docker-compose) has no `cp`; every command shown must work with both.
+    commands = re.findall(r"docker[ -]compose (\w+)", section)
+    assert commands and "cp" not in commands
+    assert set(commands) <= {"up", "ps", "logs", "exec", "down", "stop", "build", "config", "run"}
 
 
 def parse_seconds(value: str | int) -> float:
