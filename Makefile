@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml devstack/pyproject.toml
 # files (unicode-data: the bidi, line and grapheme suites), the Noto fonts the font pack copies
 # (fonts-noto-core), Compose v1 (the tests validate compose.yaml with it offline), Chromium (the
 # web console's browser test), Node.js (the official AsyncAPI parser checks the generated
-# document), and for `make image`/`image-test`: podman with runc and its network plugins, and
-# mmdebstrap (a Debian base image where no registry is reachable).
+# document), and for `make image`/`image-test`: podman with runc and its network plugins (dnsname:
+# compose's services find each other by name), and mmdebstrap (a Debian base image where no
+# registry is reachable).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
@@ -39,6 +40,7 @@ system-deps:
 	if ! command -v podman >/dev/null 2>&1; then missing="$$missing podman"; fi; \
 	if ! command -v runc >/dev/null 2>&1; then missing="$$missing runc"; fi; \
 	if [ ! -d /usr/lib/cni ]; then missing="$$missing containernetworking-plugins"; fi; \
+	if [ ! -x /usr/lib/cni/dnsname ]; then missing="$$missing golang-github-containernetworking-plugin-dnsname"; fi; \
 	if ! command -v iptables >/dev/null 2>&1; then missing="$$missing iptables"; fi; \
 	if ! command -v mmdebstrap >/dev/null 2>&1; then missing="$$missing mmdebstrap"; fi; \
 	if [ -n "$$missing" ]; then \

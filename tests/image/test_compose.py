@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -73,8 +74,9 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 class HealthTimer(threading.Thread):
-    """What podman's systemd timers do where there is no systemd: run each running container's
-    health check every second, so compose's `condition: service_healthy` can be met."""
+    """What podman's systemd timers do where there is no systemd: run the health check of each
+    running container not yet healthy, all at once, every second, so that compose's
+    `condition: service_healthy` can be met."""
 
     def __init__(self, project: str) -> None:
         super().__init__(daemon=True)
@@ -82,10 +84,15 @@ class HealthTimer(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(1.0):
-            for container in project_containers(self.project, running=True):
-                if inspect(container)["Config"].get("Healthcheck"):
-                    health_check(container)
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            while not self.stopped.wait(1.0):
+                waiting = [
+                    container
+                    for container in project_containers(self.project, running=True)
+                    if (state := inspect(container))["Config"].get("Healthcheck")
+                    and (state["State"].get("Health") or {}).get("Status") != "healthy"
+                ]
+                list(pool.map(health_check, waiting))
 
 
 def project_containers(project: str, *, running: bool = False) -> list[str]:
