@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml devstack/pyproject.toml
 # files (unicode-data: the bidi, line and grapheme suites), the Noto fonts the font pack copies
 # (fonts-noto-core), Compose v1 (the tests validate compose.yaml with it offline), Chromium (the
 # web console's browser test), Node.js (the official AsyncAPI parser checks the generated
-# document), and for `make image`/`image-test`: podman with runc and its network plugins (dnsname:
-# compose's services find each other by name), and mmdebstrap (a Debian base image where no
-# registry is reachable).
+# document), jq (docs/operations.md reads consumer lag with it; tests/test_docs.py runs that), and
+# for `make image`/`image-test`: podman with runc and its network plugins (dnsname: compose's
+# services find each other by name), and mmdebstrap (a Debian base image where no registry is
+# reachable).
 system-deps:
 	@missing=""; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
@@ -37,6 +38,7 @@ system-deps:
 	if ! command -v docker-compose >/dev/null 2>&1; then missing="$$missing docker-compose"; fi; \
 	if [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if ! command -v npm >/dev/null 2>&1; then missing="$$missing nodejs npm"; fi; \
+	if ! command -v jq >/dev/null 2>&1; then missing="$$missing jq"; fi; \
 	if ! command -v podman >/dev/null 2>&1; then missing="$$missing podman"; fi; \
 	if ! command -v runc >/dev/null 2>&1; then missing="$$missing runc"; fi; \
 	if [ ! -d /usr/lib/cni ]; then missing="$$missing containernetworking-plugins"; fi; \

@@ -252,6 +252,11 @@ class LocalStack:
             nats_url=self.nats_url,
             database_url=self.database_url,
             console_url=asyncio.run(self.console_url()),
+            monitor_url=(
+                f"http://127.0.0.1:{self.nats.monitor_port}"
+                if self.nats and self.nats.monitor_port
+                else None
+            ),
             output_dir=str(self.output_dir),
             logs=str(self.state_dir / "logs"),
             client_env=self.client_env(),

@@ -23,10 +23,14 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc status")
 
 
-def secured_nats(store: Path, log_file: Path | None = None) -> tuple[NatsServer, NatsCredentials]:
-    """A throwaway nats-server running the permissions layout, and its passwords."""
+def secured_nats(
+    store: Path, log_file: Path | None = None, extra_config: str = ""
+) -> tuple[NatsServer, NatsCredentials]:
+    """A throwaway nats-server running the permissions layout (plus `extra_config` lines, e.g.
+    a lower `max_payload`), and its passwords."""
     credentials = NatsCredentials.generate()
-    server = NatsServer.start(store, log_file=log_file, config_text=credentials.server_config())
+    config = credentials.server_config() + ("\n" + extra_config if extra_config else "")
+    server = NatsServer.start(store, log_file=log_file, config_text=config)
     return server, credentials
 
 

@@ -17,7 +17,7 @@ from collections import OrderedDict
 import msgspec
 
 from shared.contract.errors import BadRequest, ImagegenError, StorageError
-from shared.contract.messages import ItemResult, RenderItem, RenderTask
+from shared.contract.messages import ItemResult, RenderItem, RenderTask, failed_item
 from shared.contract.style import Style, style_from_text
 from shared.render import RenderedImage, RenderEngine, merge_style
 from shared.runtime.logging import get_logger
@@ -76,17 +76,8 @@ class StyleOverrides:
         return found
 
 
-def failed(item: RenderItem, error: str) -> ItemResult:
-    """A failed item's result: it carries its text, name and style so a retry can render it."""
-    return ItemResult(
-        index=item.index,
-        ok=False,
-        row=item.row,
-        error=error,
-        text=item.text,
-        name=item.name,
-        style=item.style,
-    )
+# Items of a child's first task rendered ahead as warm-up samples (`RenderEngine.warm`).
+WARM_SAMPLES = 16
 
 
 class BatchRenderer:
@@ -97,23 +88,32 @@ class BatchRenderer:
         self.store = store
         self.overrides = StyleOverrides(engine)
 
+    def warm(self, task: RenderTask) -> int:
+        """Fill the engine's caches for `task`'s style from its first items (and, for Chinese
+        text, the common hanzi): a fresh render child then starts where a long-running one would
+        be. Returns the glyph masks cached; never fails (its items report their own errors)."""
+        samples = [item.text for item in task.items[:WARM_SAMPLES] if item.error is None]
+        return self.engine.warm(task.style, samples)
+
     def render(self, task: RenderTask) -> BatchOutcome:
         results: list[ItemResult | None] = [None] * len(task.items)
         done: list[tuple[int, str, RenderedImage]] = []
         base_key = msgspec.msgpack.encode(task.style) if any(item.style for item in task.items) else b""
         for position, item in enumerate(task.items):
             if item.error is not None:
-                results[position] = failed(item, item.error)
+                results[position] = failed_item(item, item.error)
                 continue
             try:
                 style = self.overrides.style_for(task.style, base_key, item)
                 image = self.engine.render(item.text, style)
             except ImagegenError as exc:
-                results[position] = failed(item, exc.message if isinstance(exc, BadRequest) else str(exc))
+                results[position] = failed_item(
+                    item, exc.message if isinstance(exc, BadRequest) else str(exc)
+                )
                 continue
             except Exception as exc:  # an engine bug must cost one item, not the batch
                 log.exception("render.crashed", job_id=task.job_id, index=item.index)
-                results[position] = failed(item, f"internal render error: {exc!r}")
+                results[position] = failed_item(item, f"internal render error: {exc!r}")
                 continue
             done.append((position, f"{item.name}.{image.format}", image))
         stored = self._store(task.job_id, done)
@@ -123,7 +123,7 @@ class BatchRenderer:
         for position, filename, image in done:
             item = task.items[position]
             if filename in stored:
-                results[position] = failed(item, stored[filename])
+                results[position] = failed_item(item, stored[filename])
                 continue
             results[position] = ItemResult(
                 index=item.index,

@@ -10,10 +10,10 @@ only a task's header (job, attempt, batch): the items go to the child as the byt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Annotated, Any
 
 import msgspec
@@ -22,11 +22,19 @@ from msgspec import Meta
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
-from services.renderer.batch import BatchOutcome, failed
+from services.renderer.batch import BatchOutcome
+from services.renderer.preview import PreviewPool
 from services.renderer.worker import RenderWorker, WorkerLost
 from shared.contract.codec import decode_json, decode_msgpack, encode_json
 from shared.contract.errors import BadRequest
-from shared.contract.messages import BatchResult, ItemResult, PreviewRequest, RenderTask, ValidateReply
+from shared.contract.messages import (
+    BatchResult,
+    ItemResult,
+    PreviewRequest,
+    RenderTask,
+    ValidateReply,
+    failed_item,
+)
 from shared.contract.subjects import (
     CONSUMER_RENDERER,
     FONTS,
@@ -36,9 +44,11 @@ from shared.contract.subjects import (
     results_subject,
 )
 from shared.contract.submit import JobId
-from shared.render import FontCatalogue, RenderEngine, parse_style
+from shared.render import FontCatalogue, parse_style
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.limits import check_reply, payload_budget
+from shared.runtime.bus.poison import delivery_of, settle
 from shared.runtime.bus.service import Endpoint, Service
 from shared.runtime.bus.streams import renderer_consumer
 from shared.runtime.logging import get_logger
@@ -66,7 +76,6 @@ class Renderer(Service):
 
     async def start(self) -> None:
         self.catalogue = FontCatalogue.load(self.settings.font_dirs)
-        self.engine = RenderEngine(self.catalogue)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self.rendered = 0
         self.active = ActiveJobs(self.ctx.js)
@@ -77,6 +86,10 @@ class Renderer(Service):
             font_dirs=self.settings.font_dirs, output_dir=local, faults=self.settings.fault_injection
         )
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.start)
+        self.previews = PreviewPool(
+            self.settings, font_dirs=self.settings.font_dirs, faults=self.settings.fault_injection
+        )
+        await self.previews.start()
 
     @classmethod
     def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
@@ -85,6 +98,7 @@ class Renderer(Service):
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.stop)
         self.executor.shutdown(wait=True)
+        await self.previews.stop()
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -112,9 +126,9 @@ class Renderer(Service):
     async def preview(self, payload: bytes) -> bytes:
         request = decode_json(payload, PreviewRequest)
         style = parse_style(request.style, catalogue=self.catalogue)
-        # Not through the worker: a preview must not wait behind a queue of batches.
-        image = await asyncio.to_thread(self.engine.render, request.text, style)
-        return image.data
+        # Its own render child (services/renderer/preview.py): not behind a queue of batches,
+        # and not in this process.
+        return await self.previews.render(request.text, style)
 
     # --- the task path ----------------------------------------------------------------------
 
@@ -143,40 +157,43 @@ class Renderer(Service):
         log.info("renderer.drained", rendered=self.rendered)
 
     async def handle(self, msg: Msg, task: TaskHeader) -> None:
+        """Render one task; one that keeps raising ends as recorded item failures (`settle`)."""
         structlog.contextvars.bind_contextvars(job_id=task.job_id, batch=task.batch)
+        metrics.TASKS_IN_FLIGHT.inc()
+        try:
+            await settle(
+                msg,
+                partial(self._handle, msg, task),
+                partial(self._give_up, msg, task),
+                kind="task",
+                attempts=self.settings.max_deliver,
+            )
+        finally:
+            metrics.TASKS_IN_FLIGHT.dec()
+
+    async def _handle(self, msg: Msg, task: TaskHeader) -> None:
         if not await self.active.may_render(task.job_id, task.attempt):
             # Cancelled, ended, unknown, or an older attempt: whoever published it, not rendered.
             log.info("task.skipped", attempt=task.attempt, reason="the job is not active at this attempt")
             await msg.ack()
             return
-        delivery = msg.metadata.num_delivered if msg.metadata else 1
+        delivery = delivery_of(msg)
         started = time.perf_counter()
-        metrics.TASKS_IN_FLIGHT.inc()
-        try:
-            async with keep_alive(msg, heartbeat_every(self.settings.ack_wait_seconds)):
-                outcome = await self._render(msg.data, len(task.items), delivery)
-                if outcome.error is not None:
-                    log.error("task.malformed", error=outcome.error)
-                    metrics.MESSAGES_REJECTED.labels(kind="task").inc()
-                    await msg.term()
-                    return
-                await self._store_and_publish(task, outcome, delivery)
-            await msg.ack()
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        except Exception as exc:
-            if delivery >= self.settings.max_deliver:
-                # Last delivery: record every item as failed rather than leave it in limbo.
-                log.error("task.gave_up", delivery=delivery, error=repr(exc))
-                full = decode_msgpack(msg.data, RenderTask)
-                reason = f"gave up after {delivery} attempts: {exc!r}"
-                await self._publish(task, [failed(item, reason) for item in full.items], delivery)
-                await msg.ack()
-            else:
-                log.warning("task.retry", delivery=delivery, error=repr(exc))
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=min(2.0**delivery, 30.0))
-        finally:
-            metrics.TASKS_IN_FLIGHT.dec()
+        async with keep_alive(msg, heartbeat_every(self.settings.ack_wait_seconds)):
+            outcome = await self._render(msg.data, len(task.items), delivery)
+            if outcome.error is not None:
+                log.error("task.malformed", error=outcome.error)
+                metrics.MESSAGES_REJECTED.labels(kind="task").inc()
+                await msg.term()
+                return
+            await self._store_and_publish(task, outcome, delivery)
+        await msg.ack()
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _give_up(self, msg: Msg, task: TaskHeader, reason: str) -> None:
+        """Every delivery raised: record every item as failed rather than leave it in limbo."""
+        full = decode_msgpack(msg.data, RenderTask)
+        await self._publish(task, [failed_item(item, reason) for item in full.items], delivery_of(msg))
 
     async def _render(self, data: bytes, items: int, delivery: int) -> BatchOutcome:
         # One hop to the worker per batch: the child renders and writes the files.
@@ -210,6 +227,25 @@ class Renderer(Service):
         metrics.ITEMS_FAILED.labels(stage="render").inc(len(outcome.items) - rendered)
         self.rendered += rendered
 
+    def _fitted(self, result: BatchResult) -> bytes:
+        """The result, encoded to fit a message. Ingest sized the task so that its result fits
+        (`shared/runtime/bus/limits.py`); should it not (a server with a smaller max_payload),
+        the items go without their texts, names and styles rather than never arrive."""
+        payload = encode_json(result)
+        budget = payload_budget(self.ctx.nc)
+        if len(payload) <= budget:
+            return payload
+        log.error("result.too_large", bytes=len(payload), budget=budget)
+        slim = [
+            msgspec.structs.replace(
+                item, text=None, name=None, style=None, missing_glyphs=item.missing_glyphs[:16]
+            )
+            for item in result.items
+        ]
+        payload = encode_json(msgspec.structs.replace(result, items=slim))
+        check_reply(payload, budget)
+        return payload
+
     async def _publish(self, task: TaskHeader, items: list[ItemResult], delivery: int) -> None:
         result = BatchResult(
             job_id=task.job_id,
@@ -221,6 +257,6 @@ class Renderer(Service):
         )
         await self.ctx.js.publish(
             results_subject(task.job_id),
-            encode_json(result),
+            self._fitted(result),
             headers={"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"},
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import resource
 import signal
 import time
 from multiprocessing.connection import Connection
@@ -23,10 +24,10 @@ from pathlib import Path
 
 import msgspec
 
-from services.renderer.batch import BatchOutcome, BatchRenderer, failed
+from services.renderer.batch import BatchOutcome, BatchRenderer
 from shared.contract.codec import decode_msgpack, encode_msgpack
 from shared.contract.errors import BadRequest, ImagegenError
-from shared.contract.messages import RenderTask
+from shared.contract.messages import RenderTask, failed_item
 from shared.contract.style import Style
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
 from shared.runtime.logging import get_logger
@@ -35,9 +36,11 @@ from shared.storage import DirectoryStore
 log = get_logger(__name__)
 
 # Fault injection for the fault tests (off unless IMAGEGEN_FAULT_INJECTION is set): an item whose
-# text is one of these hangs or kills the worker, the way a real poison input would.
+# text is one of these hangs or kills the worker, the way a real poison input would, or kills the
+# whole replica (parent and child), as the OOM killer does to a container over its memory limit.
 FAULT_HANG = "imagegen:fault:hang"
 FAULT_CRASH = "imagegen:fault:crash"
+FAULT_KILL_REPLICA = "imagegen:fault:kill-replica"
 
 _STOP = b"stop"
 _READY = b"ready"
@@ -51,19 +54,49 @@ class _FaultyEngine(RenderEngine):
     def render(self, text: str, style: Style) -> RenderedImage:
         if text == FAULT_HANG:
             time.sleep(3600)
-        if text == FAULT_CRASH:
+        if text == FAULT_KILL_REPLICA:
+            os.kill(os.getppid(), signal.SIGKILL)
+        if text in (FAULT_CRASH, FAULT_KILL_REPLICA):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().render(text, style)
 
 
-def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, faults: bool) -> None:
+def _address_space() -> int:
+    """This process's virtual size in bytes (VmSize)."""
+    return int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set in bytes (0 if it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _child_main(
+    conn: Connection,
+    font_dirs: list[str],
+    output_dir: str | None,
+    faults: bool,
+    memory_mb: int | None,
+    nice: int,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if nice:
+        os.nice(nice)
     engine_type = _FaultyEngine if faults else RenderEngine
     engine = engine_type(FontCatalogue.load([Path(d) for d in font_dirs]))
     engine.warm_up()
+    if memory_mb is not None:
+        # The cap is on growth beyond the warmed-up size (fonts and libraries mapped): an
+        # allocation past it raises MemoryError in the render, which fails the item.
+        limit = _address_space() + memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
     conn.send_bytes(_READY)
+    warmed = False
     while True:
         try:
             payload = conn.recv_bytes()
@@ -76,16 +109,34 @@ def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, 
         except BadRequest as exc:
             conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
             continue
+        if not warmed:
+            # The first task says what this child will render: warm its caches with that style
+            # and the task's first texts before rendering it.
+            started = time.perf_counter()
+            masks = renderer.warm(task)
+            log.info("render.warmed", masks=masks, seconds=round(time.perf_counter() - started, 3))
+            warmed = True
         conn.send_bytes(encode_msgpack(renderer.render(task)))
 
 
 class RenderWorker:
     """The parent's handle on its render child. `run` blocks: call it from one thread."""
 
-    def __init__(self, *, font_dirs: list[Path], output_dir: Path | None, faults: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        font_dirs: list[Path],
+        output_dir: Path | None,
+        faults: bool = False,
+        memory_mb: int | None = None,
+        nice: int = 0,
+    ) -> None:
         self.font_dirs = [str(d) for d in font_dirs]
         self.output_dir = str(output_dir) if output_dir else None
         self.faults = faults
+        self.memory_mb = memory_mb
+        self.nice = nice
+        self.baseline = 0  # the child's resident bytes once it was ready
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -94,7 +145,7 @@ class RenderWorker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_child_main,
-            args=(child, self.font_dirs, self.output_dir, self.faults),
+            args=(child, self.font_dirs, self.output_dir, self.faults, self.memory_mb, self.nice),
             name="imagegen-render-worker",
             daemon=True,
         )
@@ -104,6 +155,18 @@ class RenderWorker:
             process.kill()
             raise WorkerLost("the render worker did not start")
         self._process, self._conn = process, parent
+        self.baseline = resident_bytes(process.pid or 0)
+
+    def recycle_above(self, extra_mb: int) -> None:
+        """Stop the child if it stays `extra_mb` above its resident size at start (the next
+        `run` starts a fresh one): memory a large render left behind goes back to the system."""
+        process = self._process
+        if process is None or not process.pid:
+            return
+        grown = resident_bytes(process.pid) - self.baseline
+        if grown > extra_mb * 1024 * 1024:
+            log.info("render.worker_recycled", grown_mb=grown // (1024 * 1024))
+            self.stop()
 
     def stop(self) -> None:
         if self._conn is not None:
@@ -117,8 +180,9 @@ class RenderWorker:
                 self._process.join()
         self._process = self._conn = None
 
-    def _replace(self, *, timed_out: bool) -> str:
-        """Kill (if needed) and restart the child; returns what happened to the old one."""
+    def _replace(self, *, timed_out: bool, restart: bool = True) -> str:
+        """Kill (if needed) and restart the child (or leave that to the next `run`); returns
+        what happened to the old one."""
         process = self._process
         assert process is not None
         if timed_out:
@@ -135,11 +199,17 @@ class RenderWorker:
         if self._conn is not None:
             self._conn.close()
         self._process = self._conn = None
-        self.start()
+        if restart:
+            self.start()
         return what
 
-    def run(self, task: bytes, timeout: float) -> BatchOutcome:
-        """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies."""
+    @property
+    def started(self) -> bool:
+        return self._conn is not None
+
+    def run(self, task: bytes, timeout: float, *, restart: bool = True) -> BatchOutcome:
+        """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies
+        (the child is replaced at once, or with `restart=False` by the next `run`)."""
         if self._conn is None:
             self.start()
         assert self._conn is not None
@@ -151,7 +221,7 @@ class RenderWorker:
             timed_out = True
         except (EOFError, OSError):
             pass
-        what = self._replace(timed_out=timed_out)
+        what = self._replace(timed_out=timed_out, restart=restart)
         raise WorkerLost(f"render worker {what} after {timeout:g}s" if timed_out else f"render worker {what}")
 
     def run_isolated(self, task: RenderTask, item_timeout: float) -> BatchOutcome:
@@ -163,7 +233,7 @@ class RenderWorker:
                 outcome = self.run(single, item_timeout)
             except WorkerLost as exc:
                 log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
-                outcome = BatchOutcome([failed(item, f"render failed: {exc}")])
+                outcome = BatchOutcome([failed_item(item, f"render failed: {exc}")])
             total.items.extend(outcome.items)
             total.images.extend(outcome.images)
             total.render_seconds.extend(outcome.render_seconds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -27,34 +28,42 @@ from shared.contract.messages import (
     JobsGet,
     JobsList,
     JobsListReply,
+    MaxDeliveries,
     RenderItem,
 )
 from shared.contract.states import COMPLETED_STATUSES, EventKind, JobStatus
 from shared.contract.subjects import (
+    CONSUMER_ADVISORIES,
     CONSUMER_NOTIFIER,
     JOBS_CANCEL,
     JOBS_GET,
     JOBS_LIST,
     JOBS_RETRY,
+    STREAM_ADVISORIES,
     STREAM_RESULT_QUEUE,
     requests_subject,
     results_subject,
 )
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.limits import TaskBudget, payload_budget
+from shared.runtime.bus.poison import describe, settle
 from shared.runtime.bus.service import Endpoint, Service
-from shared.runtime.bus.streams import notifier_consumer
-from shared.runtime.ledger import Ledger
+from shared.runtime.bus.streams import advisories_consumer, notifier_consumer
+from shared.runtime.ledger import BatchOutcome, Ledger
 from shared.runtime.logging import get_logger
 from shared.runtime.settings import Settings
 from shared.runtime.tasks import TaskSet
 from shared.sources import source
 from shared.storage import open_store
 from shared.workflow.active import ActiveJobs
+from shared.workflow.advisories import Undelivered
 from shared.workflow.cancellation import Cancellations
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
+from shared.workflow.failure import fail_job, failed_copy
 from shared.workflow.publisher import TaskPublisher
+from shared.workflow.watchdog import watch_stalls
 
 log = get_logger(__name__)
 
@@ -90,7 +99,7 @@ class ResultNotifier(Service):
 
     @classmethod
     def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
-        return [notifier_consumer(settings)]
+        return [notifier_consumer(settings), advisories_consumer(settings)]
 
     async def stop(self) -> None:
         await self.ledger.close()
@@ -104,7 +113,18 @@ class ResultNotifier(Service):
         ]
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
-        return [self.pull_loop()]
+        return [
+            self.pull_loop(),
+            self.advisory_loop(),
+            watch_stalls(
+                self.ctx.js,
+                self.ledger,
+                self.active,
+                self.cancellations,
+                stall_seconds=self.settings.job_stall_seconds,
+                stop=self.ctx.stop,
+            ),
+        ]
 
     async def jobs_get(self, payload: bytes) -> bytes:
         query = decode_json(payload, JobsGet)
@@ -148,6 +168,7 @@ class ResultNotifier(Service):
             job.attempt,
             submit.style,
             batch_size=submit.batch_size or self.settings.batch_size,
+            budget=TaskBudget(payload_budget(self.ctx.nc, self.settings.batch_max_bytes)),
         )
         for item in items:
             await publisher.add(RenderItem(item.index, item.text, item.name, None, item.style, item.row))
@@ -181,8 +202,46 @@ class ResultNotifier(Service):
             stop=self.ctx.stop,
         ):
             for msg, result in batch:
-                await self.handle(msg, result)
+                await settle(
+                    msg,
+                    partial(self.handle, msg, result),
+                    partial(self.unrecordable, result),
+                    kind="result",
+                    attempts=self.settings.max_deliver,
+                )
         await self.finishing.join(timeout=self.settings.shutdown_grace_seconds)
+
+    async def advisory_loop(self) -> None:
+        """MAX_DELIVERIES advisories in, recorded failures out (`shared.workflow.advisories`)."""
+        undelivered = Undelivered(
+            self.ctx.js, self.ledger, self.active, self.cancellations, self.ctx.instance
+        )
+
+        async def handle(msg: Msg, advisory: MaxDeliveries) -> None:
+            await undelivered.handle(advisory)
+            await msg.ack()
+
+        async def give_up(advisory: MaxDeliveries, reason: str) -> None:
+            # Nothing more to record: the job ends through the stall watchdog.
+            log.error("advisory.unhandled", stream=advisory.stream, seq=advisory.stream_seq, reason=reason)
+
+        async for batch in pull_decoded(
+            self.ctx.js,
+            STREAM_ADVISORIES,
+            CONSUMER_ADVISORIES,
+            lambda data: decode_json(data, MaxDeliveries),
+            kind="advisory",
+            batch=16,
+            stop=self.ctx.stop,
+        ):
+            for msg, advisory in batch:
+                await settle(
+                    msg,
+                    partial(handle, msg, advisory),
+                    partial(give_up, advisory),
+                    kind="advisory",
+                    attempts=self.settings.max_deliver,
+                )
 
     async def handle(self, msg: Msg, result: BatchResult) -> None:
         structlog.contextvars.bind_contextvars(job_id=result.job_id, batch=result.batch)
@@ -202,11 +261,16 @@ class ResultNotifier(Service):
         if outcome.refused is not None:
             await self.refuse(msg, result, outcome.refused)
             return
+        await self.recorded(outcome, msg)
+
+    async def recorded(self, outcome: BatchOutcome, msg: Msg | None) -> None:
+        """After a batch was counted: the progress event, or the job's completion; then ack
+        `msg` (None: the caller settles it)."""
         metrics.RESULTS_RECORDED.labels(outcome="recorded" if outcome.recorded else "duplicate").inc()
         if outcome.completed and outcome.job is not None:
             metrics.JOBS.labels(state=outcome.job.status).inc()
         job = outcome.job
-        assert job is not None  # a result of an unknown job is refused above
+        assert job is not None  # a result of an unknown job is refused before this
         if outcome.completed or (not outcome.recorded and job.status in COMPLETED_STATUSES):
             # On a redelivery the earlier attempt may have committed but failed to announce;
             # the event's Nats-Msg-Id keeps a second announcement out of the stream.
@@ -217,7 +281,31 @@ class ResultNotifier(Service):
             return
         elif outcome.recorded and self.progress.due(job.job_id):
             await announce(self.ctx.js, job, EventKind.PROGRESS)
-        await msg.ack()
+        if msg is not None:
+            await msg.ack()
+
+    async def unrecordable(self, result: BatchResult, reason: str) -> None:
+        """A result the ledger refused on every attempt (e.g. text Postgres cannot hold): its
+        items are recorded as failed with the reason; if even that fails, the job fails."""
+        copy = failed_copy(result, f"the result could not be recorded: {reason}")
+        try:
+            outcome = await self.ledger.record_batch(copy)
+        except _DB_DOWN:
+            raise  # retried by `settle`
+        except Exception as exc:
+            await fail_job(
+                self.ctx.js,
+                self.ledger,
+                self.active,
+                result.job_id,
+                result.attempt,
+                f"batch {result.batch}: {copy.items[0].error}; recording its items as failed also "
+                f"failed: {describe(exc)}",
+                cancellations=self.cancellations,
+            )
+            return
+        if outcome.refused is None:
+            await self.recorded(outcome, None)
 
     async def refuse(self, msg: Msg, result: BatchResult, reason: str) -> None:
         """A result that does not fit its job, from a broken or hostile renderer: logged with
@@ -235,10 +323,13 @@ class ResultNotifier(Service):
         with contextlib.suppress(Exception):
             await msg.term()
 
-    async def finish(self, job: JobInfo, msg: Msg) -> None:
+    async def finish(self, job: JobInfo, msg: Msg | None) -> None:
         """Complete `job` (manifest, then the `completed` event), then ack the result that
         completed it: a crash in between redelivers it and the completion runs again."""
         try:
+            if msg is None:
+                await complete_job(self.ctx.js, job, self.store, self.active)
+                return
             async with keep_alive(msg, heartbeat_every(self.settings.ack_wait_seconds)):
                 await complete_job(self.ctx.js, job, self.store, self.active)
             await msg.ack()

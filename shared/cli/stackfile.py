@@ -20,6 +20,8 @@ class StackInfo(msgspec.Struct, kw_only=True):
     nats_url: str
     database_url: str = ""
     console_url: str | None = None
+    # nats-server's monitoring endpoint (/varz, /jsz), when the stack started its own server.
+    monitor_url: str | None = None
     output_dir: str = ""
     logs: str = ""
     # Settings a client needs beyond the URL (IMAGEGEN_NATS_USER/PASSWORD), as env names.

@@ -86,6 +86,17 @@ class RenderItem(Struct, array_like=True):
     row: int = 0
 
 
+class MaxDeliveries(Struct, kw_only=True):
+    """The server's `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`: message
+    `stream_seq` was delivered `deliveries` times, never acked, and is delivered no more. Only
+    the fields read here (the server's JSON has more)."""
+
+    stream: str
+    consumer: str
+    stream_seq: Annotated[int, Meta(ge=1)]
+    deliveries: int = 0
+
+
 class RenderTask(Struct, kw_only=True, forbid_unknown_fields=True):
     """`imagegen.tasks.<job_id>` (MessagePack): a batch of items sharing one style."""
 
@@ -135,6 +146,29 @@ class BatchResult(_Wire):
 
 ItemKind = Literal["failed", "incomplete"]
 ItemStatus = Literal["ok", "incomplete", "failed"]
+
+
+# Failure reasons are clipped to this many characters: a reason quoting a cell stays bounded.
+MAX_REASON_CHARS = 500
+
+
+def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` cut to `limit` characters, marked with an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failed_item(item: RenderItem, error: str) -> ItemResult:
+    """A failed item's result: it carries its text, name and style so a retry can render it; its
+    reason is clipped, so a result's size stays bounded whatever the reason quotes."""
+    return ItemResult(
+        index=item.index,
+        ok=False,
+        row=item.row,
+        error=clip(error),
+        text=item.text,
+        name=item.name,
+        style=item.style,
+    )
 
 
 def item_status(item: ItemResult) -> ItemStatus:

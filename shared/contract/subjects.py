@@ -32,8 +32,14 @@ STREAM_EVENTS: Final = "IMAGEGEN_EVENTS"
 # allowed to create (ephemeral) consumers on a stream can also rewrite any durable there.
 STREAM_RESULT_QUEUE: Final = "IMAGEGEN_RESULT_QUEUE"
 
+# The server's MAX_DELIVERIES advisories of the work queues (a message delivered `max_deliver`
+# times and never acked), kept in a stream so none is missed while result-notifier is away.
+STREAM_ADVISORIES: Final = "IMAGEGEN_ADVISORIES"
+MAX_DELIVERIES_ADVISORY: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+
 CONSUMER_RENDERER: Final = "renderer"
 CONSUMER_NOTIFIER: Final = "result-notifier"
+CONSUMER_ADVISORIES: Final = "result-notifier-advisories"
 
 BUCKET_INPUTS: Final = "imagegen-inputs"
 BUCKET_IMAGES: Final = "imagegen-images"
@@ -68,6 +74,11 @@ def submit_subject(source: str) -> str:
 def requests_subject(source: str) -> str:
     """Where a source's accepted jobs wait for ingest (work queue)."""
     return f"{PREFIX}.requests.{source}"
+
+
+def max_deliveries_subject(stream: str, consumer: str = "*") -> str:
+    """Where the server announces that `stream`'s `consumer` gave up on a message."""
+    return f"{MAX_DELIVERIES_ADVISORY}.{stream}.{consumer}"
 
 
 def tasks_subject(job_id: str) -> str:

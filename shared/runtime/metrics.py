@@ -55,6 +55,13 @@ MESSAGES_REJECTED = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+MESSAGES_FAILED = Counter(
+    "imagegen_messages_failed",
+    "Handler failures on a message, by subject kind and what followed (retried with a delay, "
+    "gave_up: recorded as failed and terminated, dropped: even recording the failure failed)",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
 
 
 def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:  # all interfaces: scraped from outside

@@ -40,6 +40,11 @@ class Backoff:
         self._next = min(delay * self.factor, self.most)
         return delay
 
+    def nth(self, failures: int) -> float:
+        """The delay after `failures` consecutive failures (1 gives `first`), without touching the
+        sequence: for a message redelivered by the server, whose count the server keeps."""
+        return min(self.first * self.factor ** max(failures - 1, 0), self.most)
+
     async def sleep(self) -> float:
         """Sleep the next delay; returns how long."""
         delay = self.delay()

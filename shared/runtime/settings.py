@@ -104,15 +104,31 @@ class Settings(BaseSettings):
 
     # --- behaviour ---------------------------------------------------------------------------
     output_dir: Path = Path("output")
-    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 128
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 512
     ingest_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
     ingest_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Sources this ingest process serves, comma-separated (default: every registered one).",
     )
     max_queued_batches_per_job: Annotated[int, Field(ge=0)] = Field(
-        default=32,
+        default=16,
         description="Fairness: a job keeps at most this many batches in the task queue (0: no cap).",
+    )
+    batch_max_bytes: Annotated[int, Field(ge=4096)] = Field(
+        default=512 * 1024,
+        description=(
+            "Per-batch byte budget: a render task, and the bound on its result, carries items up "
+            "to this many bytes (never more than the NATS server's max_payload allows); ingest "
+            "holds at most a few of them per job."
+        ),
+    )
+    max_row_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024,
+        description=(
+            "A source row whose text, file-name and style cells (a database row: all its cells) "
+            "take more bytes than this fails as its own item; the database source cuts such rows "
+            "on the server."
+        ),
     )
     max_inline_csv_bytes: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
     csv_allowed_dir: Path | None = None
@@ -121,7 +137,11 @@ class Settings(BaseSettings):
 
     # --- consumers ---------------------------------------------------------------------------
     ack_wait_seconds: Annotated[float, Field(gt=0)] = 30.0
-    max_deliver: Annotated[int, Field(ge=1)] = 5
+    max_deliver: Annotated[int, Field(ge=1)] = Field(
+        default=5,
+        description="Deliveries of a message whose handling keeps failing (retried with back-off) "
+        "before it is recorded as failed items or a failed job and terminated.",
+    )
     renderer_prefetch: Annotated[int, Field(ge=1, le=256)] = 4
     renderer_max_ack_pending: Annotated[int, Field(ge=1)] = 1024
     item_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
@@ -130,6 +150,19 @@ class Settings(BaseSettings):
         description="Test-only: items with the texts in services/renderer/worker.py hang or crash.",
     )
     progress_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
+    job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="A job in an active state whose ledger row has not changed for this long (no "
+        "state change, no batch counted) is failed with the reason; `jobs resume` continues it.",
+    )
+    preview_concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=1,
+        description="Previews a renderer replica renders at once, each in a render child of its own.",
+    )
+    preview_memory_mb: Annotated[int, Field(ge=16)] = Field(
+        default=512,
+        description="Memory a preview's render child may allocate beyond its started size (RLIMIT_AS).",
+    )
 
     # --- streams -----------------------------------------------------------------------------
     results_max_age_hours: Annotated[float, Field(gt=0)] = 24.0 * 7

@@ -9,11 +9,13 @@ from __future__ import annotations
 from nats.js.client import JetStreamContext
 
 from shared.contract.codec import encode_json
-from shared.contract.messages import JobEvent, JobInfo
+from shared.contract.messages import JobEvent, JobInfo, clip
 from shared.contract.subjects import events_subject
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
+
+MAX_EVENT_MESSAGE = 4000  # characters: an event stays small whatever a reason quotes
 
 
 def event_from_job(job: JobInfo, kind: str, message: str | None = None) -> JobEvent:
@@ -27,7 +29,7 @@ def event_from_job(job: JobInfo, kind: str, message: str | None = None) -> JobEv
         failed=job.failed,
         incomplete=job.incomplete,
         output=job.output,
-        message=message if message is not None else job.error,
+        message=clip(message if message is not None else job.error or "", MAX_EVENT_MESSAGE) or None,
     )
 
 

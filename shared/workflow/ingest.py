@@ -9,6 +9,7 @@ The request that runs is the one stored in the ledger when the job was accepted.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any
 
 import structlog
@@ -20,8 +21,9 @@ from shared.contract.messages import IngestRequest, RenderItem
 from shared.contract.states import EventKind
 from shared.contract.subjects import STREAM_REQUESTS
 from shared.contract.submit import SubmitBase
-from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.limits import TaskBudget, payload_budget
+from shared.runtime.bus.poison import settle
 from shared.runtime.bus.service import ServiceContext
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
@@ -30,8 +32,10 @@ from shared.sources import Source, SourceSpec
 from shared.storage import ImageStore, NameTemplate
 from shared.workflow.active import ActiveJobs
 from shared.workflow.cancellation import Cancellations, CancelWatch
+from shared.workflow.carriable import carriable
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
+from shared.workflow.failure import fail_job
 from shared.workflow.publisher import TaskPublisher
 from shared.workflow.results import Rendered, rendered_before
 
@@ -94,11 +98,20 @@ class IngestWorker:
         await running.join()
 
     async def _guarded(self, msg: Msg, request: IngestRequest) -> None:
-        try:
-            await self.ingest(msg, request)
-        except Exception:
-            # Left un-acked: redelivered after ack_wait, up to max_deliver.
-            log.exception("ingest.crashed")
+        """`ingest`, retried with back-off when it raises; the last failure fails the job."""
+
+        async def give_up(reason: str) -> None:
+            await fail_job(
+                self.ctx.js, self.ledger, self.active, request.job_id, request.attempt, f"ingest {reason}"
+            )
+
+        await settle(
+            msg,
+            partial(self.ingest, msg, request),
+            give_up,
+            kind="request",
+            attempts=self.ctx.settings.max_deliver,
+        )
 
     async def _stored_request(self, request: IngestRequest) -> SubmitBase:
         """The request the job was accepted with; a job whose stored request no longer decodes
@@ -142,6 +155,7 @@ class IngestWorker:
                     request.attempt,
                     submit.style,
                     batch_size=submit.batch_size or settings.batch_size,
+                    budget=TaskBudget(payload_budget(self.ctx.nc, settings.batch_max_bytes)),
                     # A batch size the client chose is used as it is; the default ramps up to it.
                     ramp_from=None if submit.batch_size else 8,
                     max_queued=settings.max_queued_batches_per_job,
@@ -153,13 +167,15 @@ class IngestWorker:
                 # What was read before the failure is published and will still be counted.
                 published = (await publisher.close())[0] if publisher else 0
                 log.warning("ingest.source_failed", error=str(exc), published=published)
-                failed = await self.ledger.fail_job(
-                    request.job_id, request.attempt, str(exc), total_items=skip + published
+                await fail_job(
+                    self.ctx.js,
+                    self.ledger,
+                    self.active,
+                    request.job_id,
+                    request.attempt,
+                    str(exc),
+                    total_items=skip + published,
                 )
-                if failed:
-                    metrics.JOBS.labels(state="failed").inc()
-                    await self.active.end(request.job_id)
-                    await announce(self.ctx.js, failed, EventKind.FAILED)
                 await msg.ack()
                 return
             finished, completed = await self.ledger.finish_ingest(
@@ -178,11 +194,13 @@ class IngestWorker:
         was cancelled meanwhile."""
         template = name_template_for(submit)
         by_filename = submit.filename_column is not None
+        max_row_bytes = self.ctx.settings.max_row_bytes
         watch = CancelWatch(
             self.cancellations, request.job_id, request.attempt, interval=CANCEL_CHECK_SECONDS
         )
         async with watch, contextlib.aclosing(self.source.rows(submit)) as rows:
             while (row := await watch.read(rows)) is not None:
+                row = carriable(row, max_row_bytes)
                 values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
                 # Named even when skipped: a repeated name's suffix depends on the names before it.
                 name = template.render(row.index, row.row, values)

@@ -2,8 +2,9 @@
 
 Under the permissions layout services may not create streams, buckets or consumers, so
 `imagegen nats setup` declares everything every service pulls from: the renderers' and the
-result-notifier's durables and one ingest durable per registered source (whichever ingest
-deployment serves it). Services' own `consumers()` must be among these (tests/shared/workflow).
+result-notifier's durables (results and advisories) and one ingest durable per registered source
+(whichever ingest deployment serves it). Services' own `consumers()` must be among these
+(tests/shared/workflow).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from nats.js.api import ConsumerConfig
 from nats.js.client import JetStreamContext
 
 from shared.runtime.bus.streams import (
+    advisories_consumer,
     ensure_topology,
     ingest_consumer,
     notifier_consumer,
@@ -26,6 +28,7 @@ def every_consumer(settings: Settings) -> list[tuple[str, ConsumerConfig]]:
     return [
         renderer_consumer(settings),
         notifier_consumer(settings),
+        advisories_consumer(settings),
         *(ingest_consumer(settings, spec.durable, spec.requests_subject) for spec in SOURCES.values()),
     ]
 

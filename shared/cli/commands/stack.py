@@ -75,6 +75,8 @@ def _exports(state: Path) -> int:
     values = {"IMAGEGEN_NATS_URL": info.nats_url, **info.client_env}
     if info.console_url:
         values["IMAGEGEN_GATEWAY_URL"] = info.console_url.rstrip("/")
+    if info.monitor_url:
+        values["IMAGEGEN_NATS_MONITOR_URL"] = info.monitor_url
     for name, value in values.items():
         print(f"export {name}={shlex.quote(value)}")
     return 0

@@ -10,8 +10,10 @@ the server. In short:
   reads the images bucket; receives replies on `_INBOX.>`. It publishes no task, result or event,
   touches no key-value bucket and manages no stream or consumer.
 - `ingest` queues requests and publishes tasks and the events of the transitions it makes;
-  `renderer` publishes results; `result-notifier` publishes progress, completion, cancellation
-  and retry events, retry tasks, and writes the cancel bucket. Each pulls only its own durables.
+  `renderer` publishes results; `result-notifier` publishes progress, completion, cancellation,
+  retry and failure events, retry tasks, the failed results of tasks no renderer survived (read
+  and deleted by sequence after a MAX_DELIVERIES advisory), and writes the cancel bucket. Each
+  pulls only its own durables.
 - `admin` declares streams, consumers and buckets (`imagegen nats setup`); nothing else may.
 - `gateway` is a client that also registers with the services API.
 
@@ -90,6 +92,12 @@ def _pull(stream: str, consumer: str) -> list[str]:
         f"{_API}.CONSUMER.INFO.{stream}.{consumer}",
         f"$JS.ACK.{stream}.{consumer}.>",
     ]
+
+
+def _undelivered(stream: str) -> list[str]:
+    """Read and then delete a work queue's message by sequence: one a MAX_DELIVERIES advisory
+    names, which the server no longer delivers but keeps."""
+    return [*_read_messages(stream), f"{_API}.STREAM.MSG.DELETE.{stream}"]
 
 
 def _object_reader(bucket: str) -> list[str]:
@@ -250,9 +258,20 @@ IDENTITIES: Final[dict[str, Identity]] = {
                     *_PING,
                     f"{subjects.PREFIX}.tasks.*",  # a retry's tasks
                     f"{subjects.PREFIX}.requests.*",  # a resumed job goes back to ingest
-                    *_events(EventKind.PROGRESS, EventKind.COMPLETED, EventKind.CANCELLED, EventKind.STARTED),
+                    # The failed items of a task no renderer survived (a MAX_DELIVERIES advisory).
+                    f"{subjects.PREFIX}.results.*",
+                    *_events(
+                        EventKind.PROGRESS,
+                        EventKind.COMPLETED,
+                        EventKind.CANCELLED,
+                        EventKind.STARTED,
+                        EventKind.FAILED,
+                    ),
                     *_stream_info(subjects.STREAM_TASKS),
                     *_pull(subjects.STREAM_RESULT_QUEUE, subjects.CONSUMER_NOTIFIER),
+                    *_pull(subjects.STREAM_ADVISORIES, subjects.CONSUMER_ADVISORIES),
+                    *_undelivered(subjects.STREAM_TASKS),
+                    *_undelivered(subjects.STREAM_REQUESTS),
                     *_kv_writer(subjects.BUCKET_CANCELLED),
                     *_kv_writer(subjects.BUCKET_ACTIVE),
                     *_object_writer(subjects.BUCKET_IMAGES),

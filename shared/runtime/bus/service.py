@@ -28,6 +28,7 @@ from shared.contract.errors import ImagegenError
 from shared.contract.messages import ErrorReply
 from shared.contract.subjects import CLIENT_HEADER
 from shared.runtime.bus.connect import connect
+from shared.runtime.bus.limits import check_reply, payload_budget
 from shared.runtime.bus.permissions import inbox_prefix
 from shared.runtime.bus.streams import ensure_topology, wait_for_consumers
 from shared.runtime.logging import configure_logging, get_logger
@@ -104,8 +105,9 @@ def error_reply(exc: ImagegenError) -> tuple[str, str, bytes]:
     return str(exc.code), str(exc), body
 
 
-def _wrap(endpoint: Endpoint, tasks: TaskSet) -> Callable[[Request], Awaitable[None]]:
-    """Answer each request in its own task: micro awaits handlers one at a time per endpoint."""
+def _wrap(endpoint: Endpoint, tasks: TaskSet, nc: NATS) -> Callable[[Request], Awaitable[None]]:
+    """Answer each request in its own task: micro awaits handlers one at a time per endpoint.
+    A reply the server would not carry is refused with a 413 error: never left unanswered."""
 
     async def answer(req: Request) -> None:
         # Who asked, for the audit lines (the client sends its connection name / user).
@@ -113,6 +115,7 @@ def _wrap(endpoint: Endpoint, tasks: TaskSet) -> Callable[[Request], Awaitable[N
         structlog.contextvars.bind_contextvars(client=headers.get(CLIENT_HEADER, "unknown"))
         try:
             reply = await endpoint.handler(req.data)
+            check_reply(reply, payload_budget(nc))
         except ImagegenError as exc:
             if exc.code >= 500:
                 log.error("request.failed", endpoint=endpoint.name, error=str(exc))
@@ -171,7 +174,7 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
         await svc.add_endpoint(
             name=endpoint.name,
             subject=endpoint.subject,
-            handler=_wrap(endpoint, requests_in_flight),
+            handler=_wrap(endpoint, requests_in_flight, nc),
             queue_group=app.name,
         )
     workers = [asyncio.create_task(coro) for coro in app.workers()]

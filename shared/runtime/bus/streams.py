@@ -99,6 +99,20 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_bytes=4 * 1024 * 1024 * 1024,
             duplicate_window=dup,
         ),
+        StreamConfig(
+            name=subjects.STREAM_ADVISORIES,
+            description="MAX_DELIVERIES advisories of the work queues, for result-notifier",
+            subjects=[
+                subjects.max_deliveries_subject(subjects.STREAM_REQUESTS),
+                subjects.max_deliveries_subject(subjects.STREAM_TASKS),
+            ],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=settings.results_max_age_hours * HOUR,
+            max_bytes=64 * 1024 * 1024,
+            duplicate_window=dup,
+        ),
     ]
 
 
@@ -142,6 +156,17 @@ def notifier_consumer(settings: Settings) -> tuple[str, ConsumerConfig]:
         subjects.CONSUMER_NOTIFIER,
         f"{subjects.PREFIX}.results.>",
         max_ack_pending=4096,
+        max_deliver=-1,
+    )
+
+
+def advisories_consumer(settings: Settings) -> tuple[str, ConsumerConfig]:
+    # Like results: a Postgres outage must stall, not drop, an advisory.
+    return subjects.STREAM_ADVISORIES, pull_consumer(
+        settings,
+        subjects.CONSUMER_ADVISORIES,
+        f"{subjects.MAX_DELIVERIES_ADVISORY}.>",
+        max_ack_pending=64,
         max_deliver=-1,
     )
 

@@ -1,11 +1,11 @@
 """What a batch result may claim about its job, checked before the ledger counts it.
 
-Only renderers may publish results (the NATS permissions layout), but a renderer can be broken or
-taken over. A result is counted only if it fits the job as the ledger knows it: the job's current
-attempt, a batch number the job issued, item indices inside the job, counts within its total, and
-no more items than a task ever carries. Until ingest has recorded the totals (while rows are still
-streaming) only the attempt and the shape can be checked; a result of a known batch that lies
-about its items cannot be told from the truth here.
+Only renderers (and result-notifier, for tasks no renderer survived) may publish results, but a
+renderer can be broken or taken over. A result is counted only if it fits the job as the ledger
+knows it: the job's current attempt, a batch number the job issued, item indices inside the job,
+counts within its total, and no more items than a task ever carries. Until ingest has recorded the
+totals (while rows are still streaming) only the attempt and the shape can be checked; a result of
+a known batch that lies about its items cannot be told from the truth here.
 """
 
 from __future__ import annotations

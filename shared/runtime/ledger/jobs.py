@@ -191,6 +191,23 @@ class Ledger:
         )
         return None if row is None else _job_info(row)
 
+    async def fail_stalled(self, seconds: float) -> list[JobInfo]:
+        """Fail every active job whose row has not changed for `seconds` (no state change, no
+        batch counted), naming the state it stalled in. One statement: with several watchdogs
+        each job is failed, and returned, once."""
+        rows = await self.pool.fetch(
+            f"""UPDATE imagegen_jobs
+                   SET status = 'failed', finished_at = now(), updated_at = now(),
+                       error = format('no progress for %s s while %s (IMAGEGEN_JOB_STALL_SECONDS)',
+                                      $2::text, status)
+                 WHERE status = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $3)
+                RETURNING {_JOB_COLUMNS}""",
+            _ACTIVE,
+            f"{seconds:g}",
+            seconds,
+        )
+        return [_job_info(row) for row in rows]
+
     async def cancel_job(self, job_id: str) -> tuple[JobInfo, bool]:
         """Active -> cancelled; (job, changed). Cancelling a cancelled job is a no-op; a finished
         one is a Conflict."""

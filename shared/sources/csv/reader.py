@@ -22,6 +22,11 @@ csv.field_size_limit(16 * 1024 * 1024)
 
 
 def sniff_delimiter(sample: str) -> str:
+    """The sample's delimiter among `DELIMITERS`; "," when it shows none. A sample without any
+    candidate is answered at once: csv.Sniffer would find none either, after counting 127
+    characters in every line (~0.3 s for 64 KiB of a one-column Chinese file, per job, twice)."""
+    if not any(delimiter in sample for delimiter in DELIMITERS):
+        return ","
     try:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:

@@ -20,7 +20,7 @@ def test_setup_declares_each_services_consumers_with_the_same_config() -> None:
         # An ingest deployment serves some sources; setup declares them all.
         *Ingest.consumers(Settings(ack_wait_seconds=7, max_deliver=3, ingest_sources=list(SOURCES))),
     ]
-    assert len(wanted) == len(declared) == 2 + len(SOURCES)
+    assert len(wanted) == len(declared) == 3 + len(SOURCES)
     for stream, config in wanted:
         assert declared[(stream, config.durable_name)] == config, (stream, config.durable_name)
     ingest_db = Ingest.consumers(Settings(ingest_sources=["db"]))

@@ -1,0 +1,172 @@
+"""No message can wedge a job or stop a service: a result the ledger cannot hold, a task whose
+renderer dies on every delivery, a job that stops making progress. Each ends the job with the
+reason and exact counts, the services stay up, and the next job completes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from shared.client import Client
+from shared.contract.messages import BatchResult, ItemResult, JobInfo
+from shared.contract.subjects import results_subject
+from shared.runtime.bus.discovery import wait_for_services
+from shared.runtime.bus.permissions import ADMIN, RENDERER
+from shared.sources.csv import SubmitCsv
+from tests.faults.conftest import FaultStack
+from tests.faults.test_faults import DEADLINE, assert_exact
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * DEADLINE)]
+
+
+async def wait_status(client: Client, job_id: str, status: str) -> JobInfo:
+    for _ in range(300):
+        job = await client.get_job(job_id)
+        if job.status == status:
+            return job
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{job_id} is still {job.status}, not {status}")
+
+
+async def a_normal_job_completes(client: Client, rows: int = 30) -> None:
+    csv_text = "name\n" + "".join(f"之后 {i}\n" for i in range(rows))
+    accepted = await client.submit(SubmitCsv(csv=csv_text, column="name"))
+    await assert_exact(client, await client.wait(accepted.job_id, timeout=DEADLINE), rows)
+
+
+def assert_all_running(fault_stack: FaultStack, *, but: str = "") -> None:
+    for proc in fault_stack.stack.processes:
+        if proc.name != but:
+            assert proc.process.poll() is None, f"{proc.name} exited"
+
+
+@contextlib.asynccontextmanager
+async def renderers_restarted(fault_stack: FaultStack) -> AsyncIterator[list[int]]:
+    """Keep one renderer running, starting a new one whenever the last has died (what
+    Kubernetes does for a killed pod); yields the exit codes of those that died."""
+    stack, died = fault_stack.stack, []
+
+    async def keep() -> None:
+        while True:
+            live = [p for p in stack.processes if p.name == "renderer" and p.process.poll() is None]
+            if not live:
+                died.append(
+                    next(p for p in reversed(stack.processes) if p.name == "renderer").process.returncode
+                )
+                stack.spawn("renderer")
+            await asyncio.sleep(0.3)
+
+    task = asyncio.create_task(keep())
+    try:
+        yield died
+    finally:
+        task.cancel()
+
+
+@pytest.mark.renderers(0)
+async def test_a_result_postgres_cannot_hold_fails_its_batch_and_nothing_else(
+    fault_stack: FaultStack,
+) -> None:
+    """A result with a NUL in a text the ledger stores (`invalid byte sequence for encoding
+    "UTF8": 0x00` on every delivery) is retried, then its items are recorded as failed with the
+    reason; the job completes with errors and result-notifier keeps running."""
+    stack = fault_stack.stack
+    rows, size = 20, 5
+    async with await stack.client() as client, await stack.connect_as(RENDERER) as renderer:
+        csv_text = "name\n" + "".join(f"行 {i}\n" for i in range(rows))
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=size))
+        job_id = accepted.job_id
+        await wait_status(client, job_id, "rendering")  # tasks queued, totals known, no renderer
+        # The results a renderer would publish; in batch 2 one item's text holds a NUL that no
+        # font covers (so it is incomplete, and its text and missing characters are stored).
+        for batch in range(rows // size):
+            items = [
+                ItemResult(index=i, ok=True, row=i + 2, file=f"{i + 2}.png", width=8, height=8, bytes=99)
+                for i in range(batch * size, (batch + 1) * size)
+            ]
+            if batch == 2:
+                items[1] = msgspec.structs.replace(items[1], text="坏\x00行", missing_glyphs=["\x00"])
+            result = BatchResult(job_id=job_id, attempt=1, batch=batch, items=items, renderer="forged")
+            await renderer.publish(
+                results_subject(job_id),
+                msgspec.json.encode(result),
+                headers={"Nats-Msg-Id": f"{job_id}:1:{batch}"},
+            )
+        await renderer.flush()
+        final = await client.wait(job_id, timeout=DEADLINE)
+        assert (final.status, final.total, final.done, final.failed) == ("completed_with_errors", 20, 15, 5)
+        job = await client.get_job(job_id)
+        assert sorted(f.index for f in job.failures) == list(range(10, 15))
+        for failure in job.failures:
+            assert failure.reason.startswith("the result could not be recorded: gave up after 5 attempts")
+            assert 'invalid byte sequence for encoding "UTF8": 0x00' in failure.reason
+        stack.spawn("renderer")  # the job's own tasks are skipped: it has ended
+        await a_normal_job_completes(client)
+    assert_all_running(fault_stack)
+    logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "result-notifier")
+    assert logs.count('"event": "message.gave_up"') == 1 and '"kind": "result"' in logs
+
+
+@pytest.mark.renderers(1)
+@pytest.mark.stack_env({"IMAGEGEN_FAULT_INJECTION": "1", "IMAGEGEN_MAX_DELIVER": "3"})
+async def test_a_task_whose_renderer_dies_on_every_delivery_fails_via_the_advisory(
+    fault_stack: FaultStack,
+) -> None:
+    """The replica holding a task is killed on each of its `max_deliver` deliveries (as the OOM
+    killer would): the server's MAX_DELIVERIES advisory makes result-notifier record the task's
+    items as failed, and the task leaves the work queue."""
+    from services.renderer.worker import FAULT_KILL_REPLICA
+
+    stack = fault_stack.stack
+    rows = [f"正常 {i}" for i in range(10)]
+    rows[4] = FAULT_KILL_REPLICA
+    async with await stack.client() as client, renderers_restarted(fault_stack) as died:
+        csv_text = "name\n" + "\n".join(rows) + "\n"
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
+        final = await client.wait(accepted.job_id, timeout=DEADLINE)
+        assert (final.status, final.total, final.done, final.failed) == ("completed_with_errors", 10, 0, 10)
+        job = await client.get_job(accepted.job_id)
+        assert sorted(f.index for f in job.failures) == list(range(10))
+        for failure in job.failures:
+            assert "delivered 3 times" in failure.reason and "MAX_DELIVERIES" in failure.reason
+        assert died == [-9, -9, -9]  # one replica per delivery
+        async with await stack.client(ADMIN) as admin:
+            tasks = await admin.js.stream_info("IMAGEGEN_TASKS")
+            advisories = await admin.js.stream_info("IMAGEGEN_ADVISORIES")
+        assert (tasks.state.messages, advisories.state.messages) == (0, 0)  # deleted, consumed
+        await a_normal_job_completes(client)
+    assert_all_running(fault_stack, but="renderer")
+
+
+STALL = 10
+
+
+@pytest.mark.renderers(0)
+@pytest.mark.stack_env({"IMAGEGEN_JOB_STALL_SECONDS": str(STALL)})
+async def test_a_job_without_progress_is_failed_by_the_watchdog(fault_stack: FaultStack) -> None:
+    """No renderer runs, so nothing moves the job: after the stall bound the watchdog fails it
+    with the reason; resumed once a renderer is up, it completes with every item once."""
+    stack = fault_stack.stack
+    rows = 40
+    async with await stack.client() as client:
+        csv_text = "name\n" + "".join(f"停滞 {i}\n" for i in range(rows))
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=8))
+        # The watchdog looks every STALL/4 s: the job is failed within STALL * 1.25 of its last
+        # change (a generous bound here: this is liveness, the machine may be slow).
+        final = await client.wait(accepted.job_id, timeout=STALL * 6)
+        assert (final.kind, final.status, final.done, final.failed) == ("failed", "failed", 0, 0)
+        assert final.message == f"no progress for {STALL} s while rendering (IMAGEGEN_JOB_STALL_SECONDS)"
+        job = await client.get_job(accepted.job_id)
+        assert job.started_at and job.finished_at
+        assert (job.finished_at - job.started_at).total_seconds() >= STALL  # never before the bound
+        stack.spawn("renderer")
+        await wait_for_services(client.nc, {"renderer": 1}, timeout=60)
+        resumed = await client.retry_job(accepted.job_id)  # a failed job resumes
+        assert resumed.attempt == 2
+        await assert_exact(client, await client.wait(accepted.job_id, timeout=DEADLINE, attempt=2), rows)
+        await a_normal_job_completes(client)
+    assert_all_running(fault_stack)
