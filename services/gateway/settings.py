@@ -6,6 +6,7 @@ The connection to NATS and the output folder come from the shared `Settings` (`I
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +48,10 @@ class GatewaySettings(EnvSettings):
     sse_keepalive_seconds: Annotated[float, Field(gt=0)] = 15.0
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
     max_list_files: Annotated[int, Field(ge=1)] = 10_000
+    webfont_cache_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "imagegen-webfonts",
+        description="Where the console's web-font slices are kept once made (made again if unwritable).",
+    )
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod

@@ -216,6 +216,19 @@ class Settings(EnvSettings):
     tasks_max_bytes: Annotated[int, Field(ge=-1)] = 1024 * 1024 * 1024
     inputs_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
     duplicate_window_seconds: Annotated[float, Field(gt=0)] = 600.0
+    stream_replicas: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=1,
+        description=(
+            "Copies JetStream keeps of every stream (3 on a cluster of three servers survives the "
+            "loss of one); a change is applied in place at the next declaration."
+        ),
+    )
+    kv_replicas: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Copies of every key-value bucket (default: stream_replicas)."
+    )
+    object_store_replicas: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Copies of every Object Store bucket (default: stream_replicas)."
+    )
 
     # --- operations --------------------------------------------------------------------------
     log_format: Literal["console", "json"] = "console"

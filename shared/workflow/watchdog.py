@@ -66,5 +66,5 @@ async def watch_stalls(
         for job in stalled:
             try:
                 await job_failed(js, active, job, cancellations)
-            except Exception:  # NATS away: the ledger has the failure; the event is lost
+            except Exception:  # (a publish waits out NATS away) the ledger has the failure
                 log.exception("watchdog.announce_failed", job_id=job.job_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -13,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from devstack import NatsServer
+from devstack import NatsCluster, NatsServer
 from shared.runtime.services import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,16 +44,15 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def renderer_env(nats: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """One renderer running against `nats`; yields the environment a probe in its container has."""
+@contextlib.contextmanager
+def running_renderer(nats_url: str, tmp: Path) -> Iterator[dict[str, str]]:
+    """One renderer running against `nats_url`; yields the environment a probe in its container
+    has, once the renderer is healthy."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGEN_")}
     env.update(
-        IMAGEGEN_NATS_URL=nats.url,
-        IMAGEGEN_OUTPUT_DIR=str(tmp_path_factory.mktemp("healthcheck-output")),
-        IMAGEGEN_LOG_FORMAT="json",
+        IMAGEGEN_NATS_URL=nats_url, IMAGEGEN_OUTPUT_DIR=str(tmp / "output"), IMAGEGEN_LOG_FORMAT="json"
     )
-    log = tmp_path_factory.mktemp("healthcheck-log") / "renderer.log"
+    log = tmp / "renderer.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.renderer"],
@@ -75,6 +75,12 @@ def renderer_env(nats: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def renderer_env(nats: NatsServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    with running_renderer(nats.url, tmp_path_factory.mktemp("healthcheck-renderer")) as env:
+        yield env
 
 
 def test_healthy_when_the_service_answers_ping(renderer_env: dict[str, str]) -> None:
@@ -102,6 +108,25 @@ def test_own_connection_is_checked_on_the_monitoring_endpoint(
     result = probe(other, "renderer", "--monitor-url", monitor)
     assert result.returncode == 1
     assert "no NATS connection of this renderer process" in result.stderr
+
+
+def test_own_connection_is_found_on_whichever_server_of_a_cluster_holds_it(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    first, *others = nats_cluster.servers
+    # Given only the first server, the renderer connects there.
+    with running_renderer(first.url, tmp_path) as env:
+        monitors = [f"http://127.0.0.1:{server.monitor_port}" for server in [*others, first]]
+        result = probe(env, "renderer", "--monitor-url", ",".join(monitors))
+        assert result.returncode == 0, result.stderr
+        assert "this one connected as renderer@" in result.stdout
+        # The other servers do not hold it; a server that does not answer is skipped.
+        others_only = ",".join([*monitors[:-1], "http://127.0.0.1:1"])
+        result = probe(env, "renderer", "--monitor-url", others_only)
+        assert result.returncode == 1
+        assert "no NATS connection of this renderer process" in result.stderr
+        result = probe(env, "renderer", "--monitor-url", "http://127.0.0.1:1")
+        assert result.returncode == 1 and "Connection refused" in result.stderr
 
 
 def test_unhealthy_fast_when_nats_is_unreachable(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from shared.contract.messages import BatchResult, ItemResult
+from shared.contract.submit import upload_label, upload_name
 from shared.runtime.ledger import Ledger, migrate
 from shared.runtime.ledger.migrate import available_migrations
 from tests.conftest import create_database
@@ -292,3 +293,21 @@ async def test_an_accepted_job_queued_behind_moving_ingests_is_not_stalled(ledge
     assert [job.job_id for job in await ledger.fail_stalled(60)] == ["queued-db"]
     await ledger.pool.execute("UPDATE imagegen_jobs SET updated_at = now() - interval '2 minutes'")
     assert {job.job_id for job in await ledger.fail_stalled(60)} == {"ingesting-busy", "queued"}
+
+
+async def test_a_job_is_labelled_with_what_it_read(ledger: Ledger) -> None:
+    upload = upload_name("价目表 (v2).csv", "upload.csv")
+    assert upload.endswith("-价目表 (v2).csv") and upload_label(upload) == "价目表 (v2).csv"
+    assert upload_label(upload_name("../../etc/passwd", "upload.csv")).count("/") == 0
+    assert upload_label(upload_name("Cafe\u0301.csv", "upload.csv")) == "Caf\u00e9.csv"
+    requests = {
+        "label-upload": (f'{{"column": "x", "object": "{upload}"}}', "价目表 (v2).csv"),
+        "label-path": ('{"column": "x", "path": "menus/today.csv"}', "menus/today.csv"),
+        "label-db": ('{"column": "x", "data_source": "local", "query": "SELECT 1"}', "local"),
+        "label-inline": ('{"column": "x", "csv": "a\\n1\\n"}', None),
+    }
+    for job_id, (request, _) in requests.items():
+        created, _ = await ledger.create_job(job_id, "csv", request.encode(), None)
+        assert created.label == requests[job_id][1]
+    listed = {job.job_id: job.label for job in await ledger.list_jobs(limit=100)}
+    assert {job_id: label for job_id, (_, label) in requests.items()} == {k: listed[k] for k in requests}
