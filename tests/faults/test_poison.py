@@ -21,6 +21,7 @@ from shared.runtime.ledger import Ledger
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 from tests.faults.test_faults import DEADLINE, assert_exact
+from tests.services.ingest.csv.helpers import read_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * DEADLINE)]
 
@@ -106,6 +107,11 @@ async def test_a_result_postgres_cannot_hold_fails_its_batch_and_nothing_else(
         for failure in job.failures:
             assert failure.reason.startswith("the result could not be recorded: gave up after 5 attempts")
             assert 'invalid byte sequence for encoding "UTF8": 0x00' in failure.reason
+        # The manifest says what the ledger counted: that batch's rows failed, the rest ok.
+        manifest = read_manifest(final)
+        assert sorted(manifest) == list(range(2, rows + 2))
+        assert [r for r, line in manifest.items() if line["status"] == "failed"] == list(range(12, 17))
+        assert "0x00" in manifest[13]["error"] and manifest[13]["text"] == "坏行"  # the NUL left out
         stack.spawn("renderer")  # the job's own tasks are skipped: it has ended
         await a_normal_job_completes(client)
     assert_all_running(fault_stack)
