@@ -22,17 +22,17 @@ from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 from tests.faults.test_faults import DEADLINE, assert_exact
 from tests.services.ingest.csv.helpers import read_manifest
+from tests.waiting import eventually, log_entries
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * DEADLINE)]
 
 
 async def wait_status(client: Client, job_id: str, status: str) -> JobInfo:
-    for _ in range(300):
+    async def reached() -> JobInfo | None:
         job = await client.get_job(job_id)
-        if job.status == status:
-            return job
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{job_id} is still {job.status}, not {status}")
+        return job if job.status == status else None
+
+    return await eventually(reached, f"{job_id} is {status}")
 
 
 async def a_normal_job_completes(client: Client, rows: int = 30) -> None:
@@ -115,8 +115,8 @@ async def test_a_result_postgres_cannot_hold_fails_its_batch_and_nothing_else(
         stack.spawn("renderer")  # the job's own tasks are skipped: it has ended
         await a_normal_job_completes(client)
     assert_all_running(fault_stack)
-    logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "result-notifier")
-    assert logs.count('"event": "message.gave_up"') == 1 and '"kind": "result"' in logs
+    gave_up = log_entries(stack, "result-notifier", "message.gave_up")
+    assert [(entry["kind"], entry["delivery"]) for entry in gave_up] == [("result", 5)]
 
 
 @pytest.mark.renderers(1)
