@@ -29,7 +29,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.contract import subjects
 from shared.contract.codec import decode_lenient, encode_json
-from shared.contract.errors import BadRequest, Busy, Conflict, ImagegenError, NotFound
+from shared.contract.errors import BadRequest, Busy, Conflict, ImagegenError, NotFound, TooLarge
 from shared.contract.messages import (
     Accepted,
     BatchResult,
@@ -55,7 +55,13 @@ from shared.storage.uploads import put_upload
 
 T = TypeVar("T")
 
-_ERRORS: dict[int, type[ImagegenError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 503: Busy}
+_ERRORS: dict[int, type[ImagegenError]] = {
+    400: BadRequest,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    503: Busy,
+}
 
 
 def _safe_image_name(name: str) -> bool:
@@ -132,6 +138,11 @@ class Client:
             )
         except nats.errors.NoRespondersError as exc:
             raise ServiceUnavailable(f"no service answers {subject}") from exc
+        except nats.errors.MaxPayloadError as exc:
+            raise TooLarge(
+                f"the request is {len(payload)} bytes, more than the NATS server carries "
+                f"({self.nc.max_payload}, its max_payload); send a file as an upload instead"
+            ) from exc
         except nats.errors.TimeoutError as exc:
             raise ServiceUnavailable(f"no reply on {subject} within {timeout or self.timeout}s") from exc
         headers = msg.headers or {}

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from devstack import NatsServer, PostgresServer
+from devstack import NatsCluster, NatsServer, PostgresServer
 from devstack.natsauth import NatsCredentials
 from devstack.sample import SampleSource, create_sample_source, with_login
 from devstack.stack import LocalStack
@@ -213,3 +213,14 @@ gateway = pytest.fixture(scope="session", name="gateway")(gateway_fixture)
 http = pytest.fixture(name="http")(http_fixture)
 # Debian's Chromium through Playwright, for the console tests (tests/browsers.py).
 browser = pytest.fixture(name="browser")(browser_fixture)
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A three-member nats-server cluster of the test's own on loopback (no permissions layout);
+    the test may kill and restart its members."""
+    cluster = NatsCluster.start(tmp_path / "cluster")
+    try:
+        yield cluster
+    finally:
+        cluster.stop(kill=True)

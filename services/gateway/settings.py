@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from shared.runtime.settings import EnvSettings
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(EnvSettings):
     """HTTP knobs of the gateway. Field `x` is set by `IMAGEGEN_GATEWAY_X`."""
 
     model_config = SettingsConfigDict(env_prefix="IMAGEGEN_GATEWAY_", extra="ignore")

@@ -81,6 +81,7 @@ def _child_main(
     faults: bool,
     memory_mb: int | None,
     nice: int,
+    warm: bool,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -96,7 +97,7 @@ def _child_main(
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
     conn.send_bytes(_READY)
-    warmed = False
+    warmed = not warm
     while True:
         try:
             payload = conn.recv_bytes()
@@ -130,12 +131,14 @@ class RenderWorker:
         faults: bool = False,
         memory_mb: int | None = None,
         nice: int = 0,
+        warm: bool = True,
     ) -> None:
         self.font_dirs = [str(d) for d in font_dirs]
         self.output_dir = str(output_dir) if output_dir else None
         self.faults = faults
         self.memory_mb = memory_mb
         self.nice = nice
+        self.warm = warm  # warm the caches with the first task's style (a job's, not a preview's)
         self.baseline = 0  # the child's resident bytes once it was ready
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -145,7 +148,7 @@ class RenderWorker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_child_main,
-            args=(child, self.font_dirs, self.output_dir, self.faults, self.memory_mb, self.nice),
+            args=(child, self.font_dirs, self.output_dir, self.faults, self.memory_mb, self.nice, self.warm),
             name="imagegen-render-worker",
             daemon=True,
         )
