@@ -56,7 +56,6 @@ function setStatus(text) {
   $("#status").textContent = text;
 }
 
-
 // The bar and its numbers. Rendering starts while ingest is still reading the file, so items
 // are done before the total is known: the bar then measures against the file's estimated row
 // count (striped: not exact yet), or with no estimate (a job opened from the list) shows a
@@ -114,7 +113,6 @@ function onEvent(jobId, event) {
     loadJobs();
   }
 }
-
 
 // One page of the job's images at a time: a 20,000-image job stays a page tall.
 export async function showGallery(jobId, page = 0) {
