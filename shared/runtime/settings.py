@@ -126,6 +126,11 @@ class Settings(EnvSettings):
     )
     nats_user: str | None = None
     nats_password: str | None = None
+    nats_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the password (read at connect; wins over NATS_PASSWORD), as "
+        "`imagegen nats credentials` writes them for compose.",
+    )
     nats_token: str | None = None
     nats_creds_file: Path | None = None
     nats_tls_ca: Path | None = None
