@@ -13,7 +13,10 @@ checks two things:
    NATS server's `/connz` lists an open connection of *this* container's process: its connection
    name is `IMAGEGEN_INSTANCE`, or `<service>@<hostname>:<pid>`. Without it, check 1 cannot tell
    one replica from another. For a NATS cluster give every server's monitoring URL,
-   comma-separated: the process is connected to one of them, and an unreachable one is skipped.
+   comma-separated: the process is connected to one of them, and an unreachable one is skipped;
+3. for the renderer with the directory store (`IMAGEGEN_OUTPUT_STORE=directory`, the default),
+   that this process may write to the output folder (`IMAGEGEN_OUTPUT_DIR`): a volume owned by
+   another uid would fail every item it renders.
 
 SERVICE defaults to the one PID 1 runs (`imagegen serve NAME` or `python -m services.NAME`), so
 the image's HEALTHCHECK needs no argument. The script only imports what the services import.
@@ -132,6 +135,22 @@ def own_connection(service: str, monitor_urls: str, timeout: float) -> str | Non
     return None
 
 
+def output_problem(service: str) -> str | None:
+    """Why a renderer here could not store images (an unwritable output folder), or None."""
+    from shared.contract.errors import StorageError
+    from shared.runtime.settings import Settings
+    from shared.storage.directory import DirectoryStore
+
+    settings = Settings()
+    if service != "renderer" or settings.output_store != "directory":
+        return None
+    try:
+        DirectoryStore(settings.output_dir).check_writable()
+    except StorageError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("service", nargs="?", choices=SERVICES)
@@ -146,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     service = args.service or service_of_pid1()
     if service is None:
         print("unhealthy: no service named and PID 1 runs none", file=sys.stderr)
+        return 1
+    if problem := output_problem(service):
+        print(f"unhealthy: {problem}", file=sys.stderr)
         return 1
     try:
         # Bounded as a whole, whatever the client library does on the way.

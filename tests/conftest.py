@@ -32,6 +32,9 @@ from tests.gateways import gateway_fixture, http_fixture
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
+# tests/image runs a built container image (`make image-test` names it): not part of `make test`.
+collect_ignore = [] if os.environ.get("IMAGEGEN_TEST_IMAGE") else ["image"]
+
 
 @pytest.fixture(scope="session")
 def nats_credentials() -> NatsCredentials | None:

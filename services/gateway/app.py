@@ -26,6 +26,7 @@ from services.gateway.webfonts import WebFonts
 from shared.client import Client
 from shared.runtime.bus.connect import connect
 from shared.runtime.bus.permissions import GATEWAY, inbox_prefix
+from shared.runtime.bus.service import instance_name
 from shared.runtime.settings import Settings
 
 DESCRIPTION = (
@@ -48,7 +49,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = None
         if client is None:
-            nc = await connect(settings, settings.instance or "gateway", inbox_prefix=inbox_prefix(GATEWAY))
+            # Named like every service's connection, so its container's health check finds it.
+            name = instance_name(settings, GATEWAY)
+            nc = await connect(settings, name, inbox_prefix=inbox_prefix(GATEWAY))
             owned = Client(nc, timeout=gateway.request_timeout_seconds)
         app.state.client = client or owned
         try:

@@ -39,7 +39,9 @@ class GatewaySettings(EnvSettings):
         "one, the gateway makes a random key, logs the console URL with it and writes it to API_KEY_FILE.",
     )
     api_key_file: Path | None = Field(
-        default=None, description="Where a generated API key is written (0600)."
+        default=None,
+        description="The API key's file: read when it exists (beyond loopback, without API_KEY), "
+        "else where a generated key is written (0600).",
     )
     max_event_streams_per_client: Annotated[int, Field(ge=1)] = 8
     max_upload_bytes: Annotated[int, Field(ge=1)] = 256 * 1024 * 1024
