@@ -293,7 +293,8 @@ class ResultNotifier(Service):
         items are recorded as failed with the reason; if even that fails, the job fails."""
         copy = failed_copy(result, f"the result could not be recorded: {reason}")
         # Into the results stream first, so the manifest shows what the ledger counts.
-        await self.ctx.js.publish(
+        await publish(
+            self.ctx.js,
             results_subject(result.job_id),
             encode_json(msgspec.structs.replace(copy, replaces=True)),
             headers={"Nats-Msg-Id": f"{result.job_id}:{result.attempt}:{result.batch}:replaced"},
