@@ -62,7 +62,7 @@ class TaskPublisher:
         # Batches start small and double up to `batch_size`: a small job still spreads over
         # every replica at once, a large one soon pays the per-message cost once per
         # `batch_size` items (bench/bench_pipeline.py: the CPU per row of nats-server,
-        # result-notifier, ingest and the renderer's parent halved from 128 to 512 per message).
+        # result-notifier, ingest and the renderer's parent halves again from 128 to 512).
         self._size = min(batch_size, ramp_from) if ramp_from else batch_size
         self.subject = tasks_subject(job_id)
         self.items_published = 0
