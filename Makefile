@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make run` (the local stack renders the sample CSV) and
 # `make test` (lint, type-check, the whole suite on real servers). Both install what they need.
+# `make test-fast` skips the tests marked `slow`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 FONT_PACK := fonts/pack/.complete
 
-.PHONY: run test lint typecheck pytest bench up down status system-deps node-deps fonts-pack clean
+.PHONY: run test test-fast lint typecheck pytest bench up down status system-deps node-deps fonts-pack clean
 
 $(STAMP): pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +78,11 @@ pytest: $(STAMP) system-deps node-deps $(FONT_PACK)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The edit-run loop: lint, types and every test not marked `slow` (fault injection, stacks of
+# their own, million-row files, the browser). CI runs `make test`, which runs everything.
+test-fast: lint typecheck $(STAMP) system-deps node-deps $(FONT_PACK)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) bench/bench_render.py

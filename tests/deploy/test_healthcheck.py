@@ -16,6 +16,8 @@ import pytest
 from devstack import NatsServer
 from shared.runtime.services import SERVICES
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "healthcheck.py"
 

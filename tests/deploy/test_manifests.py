@@ -128,6 +128,7 @@ def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 NATS_PASSWORDS = {password_variable(name): f"test-{name}" for name in IDENTITIES}
 
 
+@pytest.mark.slow
 def test_compose_config_validates() -> None:
     result = compose_config(NATS_PASSWORDS)
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
