@@ -15,20 +15,24 @@ temporary state folder. Every round measures, back to back on the same machine:
            after)
 
 Ratios are taken within a round (the machine is noisy); the median over rounds is the headline.
-Targets (issue 2): pipe-1 / base-1 >= 0.8, pipe-2 / pipe-1 >= 1.6; pipe-2 / base-2 is reported
-too. Services, nats-server and Postgres share the same cores as the renderers, so the CPU
-seconds each component spent during the pipeline runs are shown as well.
+The CPU seconds every process spent (user + system, from /proc) are the steadier figure: the
+service set's CPU per row with one replica (renderer parent and render child, ingest,
+result-notifier, nats-server, Postgres) against the one-process loop's. `--check` floors
+(issue 15): that ratio <= 1.05 and pipe-2 / pipe-1 >= 1.7.
 
-Run: .venv/bin/python bench/bench_pipeline.py [--rows 20000] [--rounds 3] [--quick]
+`--big-job ROWS` then runs one job of ROWS rows end to end (submit -> `completed`, the files
+counted on disk, the manifest there) and prints its rate against the one-process loop timed
+just before and after, and every process's CPU per row and peak RSS over the job.
+
+Run: .venv/bin/python bench/bench_pipeline.py [--rows 20000] [--rounds 3] [--quick] [--check]
+     [--big-job 1000000] [--big-replicas 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import csv
-import multiprocessing as mp
 import os
 import shutil
 import statistics
@@ -36,26 +40,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import procs  # noqa: E402
+from inprocess import Baseline, tasks_for  # noqa: E402
+
 from devstack.stack import LocalStack  # noqa: E402
-from services.renderer.batch import BatchRenderer  # noqa: E402
-from shared.contract.messages import RenderItem, RenderTask  # noqa: E402
-from shared.render import FontCatalogue, RenderEngine, Style  # noqa: E402
 from shared.runtime.bus.permissions import CLIENT  # noqa: E402
 from shared.runtime.settings import Settings  # noqa: E402
 from shared.sources.csv import SubmitCsv  # noqa: E402
-from shared.storage import DirectoryStore  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "streets.csv"
 COLUMN = "name"
-TARGET_ONE = 0.8
-TARGET_SCALE = 1.6
+# The floors of `--check` (issue 15): the service set's CPU per row with one replica against the
+# in-process loop's, and the rate of two replicas against one.
+CPU_FLOOR = 1.05
+SCALE_FLOOR = 1.7
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -76,144 +79,6 @@ def write_csv(path: Path, texts: Sequence[str]) -> None:
         writer = csv.writer(handle)
         writer.writerow([COLUMN])
         writer.writerows([t] for t in texts)
-
-
-# --- the in-process baseline --------------------------------------------------------------------
-
-
-def tasks_for(texts: Sequence[str], batch_size: int, job_id: str) -> list[RenderTask]:
-    style = Style()
-    items = [RenderItem(i, text, str(i + 2), row=i + 2) for i, text in enumerate(texts)]
-    return [
-        RenderTask(job_id=job_id, attempt=1, batch=n, items=items[at : at + batch_size], style=style)
-        for n, at in enumerate(range(0, len(items), batch_size))
-    ]
-
-
-def render_and_write(engine: RenderEngine, tasks: Sequence[RenderTask], out: Path) -> int:
-    """What a replica's render child does with its tasks, minus the messaging: the renderer's own
-    `BatchRenderer`, which writes with `DirectoryStore.write_many` (temporary file, then rename)."""
-    renderer = BatchRenderer(engine, DirectoryStore(out))
-    return sum(sum(item.ok for item in renderer.render(task).items) for task in tasks)
-
-
-def baseline_worker(conn: Connection) -> None:
-    """A long-lived baseline process: builds its engine once, then renders what it is sent.
-
-    Messages: ("run", tasks, out_dir, start_at) -> (written, started, finished, cpu_seconds),
-    times in `time.monotonic()` seconds (one clock for every process on the machine); ("stop",).
-    """
-    engine = RenderEngine(FontCatalogue.load([]))
-    conn.send("ready")
-    while True:
-        message = conn.recv()
-        if message[0] == "stop":
-            return
-        _, tasks, out_dir, start_at = message
-        while (left := start_at - time.monotonic()) > 0:
-            time.sleep(min(left, 0.05))
-        started, cpu = time.monotonic(), time.process_time()
-        written = render_and_write(engine, tasks, Path(out_dir))
-        conn.send((written, started, time.monotonic(), time.process_time() - cpu))
-
-
-class Baseline:
-    """Two warm baseline processes (spawned, so nothing is inherited from this one)."""
-
-    def __init__(self) -> None:
-        ctx = mp.get_context("spawn")
-        self.conns: list[Connection] = []
-        self.procs: list[BaseProcess] = []
-        for _ in range(2):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=baseline_worker, args=(child,), daemon=True)
-            proc.start()
-            self.conns.append(parent)
-            self.procs.append(proc)
-        for conn in self.conns:
-            if conn.recv() != "ready":
-                raise RuntimeError("baseline worker failed to start")
-
-    def run(self, tasks: Sequence[RenderTask], out: Path, processes: int) -> tuple[int, float, float]:
-        """Render `tasks` with 1 or 2 processes (every other batch each):
-        (written, wall seconds, CPU seconds)."""
-        start_at = time.monotonic() + 0.2
-        for n in range(processes):
-            self.conns[n].send(("run", list(tasks[n::processes]), str(out), start_at))
-        replies = [self.conns[n].recv() for n in range(processes)]
-        written = sum(r[0] for r in replies)
-        wall = max(r[2] for r in replies) - min(r[1] for r in replies)
-        return written, wall, sum(r[3] for r in replies)
-
-    def close(self) -> None:
-        for conn, proc in zip(self.conns, self.procs, strict=True):
-            with contextlib.suppress(OSError):
-                conn.send(("stop",))
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-
-
-# --- CPU accounting from /proc ------------------------------------------------------------------
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def _component(pid: int) -> str | None:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    line = b" ".join(argv).decode(errors="replace")
-    if "nats-server" in line:
-        return "nats-server"
-    if line.startswith("postgres") or "/postgres " in line or "bin/postgres" in line:
-        return "postgres"
-    if "services." in line:
-        module = next(a for a in argv if a.startswith(b"services.")).decode()
-        return module.removeprefix("services.").replace("_", "-")
-    return None
-
-
-def cpu_snapshot() -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) of every descendant that belongs to the stack, by pid."""
-    children = _children_map()
-    todo: list[tuple[int, str | None]] = [(pid, None) for pid in children.get(os.getpid(), [])]
-    out: dict[int, tuple[str, float]] = {}
-    while todo:
-        pid, inherited = todo.pop()
-        # A renderer's render child (a multiprocessing spawn) counts as the renderer.
-        name = _component(pid) or inherited
-        todo.extend((child, name) for child in children.get(pid, []))
-        if name is None:
-            continue
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[pid] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
-    return out
-
-
-def cpu_delta(
-    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], into: dict[str, float]
-) -> None:
-    for pid, (name, seconds) in after.items():
-        into[name] = into.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -262,16 +127,86 @@ class Pipeline:
         self.rows: dict[int, int] = {1: 0, 2: 0}
 
     def job(self, csv_name: str, rows: int, job_id: str, replicas: int, *, measured: bool = True) -> float:
-        before = cpu_snapshot()
+        before = procs.snapshot()
         elapsed, done, failed = asyncio.run(run_job(self.stack, csv_name, rows, job_id))
         if measured:
-            cpu_delta(before, cpu_snapshot(), self.cpu[replicas])
+            procs.cpu_delta(before, procs.snapshot(), self.cpu[replicas])
             self.seconds[replicas] += elapsed
             self.rows[replicas] += rows
         if done != rows or failed:
             raise RuntimeError(f"job {job_id}: {done} done, {failed} failed, expected {rows} done")
         shutil.rmtree(self.stack.output_dir / job_id, ignore_errors=True)
         return elapsed
+
+
+# --- one big job ---------------------------------------------------------------------------------
+
+
+def count_images(folder: Path) -> int:
+    with os.scandir(folder) as entries:
+        return sum(1 for e in entries if e.name.endswith(".png") and not e.name.startswith("."))
+
+
+def big_job(
+    stack: LocalStack, baseline: Baseline, names: Sequence[str], rows: int, args: argparse.Namespace
+) -> bool:
+    """One job of `rows` rows end to end (submit -> `completed`, every file on disk), its rate
+    against the in-process loop timed on `--rows` of the same strings just before and after, and
+    every stack process's CPU per row and peak RSS over the job. True if every file is there."""
+    input_dir = stack.state_dir / "input"
+    write_csv(input_dir / "big.csv", pick(names, 0, rows))
+    sample = tasks_for(pick(names, 0, args.rows), args.batch_size, "loop")
+    out = stack.state_dir / "baseline"
+
+    def loop_rate() -> float:
+        written, seconds, _ = baseline.run(sample, out, 1)
+        shutil.rmtree(out, ignore_errors=True)
+        return written / seconds
+
+    before_rate = loop_rate()
+    print(f"\nbig job: {rows:,} rows, {args.big_replicas} renderer(s)", flush=True)
+    extra = [stack.spawn("renderer") for _ in range(args.big_replicas - 1)]
+    try:
+        asyncio.run(wait_renderers(stack, args.big_replicas))
+        before = procs.snapshot()
+        procs.reset_peaks(before)
+        elapsed, done, failed = asyncio.run(run_job(stack, "big.csv", rows, "big-job"))
+        after = procs.snapshot()
+    finally:
+        for proc in extra:
+            proc.stop()
+            stack.processes.remove(proc)
+    on_disk = count_images(stack.output_dir / "big-job")
+    manifest = (stack.output_dir / "big-job" / "manifest.csv").is_file()
+    shutil.rmtree(stack.output_dir / "big-job", ignore_errors=True)
+    after_rate = loop_rate()
+    rate = rows / elapsed
+    low, high = sorted((before_rate, after_rate))
+    print(
+        f"  submit -> completed: {elapsed:,.1f} s, {rate:,.0f} rows/s; {done:,} done, {failed:,} failed;"
+        f" {on_disk:,} images on disk, manifest {'written' if manifest else 'MISSING'}"
+    )
+    print(
+        f"  in-process loop (1 process, {args.rows:,} of the same rows, before/after): "
+        f"{before_rate:,.0f} / {after_rate:,.0f} rows/s -> the job ran at {rate / high:.2f}-{rate / low:.2f}"
+        f" of the loop with {args.big_replicas} renderer(s)"
+    )
+    spent: dict[str, float] = {}
+    procs.cpu_delta(before, after, spent)
+    ranked = sorted(spent.items(), key=lambda kv: -kv[1])
+    print(
+        f"  CPU per row {1000 * sum(spent.values()) / rows:.3f} ms = "
+        + "  ".join(f"{name} {1000 * secs / rows:.3f}" for name, secs in ranked if secs > 0)
+    )
+    print(
+        "  peak RSS during the job (VmHWM, MiB): "
+        + "  ".join(
+            f"{proc.name}[{proc.pid}] {proc.peak_kib / 1024:,.0f}"
+            for proc in sorted(after.values(), key=lambda p: (p.name, p.pid))
+            if proc.peak_kib
+        )
+    )
+    return done == rows and not failed and on_disk == rows and manifest
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -281,13 +216,22 @@ def fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=20_000, help="rows per job (default 20000)")
     parser.add_argument("--rounds", type=int, default=3, help="measurement rounds (default 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 4000 rows, 1 round")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a floor is missed")
+    parser.add_argument(
+        "--big-job",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="after the rounds, one job of ROWS rows end to end (e.g. 1000000): rate, CPU, peak RSS",
+    )
+    parser.add_argument("--big-replicas", type=int, default=1, choices=(1, 2), help="renderers for --big-job")
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -305,9 +249,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.rounds = 4000, 1
-    if args.rows < 1 or args.rounds < 1:
-        parser.error("--rows and --rounds must be positive")
+    if args.rows < 1 or args.rounds < 0 or (args.rounds == 0 and not args.big_job):
+        parser.error("--rows must be positive, and --rounds too unless --big-job is given")
+    return args
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     names = load_names()
     texts = pick(names, 0, args.rows)
     # Every process warms up on the measured strings themselves: long-lived replicas and the
@@ -337,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline: Baseline | None = None
     rows_out: list[tuple[float, float, float, float]] = []
     base_cpu = {1: 0.0, 2: 0.0}
+    big_ok = True
+    missed: list[str] = []
     try:
         stack.start()
         baseline = Baseline()
@@ -354,8 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{'round':>5} {'base-1':>8} {'base-2':>8} {'pipe-1':>8} {'pipe-2':>8}"
             f"   {'p1/b1':>6} {'p2/p1':>6} {'p2/b2':>6}"
         )
-        print("\nrows per second (ratios within the round)")
-        print(header)
+        if args.rounds:
+            print("\nrows per second (ratios within the round)")
+            print(header)
         for n in range(1, args.rounds + 1):
             written, seconds, cpu = baseline.run(tasks, base_out / f"r{n}-1", 1)
             assert written == args.rows, written
@@ -385,13 +336,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"   {pipe1 / base1:>6.2f} {pipe2 / pipe1:>6.2f} {pipe2 / base2:>6.2f}",
                 flush=True,
             )
+        if rows_out:
+            missed = report_rounds(args, rows_out, base_cpu, pipeline, header)
+        if args.big_job:
+            big_ok = big_job(stack, baseline, names, args.big_job, args)
     finally:
         if baseline:
             baseline.close()
         stack.stop()
         if not args.keep:
             shutil.rmtree(state, ignore_errors=True)
+    if not big_ok:
+        missed.append("the big job did not complete with every file on disk")
+    if args.check and missed:
+        print("\nfloors missed: " + "; ".join(missed))
+        return 1
+    return 0
 
+
+def report_rounds(
+    args: argparse.Namespace,
+    rows_out: list[tuple[float, float, float, float]],
+    base_cpu: dict[int, float],
+    pipeline: Pipeline,
+    header: str,
+) -> list[str]:
+    """Print the medians, the CPU per row of every component and the verdicts; returns the floors
+    missed."""
     med = [statistics.median(col) for col in zip(*rows_out, strict=True)]
     r_one = statistics.median(p1 / b1 for b1, _, p1, _ in rows_out)
     r_scale = statistics.median(p2 / p1 for _, _, p1, p2 in rows_out)
@@ -402,44 +373,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'med':>5} {fmt_rate(med[0]):>8} {fmt_rate(med[1]):>8} {fmt_rate(med[2]):>8} {fmt_rate(med[3]):>8}"
         f"   {r_one:>6.2f} {r_scale:>6.2f} {r_two:>6.2f}"
     )
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
-    print(
-        f"\n1 replica vs in-process loop (p1/b1): median {r_one:.2f}  target >= {TARGET_ONE}: "
-        f"{verdict(r_one >= TARGET_ONE)}"
-    )
-    print(
-        f"2 replicas vs 1 replica     (p2/p1): median {r_scale:.2f}  target >= {TARGET_SCALE}: "
-        f"{verdict(r_scale >= TARGET_SCALE)}"
-    )
+    spread = ", ".join(f"{p2 / p1:.2f}" for _, _, p1, p2 in rows_out)
+    print(f"\n1 replica vs in-process loop (p1/b1): median {r_one:.2f}")
+    print(f"2 replicas vs 1 replica     (p2/p1): median {r_scale:.2f} (rounds: {spread})")
     print(
         f"2 replicas vs 2-process loop (p2/b2): median {r_two:.2f}  "
-        f"(the 2-process loop itself is {r_base:.2f}x the 1-process loop: that is the machine's ceiling)"
+        f"(the 2-process loop itself is {r_base:.2f}x the 1-process loop: that is what the machine gave)"
     )
     base_rows = args.rows * len(rows_out)
-    print("\nCPU cost per row (does not depend on how busy the machine is), milliseconds:")
+    print("\nCPU per row (user + system of every process, whatever else the machine runs), ms:")
     per_row = {n: 1000 * base_cpu[n] / base_rows for n in (1, 2)}
     print(f"  in-process loop: 1 process {per_row[1]:.3f}, 2 processes {per_row[2]:.3f}")
+    totals: dict[int, float] = {}
     for replicas in (1, 2):
         spent = pipeline.cpu[replicas]
         rows = pipeline.rows[replicas]
         ranked = sorted(spent.items(), key=lambda kv: -kv[1])
         parts = "  ".join(f"{name} {1000 * secs / rows:.3f}" for name, secs in ranked if secs > 0)
-        total = 1000 * sum(spent.values()) / rows
-        print(f"  pipeline, {replicas} replica(s): total {total:.3f} = {parts}")
+        totals[replicas] = 1000 * sum(spent.values()) / rows
+        print(
+            f"  service set, {replicas} replica(s): {totals[replicas]:.3f}"
+            f" ({totals[replicas] / per_row[replicas]:.2f}x the loop) = {parts}"
+        )
     for replicas in (1, 2):
         spent, wall = pipeline.cpu[replicas], pipeline.seconds[replicas]
         print(
             f"  cores busy during the {replicas}-replica jobs: {sum(spent.values()) / wall:.2f}"
-            f" (renderers {spent.get('renderer', 0.0) / wall:.2f})"
+            f" (renderers {(spent.get('renderer', 0.0) + spent.get('renderer-child', 0.0)) / wall:.2f})"
         )
+    # What the CPU figures predict for a machine whose cores are free: one replica is bound by its
+    # render child (one process) or by the cores, two replicas by the cores.
+    cores = os.cpu_count() or 1
+    child = {n: 1000 * pipeline.cpu[n].get("renderer-child", 0.0) / pipeline.rows[n] for n in (1, 2)}
+    free1 = 1000 / max(child[1], totals[1] / cores)
+    free2 = 1000 / max(child[2] / 2, totals[2] / cores)
+    print(
+        f"  on {cores} free cores the CPU figures predict: 1 replica {free1:,.0f} rows/s,"
+        f" 2 replicas {free2:,.0f} rows/s ({free2 / free1:.2f}x)"
+    )
+    cpu_ratio = totals[1] / per_row[1]
+    missed = []
+    verdicts = [
+        (f"CPU per row, 1 replica: {cpu_ratio:.2f}x the loop's", cpu_ratio <= CPU_FLOOR, f"<= {CPU_FLOOR}"),
+        (f"2 replicas vs 1 replica: {r_scale:.2f}x", r_scale >= SCALE_FLOOR, f">= {SCALE_FLOOR}"),
+    ]
+    print()
+    for what, ok, floor in verdicts:
+        print(f"floor {floor}: {what}: {'met' if ok else 'MISSED'}")
+        if not ok:
+            missed.append(f"{what} (floor {floor})")
     print(
         f"\nThis machine has {os.cpu_count()} core(s): the renderers share them with nats-server, Postgres,"
         " ingest and result-notifier (and the baseline has them to itself)."
     )
-    return 0
+    return missed
 
 
 if __name__ == "__main__":

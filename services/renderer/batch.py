@@ -76,6 +76,10 @@ class StyleOverrides:
         return found
 
 
+# Items of a child's first task rendered ahead as warm-up samples (`RenderEngine.warm`).
+WARM_SAMPLES = 16
+
+
 class BatchRenderer:
     """Renders tasks with one engine; writes files when the store is a local directory."""
 
@@ -83,6 +87,13 @@ class BatchRenderer:
         self.engine = engine
         self.store = store
         self.overrides = StyleOverrides(engine)
+
+    def warm(self, task: RenderTask) -> int:
+        """Fill the engine's caches for `task`'s style from its first items (and, for Chinese
+        text, the common hanzi): a fresh render child then starts where a long-running one would
+        be. Returns the glyph masks cached; never fails (its items report their own errors)."""
+        samples = [item.text for item in task.items[:WARM_SAMPLES] if item.error is None]
+        return self.engine.warm(task.style, samples)
 
     def render(self, task: RenderTask) -> BatchOutcome:
         results: list[ItemResult | None] = [None] * len(task.items)

@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from services.renderer.batch import BatchOutcome
+from services.renderer.preview import PreviewPool
 from services.renderer.worker import RenderWorker, WorkerLost
 from shared.contract.codec import decode_json, decode_msgpack, encode_json
 from shared.contract.errors import BadRequest
@@ -43,10 +44,12 @@ from shared.contract.subjects import (
     results_subject,
 )
 from shared.contract.submit import JobId
-from shared.render import FontCatalogue, RenderEngine, parse_style
+from shared.render import FontCatalogue, parse_style
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.limits import check_reply, payload_budget
 from shared.runtime.bus.poison import delivery_of, settle
+from shared.runtime.bus.publish import publish
 from shared.runtime.bus.service import Endpoint, Service
 from shared.runtime.bus.streams import renderer_consumer
 from shared.runtime.logging import get_logger
@@ -74,7 +77,6 @@ class Renderer(Service):
 
     async def start(self) -> None:
         self.catalogue = FontCatalogue.load(self.settings.font_dirs)
-        self.engine = RenderEngine(self.catalogue)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self.rendered = 0
         self.active = ActiveJobs(self.ctx.js)
@@ -85,6 +87,10 @@ class Renderer(Service):
             font_dirs=self.settings.font_dirs, output_dir=local, faults=self.settings.fault_injection
         )
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.start)
+        self.previews = PreviewPool(
+            self.settings, font_dirs=self.settings.font_dirs, faults=self.settings.fault_injection
+        )
+        await self.previews.start()
 
     @classmethod
     def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
@@ -93,6 +99,7 @@ class Renderer(Service):
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, self.worker.stop)
         self.executor.shutdown(wait=True)
+        await self.previews.stop()
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -120,9 +127,9 @@ class Renderer(Service):
     async def preview(self, payload: bytes) -> bytes:
         request = decode_json(payload, PreviewRequest)
         style = parse_style(request.style, catalogue=self.catalogue)
-        # Not through the worker: a preview must not wait behind a queue of batches.
-        image = await asyncio.to_thread(self.engine.render, request.text, style)
-        return image.data
+        # Its own render child (services/renderer/preview.py): not behind a queue of batches,
+        # and not in this process.
+        return await self.previews.render(request.text, style)
 
     # --- the task path ----------------------------------------------------------------------
 
@@ -221,6 +228,25 @@ class Renderer(Service):
         metrics.ITEMS_FAILED.labels(stage="render").inc(len(outcome.items) - rendered)
         self.rendered += rendered
 
+    def _fitted(self, result: BatchResult) -> bytes:
+        """The result, encoded to fit a message. Ingest sized the task so that its result fits
+        (`shared/runtime/bus/limits.py`); should it not (a server with a smaller max_payload),
+        the items go without their texts, names and styles rather than never arrive."""
+        payload = encode_json(result)
+        budget = payload_budget(self.ctx.nc)
+        if len(payload) <= budget:
+            return payload
+        log.error("result.too_large", bytes=len(payload), budget=budget)
+        slim = [
+            msgspec.structs.replace(
+                item, text=None, name=None, style=None, missing_glyphs=item.missing_glyphs[:16]
+            )
+            for item in result.items
+        ]
+        payload = encode_json(msgspec.structs.replace(result, items=slim))
+        check_reply(payload, budget)
+        return payload
+
     async def _publish(self, task: TaskHeader, items: list[ItemResult], delivery: int) -> None:
         result = BatchResult(
             job_id=task.job_id,
@@ -230,8 +256,10 @@ class Renderer(Service):
             renderer=self.ctx.instance,
             delivery=delivery,
         )
-        await self.ctx.js.publish(
+        # Retried in place through a leader election (the batch is not rendered again).
+        await publish(
+            self.ctx.js,
             results_subject(task.job_id),
-            encode_json(result),
+            self._fitted(result),
             headers={"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"},
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import resource
 import signal
 import time
 from multiprocessing.connection import Connection
@@ -29,7 +30,8 @@ from shared.contract.errors import BadRequest, ImagegenError
 from shared.contract.messages import RenderTask, failed_item
 from shared.contract.style import Style
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
-from shared.runtime.logging import get_logger
+from shared.runtime.logging import configure_logging, get_logger
+from shared.runtime.settings import Settings
 from shared.storage import DirectoryStore
 
 log = get_logger(__name__)
@@ -43,6 +45,11 @@ FAULT_KILL_REPLICA = "imagegen:fault:kill-replica"
 
 _STOP = b"stop"
 _READY = b"ready"
+# Prefix of a task the child only warms its caches with (its style, its first texts) and answers
+# _READY: the parent sends it before a fresh child's first batch, outside the batch's timeout.
+_WARM = b"warm:"
+# A warm-up takes ~2 s with the common hanzi on a quiet core; this bounds a stuck one.
+WARM_TIMEOUT_SECONDS = 60.0
 
 
 class WorkerLost(ImagegenError):
@@ -60,12 +67,43 @@ class _FaultyEngine(RenderEngine):
         return super().render(text, style)
 
 
-def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, faults: bool) -> None:
+def _address_space() -> int:
+    """This process's virtual size in bytes (VmSize)."""
+    return int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set in bytes (0 if it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _child_main(
+    conn: Connection,
+    font_dirs: list[str],
+    output_dir: str | None,
+    faults: bool,
+    memory_mb: int | None,
+    nice: int,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A spawned child starts with structlog's defaults: log as the replica does (JSON in a
+    # container), from the same environment.
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    if nice:
+        os.nice(nice)
     engine_type = _FaultyEngine if faults else RenderEngine
     engine = engine_type(FontCatalogue.load([Path(d) for d in font_dirs]))
     engine.warm_up()
+    if memory_mb is not None:
+        # The cap is on growth beyond the warmed-up size (fonts and libraries mapped): an
+        # allocation past it raises MemoryError in the render, which fails the item.
+        limit = _address_space() + memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
     conn.send_bytes(_READY)
     while True:
@@ -75,10 +113,20 @@ def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, 
             return
         if payload == _STOP:
             return
+        warm_only = payload.startswith(_WARM)
+        if warm_only:
+            payload = payload[len(_WARM) :]
         try:
             task = decode_msgpack(payload, RenderTask)
         except BadRequest as exc:
             conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
+            continue
+        if warm_only:
+            # The first task says what this child will render: its style and first texts.
+            started = time.perf_counter()
+            masks = renderer.warm(task)
+            log.info("render.warmed", masks=masks, seconds=round(time.perf_counter() - started, 3))
+            conn.send_bytes(_READY)
             continue
         conn.send_bytes(encode_msgpack(renderer.render(task)))
 
@@ -86,19 +134,33 @@ def _child_main(conn: Connection, font_dirs: list[str], output_dir: str | None, 
 class RenderWorker:
     """The parent's handle on its render child. `run` blocks: call it from one thread."""
 
-    def __init__(self, *, font_dirs: list[Path], output_dir: Path | None, faults: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        font_dirs: list[Path],
+        output_dir: Path | None,
+        faults: bool = False,
+        memory_mb: int | None = None,
+        nice: int = 0,
+        warm: bool = True,
+    ) -> None:
         self.font_dirs = [str(d) for d in font_dirs]
         self.output_dir = str(output_dir) if output_dir else None
         self.faults = faults
+        self.memory_mb = memory_mb
+        self.nice = nice
+        self.warm = warm  # warm the caches with the first task's style (a job's, not a preview's)
+        self.baseline = 0  # the child's resident bytes once it was ready
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._cold = False  # a fresh child not yet warmed (set by start when `warm`)
 
     def start(self, timeout: float = 60.0) -> None:
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_child_main,
-            args=(child, self.font_dirs, self.output_dir, self.faults),
+            args=(child, self.font_dirs, self.output_dir, self.faults, self.memory_mb, self.nice),
             name="imagegen-render-worker",
             daemon=True,
         )
@@ -108,6 +170,19 @@ class RenderWorker:
             process.kill()
             raise WorkerLost("the render worker did not start")
         self._process, self._conn = process, parent
+        self._cold = self.warm
+        self.baseline = resident_bytes(process.pid or 0)
+
+    def recycle_above(self, extra_mb: int) -> None:
+        """Stop the child if it stays `extra_mb` above its resident size at start (the next
+        `run` starts a fresh one): memory a large render left behind goes back to the system."""
+        process = self._process
+        if process is None or not process.pid:
+            return
+        grown = resident_bytes(process.pid) - self.baseline
+        if grown > extra_mb * 1024 * 1024:
+            log.info("render.worker_recycled", grown_mb=grown // (1024 * 1024))
+            self.stop()
 
     def stop(self) -> None:
         if self._conn is not None:
@@ -121,8 +196,9 @@ class RenderWorker:
                 self._process.join()
         self._process = self._conn = None
 
-    def _replace(self, *, timed_out: bool) -> str:
-        """Kill (if needed) and restart the child; returns what happened to the old one."""
+    def _replace(self, *, timed_out: bool, restart: bool = True) -> str:
+        """Kill (if needed) and restart the child (or leave that to the next `run`); returns
+        what happened to the old one."""
         process = self._process
         assert process is not None
         if timed_out:
@@ -139,23 +215,37 @@ class RenderWorker:
         if self._conn is not None:
             self._conn.close()
         self._process = self._conn = None
-        self.start()
+        if restart:
+            self.start()
         return what
 
-    def run(self, task: bytes, timeout: float) -> BatchOutcome:
-        """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies."""
+    @property
+    def started(self) -> bool:
+        return self._conn is not None
+
+    def run(self, task: bytes, timeout: float, *, restart: bool = True, warm: bool = True) -> BatchOutcome:
+        """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies
+        (the child is replaced at once, or with `restart=False` by the next `run`). A fresh child
+        first warms its caches with the task (not counted in `timeout`), unless `warm` is False."""
         if self._conn is None:
             self.start()
         assert self._conn is not None
         timed_out = False
         try:
+            if self._cold and warm:
+                self._cold = False
+                self._conn.send_bytes(_WARM + task)
+                if not self._conn.poll(WARM_TIMEOUT_SECONDS):
+                    what = self._replace(timed_out=True, restart=restart)
+                    raise WorkerLost(f"render worker {what} warming up after {WARM_TIMEOUT_SECONDS:g}s")
+                self._conn.recv_bytes()  # _READY
             self._conn.send_bytes(task)
             if self._conn.poll(timeout):
                 return msgspec.msgpack.decode(self._conn.recv_bytes(), type=BatchOutcome)
             timed_out = True
         except (EOFError, OSError):
             pass
-        what = self._replace(timed_out=timed_out)
+        what = self._replace(timed_out=timed_out, restart=restart)
         raise WorkerLost(f"render worker {what} after {timeout:g}s" if timed_out else f"render worker {what}")
 
     def run_isolated(self, task: RenderTask, item_timeout: float) -> BatchOutcome:
@@ -164,7 +254,8 @@ class RenderWorker:
         for item in task.items:
             single = encode_msgpack(msgspec.structs.replace(task, items=[item]))
             try:
-                outcome = self.run(single, item_timeout)
+                # Not warmed: a fresh child's warm-up must not eat an item's timeout.
+                outcome = self.run(single, item_timeout, warm=False)
             except WorkerLost as exc:
                 log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
                 outcome = BatchOutcome([failed_item(item, f"render failed: {exc}")])

@@ -126,6 +126,11 @@ class Settings(EnvSettings):
     )
     nats_user: str | None = None
     nats_password: str | None = None
+    nats_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the password (read at connect; wins over NATS_PASSWORD), as "
+        "`imagegen nats credentials` writes them for compose.",
+    )
     nats_token: str | None = None
     nats_creds_file: Path | None = None
     nats_tls_ca: Path | None = None
@@ -149,15 +154,31 @@ class Settings(EnvSettings):
 
     # --- behaviour ---------------------------------------------------------------------------
     output_dir: Path = Path("output")
-    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 128
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 512
     ingest_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
     ingest_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Sources this ingest process serves, comma-separated (default: every registered one).",
     )
     max_queued_batches_per_job: Annotated[int, Field(ge=0)] = Field(
-        default=32,
+        default=16,
         description="Fairness: a job keeps at most this many batches in the task queue (0: no cap).",
+    )
+    batch_max_bytes: Annotated[int, Field(ge=4096)] = Field(
+        default=512 * 1024,
+        description=(
+            "Per-batch byte budget: a render task carries items up to this many bytes (never more "
+            "than the NATS server's max_payload allows, and its result's bound must fit that too); "
+            "ingest holds at most a few of them per job."
+        ),
+    )
+    max_row_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024,
+        description=(
+            "A source row whose text, file-name and style cells (a database row: all its cells) "
+            "take more bytes than this fails as its own item; the database source cuts such rows "
+            "on the server."
+        ),
     )
     max_inline_csv_bytes: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
     csv_allowed_dir: Path | None = None
@@ -182,7 +203,16 @@ class Settings(EnvSettings):
     job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
         default=3600.0,
         description="A job in an active state whose ledger row has not changed for this long (no "
-        "state change, no batch counted) is failed with the reason; `jobs resume` continues it.",
+        "state change, no batch counted) is failed with the reason; `jobs resume` continues it. An "
+        "accepted job waiting while jobs of its source are being ingested is queued, not stalled.",
+    )
+    preview_concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=1,
+        description="Previews a renderer replica renders at once, each in a render child of its own.",
+    )
+    preview_memory_mb: Annotated[int, Field(ge=16)] = Field(
+        default=384,
+        description="Memory a preview's render child may allocate beyond its started size (RLIMIT_AS).",
     )
 
     # --- streams -----------------------------------------------------------------------------
@@ -191,6 +221,19 @@ class Settings(EnvSettings):
     tasks_max_bytes: Annotated[int, Field(ge=-1)] = 1024 * 1024 * 1024
     inputs_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
     duplicate_window_seconds: Annotated[float, Field(gt=0)] = 600.0
+    stream_replicas: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=1,
+        description=(
+            "Copies JetStream keeps of every stream (3 on a cluster of three servers survives the "
+            "loss of one); a change is applied in place at the next declaration."
+        ),
+    )
+    kv_replicas: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Copies of every key-value bucket (default: stream_replicas)."
+    )
+    object_store_replicas: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Copies of every Object Store bucket (default: stream_replicas)."
+    )
 
     # --- operations --------------------------------------------------------------------------
     log_format: Literal["console", "json"] = "console"

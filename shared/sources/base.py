@@ -46,6 +46,11 @@ class Row:
     style: dict[str, str] | None = None
 
 
+def oversized_row(size: int, limit: int) -> str:
+    """The reason a row over the row limit fails, in the words of every source."""
+    return f"the row is {size} bytes; rows are limited to {limit} (IMAGEGEN_MAX_ROW_BYTES)"
+
+
 @dataclass(frozen=True, slots=True)
 class Checked:
     """What a submit-time check learned: `notes` for the submitter (a detected encoding and how

@@ -19,6 +19,7 @@ from nats.js.object_store import ObjectStore
 
 from shared.contract.errors import NotFound, StorageError
 from shared.contract.subjects import BUCKET_IMAGES, validate_job_id
+from shared.runtime.bus.limits import object_meta
 from shared.storage.base import (
     IMAGE_TYPES,
     MANIFEST_NAME,
@@ -57,14 +58,19 @@ class ObjectImageStore:
     async def put_many(self, job_id: str, files: Sequence[tuple[str, bytes]]) -> list[str]:
         store = await self._bucket()
         names = [self.object_name(job_id, name) for name, _ in files]
-        await asyncio.gather(*(store.put(name, data) for name, (_, data) in zip(names, files, strict=True)))
+        await asyncio.gather(
+            *(
+                store.put(name, data, meta=object_meta(self.js, name))
+                for name, (_, data) in zip(names, files, strict=True)
+            )
+        )
         return [name for name, _ in files]
 
     async def put_manifest(self, job_id: str, path: Path) -> str:
         store = await self._bucket()
         name = self.object_name(job_id, MANIFEST_NAME)
         with path.open("rb") as handle:  # streamed in chunks by the object store client
-            await store.put(name, handle)
+            await store.put(name, handle, meta=object_meta(self.js, name))
         return f"{OBJECT_SCHEME}{self.bucket}/{name}"
 
     async def list(self, job_id: str) -> list[ImageFile]:

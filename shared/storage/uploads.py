@@ -17,6 +17,7 @@ from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import OBJ_STREAM_TEMPLATE, ObjectStore
 
 from shared.contract.subjects import BUCKET_INPUTS
+from shared.runtime.bus.limits import object_meta
 
 
 class _FreshNames(ObjectStore):
@@ -29,4 +30,4 @@ class _FreshNames(ObjectStore):
 async def put_upload(js: JetStreamContext, name: str, data: bytes | BinaryIO) -> ObjectInfo:
     """Store `data` as the new object `name` of the inputs bucket (a name nobody used before)."""
     store = _FreshNames(name=BUCKET_INPUTS, stream=OBJ_STREAM_TEMPLATE.format(bucket=BUCKET_INPUTS), js=js)
-    return await store.put(name, data)  # type: ignore[arg-type]  # any binary reader works
+    return await store.put(name, data, meta=object_meta(js, name))  # type: ignore[arg-type]  # any reader

@@ -1,7 +1,8 @@
 """Publishing job lifecycle events on `imagegen.events.<job_id>.<kind>`.
 
 Terminal and one-off events carry a `Nats-Msg-Id` of (job, attempt, kind), so when two writers
-or a redelivery announce the same transition the stream keeps one copy.
+or a redelivery announce the same transition the stream keeps one copy. A publish waits out a
+stream without a leader (`shared.runtime.bus.publish`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 from nats.js.client import JetStreamContext
 
 from shared.contract.codec import encode_json
-from shared.contract.messages import JobEvent, JobInfo
+from shared.contract.messages import JobEvent, JobInfo, clip
 from shared.contract.subjects import events_subject
+from shared.runtime.bus.publish import publish
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
+
+MAX_EVENT_MESSAGE = 4000  # characters: an event stays small whatever a reason quotes
 
 
 def event_from_job(job: JobInfo, kind: str, message: str | None = None) -> JobEvent:
@@ -27,7 +31,7 @@ def event_from_job(job: JobInfo, kind: str, message: str | None = None) -> JobEv
         failed=job.failed,
         incomplete=job.incomplete,
         output=job.output,
-        message=message if message is not None else job.error,
+        message=clip(message if message is not None else job.error or "", MAX_EVENT_MESSAGE) or None,
     )
 
 
@@ -35,7 +39,7 @@ async def publish_event(js: JetStreamContext, event: JobEvent) -> None:
     headers = None
     if event.kind != "progress":
         headers = {"Nats-Msg-Id": f"{event.job_id}:{event.attempt}:{event.kind}"}
-    await js.publish(events_subject(event.job_id, event.kind), encode_json(event), headers=headers)
+    await publish(js, events_subject(event.job_id, event.kind), encode_json(event), headers=headers)
     log.info("job.event", job_id=event.job_id, kind=event.kind, done=event.done, failed=event.failed)
 
 

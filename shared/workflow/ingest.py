@@ -22,6 +22,7 @@ from shared.contract.states import EventKind
 from shared.contract.subjects import STREAM_REQUESTS
 from shared.contract.submit import SubmitBase
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
+from shared.runtime.bus.limits import TaskBudget
 from shared.runtime.bus.poison import settle
 from shared.runtime.bus.service import ServiceContext
 from shared.runtime.ledger import Ledger
@@ -31,6 +32,7 @@ from shared.sources import Source, SourceSpec
 from shared.storage import ImageStore, NameTemplate
 from shared.workflow.active import ActiveJobs
 from shared.workflow.cancellation import Cancellations, CancelWatch
+from shared.workflow.carriable import carriable
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
 from shared.workflow.failure import fail_job
@@ -153,6 +155,7 @@ class IngestWorker:
                     request.attempt,
                     submit.style,
                     batch_size=submit.batch_size or settings.batch_size,
+                    budget=TaskBudget.of(self.ctx.nc, settings.batch_max_bytes),
                     # A batch size the client chose is used as it is; the default ramps up to it.
                     ramp_from=None if submit.batch_size else 8,
                     max_queued=settings.max_queued_batches_per_job,
@@ -191,11 +194,13 @@ class IngestWorker:
         was cancelled meanwhile."""
         template = name_template_for(submit)
         by_filename = submit.filename_column is not None
+        max_row_bytes = self.ctx.settings.max_row_bytes
         watch = CancelWatch(
             self.cancellations, request.job_id, request.attempt, interval=CANCEL_CHECK_SECONDS
         )
         async with watch, contextlib.aclosing(self.source.rows(submit)) as rows:
             while (row := await watch.read(rows)) is not None:
+                row = carriable(row, max_row_bytes)
                 values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
                 # Named even when skipped: a repeated name's suffix depends on the names before it.
                 name = template.render(row.index, row.row, values)

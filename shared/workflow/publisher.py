@@ -1,16 +1,20 @@
 """Batching rows into render tasks and publishing them with flow control.
 
-Items are grouped `batch_size` to a message (the messaging cost per item then all but vanishes),
-each task carries `Nats-Msg-Id` = job:attempt:batch so a re-ingest after a crash is deduplicated,
-and at most `window` publishes are in flight: ingest never outruns JetStream. A publish the
-server refuses (a stream at its limit, a restart) is retried until it lands: stall, never drop.
+Items are grouped `batch_size` to a message (the messaging cost per item then all but vanishes)
+and never more than the per-batch byte budget allows (`shared/runtime/bus/limits.py`: a task
+and its result both fit the server's max_payload; a row too large for any message fails as its
+own item with the reason). Each task carries `Nats-Msg-Id` = job:attempt:batch so a re-ingest
+after a crash is deduplicated, and at most `window` publishes, and `IN_FLIGHT_BATCHES` budgets
+of bytes, are in flight: ingest never outruns JetStream and its memory per job stays a few
+budgets whatever the row size. A publish the server refuses (a stream at its limit, a restart)
+is retried until it lands: stall, never drop.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import nats.errors
+import msgspec
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
@@ -19,19 +23,17 @@ from shared.contract.messages import RenderItem, RenderTask
 from shared.contract.style import Style
 from shared.contract.subjects import STREAM_TASKS, tasks_subject
 from shared.runtime import metrics
+from shared.runtime.bus.limits import TaskBudget, result_bound, task_bytes
+from shared.runtime.bus.publish import JS_UNAVAILABLE
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
 
 _FAIRNESS_CHECK_EVERY = 4
+IN_FLIGHT_BATCHES = 4  # byte budgets being published at once, per job
 
-_RETRYABLE = (
-    TimeoutError,
-    APIError,
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.errors.ConnectionReconnectingError,
-)
+# A stream without a leader, and one at its limit (discard new: an APIError): wait, never drop.
+_RETRYABLE: tuple[type[Exception], ...] = (*JS_UNAVAILABLE, APIError)
 
 
 class TaskPublisher:
@@ -45,6 +47,7 @@ class TaskPublisher:
         style: Style,
         *,
         batch_size: int,
+        budget: TaskBudget,
         ramp_from: int | None = 8,
         max_queued: int = 0,
         window: int = 64,
@@ -58,18 +61,40 @@ class TaskPublisher:
         self.max_queued = max_queued
         # Batches start small and double up to `batch_size`: a small job still spreads over
         # every replica at once, a large one soon pays the per-message cost once per
-        # `batch_size` items (bench/bench_pipeline.py: 128 per message keeps it near zero).
+        # `batch_size` items (bench/bench_pipeline.py: the CPU per row of nats-server,
+        # result-notifier, ingest and the renderer's parent halved from 128 to 512 per message).
         self._size = min(batch_size, ramp_from) if ramp_from else batch_size
         self.subject = tasks_subject(job_id)
         self.items_published = 0
         self.batches_published = 0
+        self.budget = budget
         self._pending: list[RenderItem] = []
+        self._pending_bytes = self._pending_result = 0
+        self._overhead = (
+            len(encode_msgpack(RenderTask(job_id=job_id, attempt=attempt, batch=0, items=[], style=style)))
+            + 16
+        )
         self._slots = asyncio.Semaphore(window)
+        self._bytes_free = asyncio.Condition()
+        self._in_flight_bytes = 0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
 
     async def add(self, item: RenderItem) -> None:
+        size, result = task_bytes(item), result_bound(item)
+        if not self.budget.fits_alone(self._overhead, size, result):
+            # No message could carry it: it fails alone, without its text, the job goes on.
+            reason = self.budget.too_large_reason(self._overhead + size, result)
+            item = msgspec.structs.replace(item, text="", error=reason, style=None)
+            size, result = task_bytes(item), result_bound(item)
+        if self._pending and (
+            self._overhead + self._pending_bytes + size > self.budget.bytes
+            or self._pending_result + result > self.budget.result_bytes
+        ):
+            await self._flush()
         self._pending.append(item)
+        self._pending_bytes += size
+        self._pending_result += result
         if len(self._pending) >= self._size:
             self._size = min(self._size * 2, self.batch_size)
             await self._flush()
@@ -86,12 +111,20 @@ class TaskPublisher:
             items=self._pending,
             style=self.style,
         )
+        weight = self._overhead + self._pending_bytes
         self._pending = []
+        self._pending_bytes = self._pending_result = 0
         await self._wait_for_turn()
         self.batches_published += 1
         self.items_published += len(task.items)
         await self._slots.acquire()
-        publish = asyncio.create_task(self._publish(task))
+        async with self._bytes_free:
+            limit = IN_FLIGHT_BATCHES * self.budget.bytes
+            await self._bytes_free.wait_for(
+                lambda: self._in_flight_bytes + weight <= limit or not self._in_flight_bytes
+            )
+            self._in_flight_bytes += weight
+        publish = asyncio.create_task(self._publish(task, weight))
         self._in_flight.add(publish)
         publish.add_done_callback(self._done)
 
@@ -122,7 +155,15 @@ class TaskPublisher:
         if not task.cancelled() and task.exception() and self._failure is None:
             self._failure = task.exception()
 
-    async def _publish(self, task: RenderTask) -> None:
+    async def _publish(self, task: RenderTask, weight: int) -> None:
+        try:
+            await self._publish_until_stored(task)
+        finally:
+            async with self._bytes_free:
+                self._in_flight_bytes -= weight
+                self._bytes_free.notify_all()
+
+    async def _publish_until_stored(self, task: RenderTask) -> None:
         payload = encode_msgpack(task)
         headers = {"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"}
         delay = 0.1
@@ -147,6 +188,7 @@ class TaskPublisher:
     def discard_pending(self) -> None:
         """Forget items not yet sent (the job was cancelled); in-flight publishes still land."""
         self._pending = []
+        self._pending_bytes = self._pending_result = 0
 
     async def close(self) -> tuple[int, int]:
         """Publish what is left, wait for every publish; return (items, batches)."""

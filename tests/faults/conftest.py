@@ -34,8 +34,9 @@ def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
     renderers = marker.args[0] if marker else 2
     env_marker = request.node.get_closest_marker("stack_env")
     extra_env: dict[str, str] = dict(env_marker.args[0]) if env_marker else {}
+    nats_marker = request.node.get_closest_marker("nats_config")
     root = Path(tempfile.mkdtemp(prefix="imagegen-fault-"))
-    nats, credentials = secured_nats(root / "nats")
+    nats, credentials = secured_nats(root / "nats", extra_config=nats_marker.args[0] if nats_marker else "")
     postgres = PostgresServer.start(root / "pg")
     try:
         database_url = postgres.create_database("imagegen")

@@ -130,6 +130,9 @@ def test_beyond_loopback_a_key_is_required_and_made_when_missing(tmp_path: Path)
     assert gateway.api_key is not None and len(gateway.api_key.get_secret_value()) >= 32
     assert key_file.read_text().strip() == gateway.api_key.get_secret_value()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # The next start (or a deployment's init step that made the file) keeps that key.
+    again = GatewaySettings(host="0.0.0.0", api_key_file=key_file)
+    assert not ensure_key(again) and again.api_key == gateway.api_key
     given = GatewaySettings(host="0.0.0.0", api_key="mine")  # type: ignore[arg-type]
     assert not ensure_key(given) and given.api_key is not None
     assert given.api_key.get_secret_value() == "mine"

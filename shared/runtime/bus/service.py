@@ -28,10 +28,13 @@ from shared.contract.errors import ImagegenError
 from shared.contract.messages import ErrorReply
 from shared.contract.subjects import CLIENT_HEADER
 from shared.runtime.bus.connect import connect
+from shared.runtime.bus.limits import check_reply, payload_budget
 from shared.runtime.bus.permissions import inbox_prefix
-from shared.runtime.bus.streams import ensure_topology, wait_for_consumers
+from shared.runtime.bus.publish import JS_UNAVAILABLE
+from shared.runtime.bus.streams import TopologyError, ensure_topology, wait_for_consumers
 from shared.runtime.logging import configure_logging, get_logger
 from shared.runtime.metrics import serve_metrics
+from shared.runtime.retry import retrying
 from shared.runtime.settings import Settings, SettingsError
 from shared.runtime.tasks import TaskSet
 
@@ -104,8 +107,9 @@ def error_reply(exc: ImagegenError) -> tuple[str, str, bytes]:
     return str(exc.code), str(exc), body
 
 
-def _wrap(endpoint: Endpoint, tasks: TaskSet) -> Callable[[Request], Awaitable[None]]:
-    """Answer each request in its own task: micro awaits handlers one at a time per endpoint."""
+def _wrap(endpoint: Endpoint, tasks: TaskSet, nc: NATS) -> Callable[[Request], Awaitable[None]]:
+    """Answer each request in its own task: micro awaits handlers one at a time per endpoint.
+    A reply the server would not carry is refused with a 413 error: never left unanswered."""
 
     async def answer(req: Request) -> None:
         # Who asked, for the audit lines (the client sends its connection name / user).
@@ -113,6 +117,7 @@ def _wrap(endpoint: Endpoint, tasks: TaskSet) -> Callable[[Request], Awaitable[N
         structlog.contextvars.bind_contextvars(client=headers.get(CLIENT_HEADER, "unknown"))
         try:
             reply = await endpoint.handler(req.data)
+            check_reply(reply, payload_budget(nc))
         except ImagegenError as exc:
             if exc.code >= 500:
                 log.error("request.failed", endpoint=endpoint.name, error=str(exc))
@@ -154,10 +159,18 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
     nc = await connect(settings, instance, inbox_prefix=inbox_prefix(service_type.name))
     js = nc.jetstream()
     consumers = service_type.consumers(settings)
-    if settings.declare_topology:
-        await ensure_topology(js, settings, consumers)
-    else:
-        await wait_for_consumers(js, consumers)
+    # A JetStream cluster still forming (started together with us) answers nothing or 503, and
+    # refuses streams while servers their replicas need are down: wait, as for NATS itself,
+    # logging why (a count no server set can hold says so every few seconds).
+    await retrying(
+        lambda: (
+            ensure_topology(js, settings, consumers)
+            if settings.declare_topology
+            else wait_for_consumers(js, consumers)
+        ),
+        on=(*JS_UNAVAILABLE, TopologyError),
+        what="topology",
+    )
     ctx = ServiceContext(nc=nc, js=js, settings=settings, stop=stop, instance=instance)
     app = service_type(ctx)
     await app.start()
@@ -171,7 +184,7 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
         await svc.add_endpoint(
             name=endpoint.name,
             subject=endpoint.subject,
-            handler=_wrap(endpoint, requests_in_flight),
+            handler=_wrap(endpoint, requests_in_flight, nc),
             queue_group=app.name,
         )
     workers = [asyncio.create_task(coro) for coro in app.workers()]

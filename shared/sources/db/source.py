@@ -27,14 +27,16 @@ from asyncpg.pool import PoolConnectionProxy
 
 from shared.contract.errors import BadRequest, Busy, SourceError
 from shared.runtime.settings import DataSource
-from shared.sources.base import Checked, Row, SourceContext
+from shared.sources.base import Checked, Row, SourceContext, oversized_row
 from shared.sources.db.params import coerce_params
 from shared.sources.db.query import QueryPolicy, check_select
 from shared.sources.db.request import SubmitDb
 from shared.sources.table import Columns
 from shared.storage.naming import NameTemplate
 
-CURSOR_PREFETCH = 1000
+CURSOR_PREFETCH = 1000  # rows per fetch at most
+# Rows fetched ahead, in batch budgets: a fetch holds at most this many rows of the row limit.
+READ_AHEAD_BATCHES = 8
 CHECK_WAIT_SECONDS = 1.0
 
 
@@ -142,20 +144,29 @@ class DbSource:
         source = await self.source(request.data_source)
         query = check_select(request.query, source.policy)
         with_values = bool(NameTemplate(request.name_template).columns)
-        limit = self.ctx.settings.db_row_limit
+        settings = self.ctx.settings
+        limit, max_bytes = settings.db_row_limit, settings.max_row_bytes
+        prefetch = rows_per_fetch(settings.batch_max_bytes, max_bytes)
         index = 0
         try:
             async with self._connection(source, wait=None) as conn, conn.transaction(readonly=True):
                 statement = await conn.prepare(query)
                 params = await coerce_params(conn, statement, request.params)
-                columns = Columns.resolve(request, [attr.name for attr in statement.get_attributes()])
-                async for record in statement.cursor(*params, prefetch=CURSOR_PREFETCH):
+                names = [attr.name for attr in statement.get_attributes()]
+                columns = Columns.resolve(request, names)
+                capped = await conn.prepare(capped_query(query, len(names), max_bytes))
+                async for record in capped.cursor(*params, prefetch=prefetch):
                     if index >= limit:
                         raise SourceError(
                             f"the query returns more than {limit} rows (the server's row limit)"
                         )
-                    cells = [_text(value) for value in record.values()]
-                    yield columns.row(index, index + 1, cells, with_values=with_values)
+                    *values, size = record.values()
+                    if size > max_bytes:
+                        error = oversized_row(size, max_bytes)
+                        yield columns.row(index, index + 1, [""] * len(names), with_values=False, error=error)
+                    else:
+                        cells = [_text(value) for value in values]
+                        yield columns.row(index, index + 1, cells, with_values=with_values)
                     index += 1
         except asyncpg.IdleInTransactionSessionTimeoutError as exc:
             raise SourceError(
@@ -165,6 +176,26 @@ class DbSource:
             ) from exc
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             raise SourceError(f"query failed after {index} rows: {exc}") from exc
+
+
+def capped_query(query: str, columns: int, max_row_bytes: int) -> str:
+    """`query` wrapped so that the server measures each row (its cells as text) and sends a
+    row over `max_row_bytes` as NULLs plus its size: a `SELECT repeat('x', 100000000)` costs
+    ingest nothing. The last column is the row's size. The columns are renamed by position (a
+    query may repeat a name); the query's own text is unchanged inside, its parameters too, and
+    a trailing comment cannot swallow the wrapper (it ends at the newline)."""
+    names = [f"_c{i}" for i in range(columns)]
+    size = " + ".join(f"coalesce(octet_length(q.{n}::text), 0)::bigint" for n in names)
+    cells = ", ".join(f"CASE WHEN s._size > {int(max_row_bytes)} THEN NULL ELSE s.{n} END" for n in names)
+    return (
+        f"SELECT {cells}, s._size FROM (SELECT q.*, {size} AS _size FROM (\n{query}\n) "
+        f"AS q({', '.join(names)})) AS s"
+    )
+
+
+def rows_per_fetch(batch_max_bytes: int, max_row_bytes: int) -> int:
+    """How many rows one cursor fetch may bring: memory stays within the read-ahead budget."""
+    return max(1, min(CURSOR_PREFETCH, READ_AHEAD_BATCHES * batch_max_bytes // max_row_bytes))
 
 
 def _connect_failure(source: _Source, exc: BaseException) -> str:

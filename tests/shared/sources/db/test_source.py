@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -243,6 +244,31 @@ async def test_the_sample_table_is_the_csv(sample_source: SampleSource, opened: 
     opened.append(source)
     rows = await read_all(source, request("SELECT name || ' ' || price AS name FROM products ORDER BY id"))
     assert [row.text for row in rows] == [f"{name} {price}" for _, _, name, price in products()]
+
+
+async def test_a_row_over_the_row_limit_fails_alone_and_never_reaches_ingest(
+    sample_source: SampleSource, opened: list[DbSource]
+) -> None:
+    """Each 100 MB row is measured and cut by the server: ingest receives NULLs and the size,
+    so eight of them cost it nothing (its memory stays where it was) and the rows beside them
+    read as usual; a repeated column name and a trailing comment do not break the wrapper."""
+    from tests.stacks import peak_rss_mb
+
+    source = source_for(sample_source.reader_url)
+    opened.append(source)
+    query = """SELECT CASE WHEN i % 3 = 0 THEN repeat('x', 100000000) ELSE 'row ' || i END AS name,
+                      i AS name2, i AS name2
+                 FROM generate_series(1, 24) AS i ORDER BY i -- the end"""
+    before = peak_rss_mb(os.getpid())
+    rows = await read_all(source, request(query))
+    assert peak_rss_mb(os.getpid()) - before < 100
+    assert [row.index for row in rows] == list(range(24))
+    for row in rows:
+        if (row.index + 1) % 3 == 0:
+            assert row.text == "" and row.error is not None
+            assert row.error.startswith("the row is 10000000") and "IMAGEGEN_MAX_ROW_BYTES" in row.error
+        else:
+            assert (row.text, row.error) == (f"row {row.index + 1}", None)
 
 
 async def test_a_role_that_may_not_set_temp_file_limit_is_told_how(

@@ -1,0 +1,101 @@
+"""What the stack's processes spend, read from /proc: CPU seconds and peak resident memory.
+
+Every descendant of the benchmark that belongs to the stack is named after its component
+(nats-server, postgres, ingest, renderer, ...); a service's own multiprocessing child (the
+renderer's render child) is `<service>-child`, so the parent's messaging work and the child's
+rendering are told apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    name: str
+    cpu: float  # user + system seconds
+    peak_kib: int  # VmHWM: the most resident memory since start or since `reset_peaks`
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def _component(pid: int) -> str | None:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    line = b" ".join(argv).decode(errors="replace")
+    if "nats-server" in line:
+        return "nats-server"
+    if line.startswith("postgres") or "/postgres " in line or "bin/postgres" in line:
+        return "postgres"
+    if "services." in line:
+        module = next(a for a in argv if a.startswith(b"services.")).decode()
+        return module.removeprefix("services.").replace("_", "-")
+    return None
+
+
+def _peak_kib(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def snapshot() -> dict[int, Proc]:
+    """Every stack process under this one, by pid."""
+    children = _children_map()
+    todo: list[tuple[int, str | None]] = [(pid, None) for pid in children.get(os.getpid(), [])]
+    out: dict[int, Proc] = {}
+    while todo:
+        pid, parent = todo.pop()
+        own = _component(pid)
+        if own is not None:
+            name: str | None = own
+        elif parent is not None and parent != "postgres" and not parent.endswith("-child"):
+            name = f"{parent}-child"  # a service's multiprocessing child
+        else:
+            name = parent
+        todo.extend((child, own or parent) for child in children.get(pid, []))
+        if name is None:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = Proc(pid, name, (int(fields[11]) + int(fields[12])) / _TICK, _peak_kib(pid))
+    return out
+
+
+def cpu_delta(before: dict[int, Proc], after: dict[int, Proc], into: dict[str, float]) -> None:
+    """Add each component's CPU seconds between the snapshots to `into`."""
+    for pid, proc in after.items():
+        start = before[pid].cpu if pid in before else 0.0
+        into[proc.name] = into.get(proc.name, 0.0) + proc.cpu - start
+
+
+def reset_peaks(procs: dict[int, Proc]) -> None:
+    """Reset the kernel's peak-RSS mark of each process (clear_refs 5), where permitted."""
+    for pid in procs:
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/clear_refs").write_text("5")

@@ -1,0 +1,105 @@
+"""How large a message may be: the server's `max_payload` and the budgets carved out of it.
+
+NATS refuses a message over the server's `max_payload` (1 MiB by default; nats-py raises
+`MaxPayloadError` before sending, and headers count against the limit too). Rows are free text,
+so a count of items says nothing about a message's size: 300 rows of 4,000 CJK characters make
+a 3.6 MB task, and a row of control characters makes a result six times its task (JSON escapes
+U+0001 as `\\u0001`). Everything that puts user data on the bus sizes it here, in bytes:
+
+- a render task carries items while both its encoded size and the bound on its *result's* size
+  stay within the task budget (`TaskBudget`), so a renderer's result always fits as well;
+- a row too large for any message fails as its own item with the reason (`too_large_reason`);
+- an event's message and a failure reason are clipped (`shared.contract.messages.clip`); a
+  request's reply over the limit is refused with a 413 error (`check_reply`).
+
+The limit is read from the connection (the server announces it in INFO), never assumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from nats.js.api import ObjectMeta, ObjectMetaOptions
+from nats.js.client import JetStreamContext
+
+from shared.contract.codec import encode_json, encode_msgpack
+from shared.contract.errors import TooLarge
+from shared.contract.messages import MAX_REASON_CHARS, RenderItem
+
+# Room for headers (Nats-Msg-Id, service error headers, the JetStream ones) and the message's
+# own envelope, which count against max_payload as well.
+HEADER_ALLOWANCE = 4096
+# A result item's fixed fields (index, ok, row, width, height, bytes, the keys) in JSON.
+ITEM_OVERHEAD = 192
+# A clipped reason has no control characters: at most 4 bytes a character in JSON, and quotes.
+_MAX_REASON_BYTES = 4 * MAX_REASON_CHARS + 2
+OBJECT_CHUNK_BYTES = 128 * 1024  # nats-py's default object-store chunk
+
+
+def payload_budget(nc: NATS, configured: int | None = None) -> int:
+    """The bytes a message body may take on `nc`'s server (and at most `configured`)."""
+    budget = max(nc.max_payload - HEADER_ALLOWANCE, 1024)
+    return min(budget, configured) if configured else budget
+
+
+def object_meta(js: JetStreamContext, name: str) -> ObjectMeta:
+    """Object-store metadata whose chunks fit the server's max_payload: nats-py's fixed 128 KiB
+    chunks do not fit a server configured lower, and its `put` would fail every upload."""
+    chunk = min(OBJECT_CHUNK_BYTES, payload_budget(js._nc))  # the context's connection, as nats-py uses it
+    return ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=chunk))
+
+
+def check_reply(reply: bytes, budget: int) -> None:
+    """Refuse a reply that the server would not carry, with the numbers (code 413)."""
+    if len(reply) > budget:
+        raise TooLarge(
+            f"the reply is {len(reply)} bytes, more than the {budget} a NATS message may carry "
+            "here (the server's max_payload); ask for less"
+        )
+
+
+def task_bytes(item: RenderItem) -> int:
+    """What `item` adds to an encoded `RenderTask` (exact: its MessagePack encoding)."""
+    return len(encode_msgpack(item))
+
+
+def result_bound(item: RenderItem) -> int:
+    """An upper bound on what `item` adds to its `BatchResult` (JSON), whatever the outcome.
+
+    A rendered item repeats its text and names its file and its missing glyphs (each a distinct
+    character of the text, quoted: at most the text's escaped size plus 3 bytes a character); a
+    failed one repeats its text, name and style with a clipped reason.
+    """
+    text = len(encode_json(item.text))
+    name = len(encode_json(item.name))
+    style = len(encode_json(item.style)) if item.style else 0
+    return ITEM_OVERHEAD + 2 * text + 3 * len(item.text) + 2 * name + style + _MAX_REASON_BYTES
+
+
+# A result's own fields (job, attempt, batch, renderer, delivery, at) besides its items.
+RESULT_OVERHEAD = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBudget:
+    """How many bytes one render task may take (`bytes`: `IMAGEGEN_BATCH_MAX_BYTES` or the
+    server's max_payload, whichever is smaller) and the bound on its result (`result_bytes`: the
+    server's max_payload; a result is never held for long)."""
+
+    bytes: int
+    result_bytes: int
+
+    @classmethod
+    def of(cls, nc: NATS, batch_max_bytes: int) -> TaskBudget:
+        return cls(payload_budget(nc, batch_max_bytes), payload_budget(nc) - RESULT_OVERHEAD)
+
+    def fits_alone(self, task_overhead: int, item_bytes: int, item_result: int) -> bool:
+        return task_overhead + item_bytes <= self.bytes and item_result <= self.result_bytes
+
+    def too_large_reason(self, item_bytes: int, item_result: int) -> str:
+        return (
+            f"the row is too large to send for rendering: its task needs {item_bytes} bytes and "
+            f"its result up to {item_result}, and a message carries at most {self.bytes} and "
+            f"{self.result_bytes} (IMAGEGEN_BATCH_MAX_BYTES and the NATS server's max_payload)"
+        )

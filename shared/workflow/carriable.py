@@ -1,0 +1,64 @@
+"""What a source row may carry into messages and the ledger, checked at ingest, row by row.
+
+A row's text travels in a render task, comes back in its result and, if it fails, is stored in
+Postgres for a retry. Postgres text cannot hold NUL (U+0000) and no encoder can write a lone
+surrogate (a JSON Lines `"\\ud800"` decodes to one), so such a row used to be accepted and then
+break whoever touched it next. Here it fails as its own item with the reason, naming the cell,
+and its text is left out (it cannot be stored); the job goes on. A row larger than
+`IMAGEGEN_MAX_ROW_BYTES` fails the same way, so one huge cell never becomes a huge message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from shared.sources.base import Row, oversized_row
+
+# NUL and the UTF-16 surrogates, which only appear in a str as lone (broken) halves of a pair.
+_UNCARRIABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _problem(value: str, what: str) -> str | None:
+    found = _UNCARRIABLE.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    kind = "a NUL character" if char == "\x00" else "a lone surrogate"
+    return (
+        f"{what} holds {kind} (U+{ord(char):04X}) at position {found.start() + 1}, "
+        "which Postgres and NATS messages cannot carry; remove it from the source"
+    )
+
+
+def _size(row: Row) -> int:
+    size = len(row.text.encode("utf-8", "surrogatepass"))
+    if row.filename:
+        size += len(row.filename.encode("utf-8", "surrogatepass"))
+    for key, value in (row.style or {}).items():
+        size += len(key.encode("utf-8", "surrogatepass")) + len(value.encode("utf-8", "surrogatepass"))
+    return size
+
+
+def row_problem(row: Row, max_bytes: int) -> str | None:
+    """Why `row` cannot travel as it is, or None."""
+    size = _size(row)
+    if size > max_bytes:
+        return oversized_row(size, max_bytes)
+    cells = [(row.text, "the text"), (row.filename or "", "the file-name cell")]
+    cells += [(value, f"the {key} cell") for key, value in (row.style or {}).items()]
+    for value, what in cells:
+        problem = _problem(value, what)
+        if problem is not None:
+            return problem
+    return None
+
+
+def carriable(row: Row, max_bytes: int) -> Row:
+    """`row` as it may travel: unchanged, or failed with the reason and without its cells."""
+    problem = row_problem(row, max_bytes)
+    if problem is None:
+        if row.error is not None and _UNCARRIABLE.search(row.error):
+            return replace(row, error=_UNCARRIABLE.sub("\ufffd", row.error))
+        return row
+    return replace(row, text="", error=problem, style=None, filename=None, values=None)
