@@ -18,6 +18,7 @@ CHECKING_HELPERS = frozenset(
         "assert_error",  # tests/services/gateway/test_api.py: an HTTP error's code, shape and field
         "assert_exact",  # tests/faults: exact counts, every image once
         "assert_no_tofu",  # tests/shared/render/test_tofu.py: no .notdef box drawn
+        "finish_exactly",  # tests/faults/test_cluster.py: completed, exact counts, services up
         "publish_refused",  # tests/security/conftest.py: the server refused and said so
         "request_refused",
     }
