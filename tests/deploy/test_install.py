@@ -28,6 +28,8 @@ from tests.conftest import REPO, create_database
 from tests.images import corners_transparent, decode_rgba, ink_pixels
 from tests.stacks import secured_nats
 
+pytestmark = pytest.mark.slow
+
 # What deploy/Dockerfile copies into its build stage to `pip install .`.
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "shared", "services")
 CONSOLE = ("index.html", "console.js", "console.css")
