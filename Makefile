@@ -9,8 +9,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 FONT_PACK := fonts/pack/.complete
 
-.PHONY: run test lint typecheck pytest bench up down status system-deps node-deps fonts-pack clean \
-	image image-test debian-base
+.PHONY: run test test-cluster lint typecheck pytest bench up down status system-deps node-deps fonts-pack \
+	clean image image-test debian-base
 
 $(STAMP): pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,12 @@ pytest: $(STAMP) system-deps node-deps $(FONT_PACK)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The replication tests alone (also part of `make test`): a three-server nats-server cluster on
+# loopback, a server killed and all restarted mid-job, replica counts changed in place.
+test-cluster: $(STAMP) system-deps $(FONT_PACK)
+	$(VENV)/bin/pytest tests/faults/test_cluster.py tests/devstack/test_cluster.py \
+		tests/shared/runtime/bus/test_replicas.py $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps $(FONT_PACK)
 	$(PY) bench/bench_render.py

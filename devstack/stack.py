@@ -214,6 +214,11 @@ class LocalStack:
             for _ in range(self.renderers if name == "renderer" else 1):
                 self.spawn(name)
 
+    @property
+    def nats_servers(self) -> list[str]:
+        """The server URLs in `nats_url` (every member of a cluster), as nats-py takes them."""
+        return self.client_settings().nats_servers
+
     def client_env(self, identity: str = CLIENT) -> dict[str, str]:
         """The NATS settings (beyond the URL) of `identity`, as environment variables."""
         if self.nats_credentials:
@@ -239,11 +244,11 @@ class LocalStack:
 
     async def connect_as(self, identity: str, **options: Any) -> NATS:
         """A plain NATS connection as `identity` (fails at once when refused)."""
-        return await nats.connect(self.nats_url, **self.client_options(identity), **options)
+        return await nats.connect(self.nats_servers, **self.client_options(identity), **options)
 
     async def client(self, identity: str = CLIENT, **options: Any) -> Client:
         """A client of this stack, as its users connect (credentials included)."""
-        return await Client.connect(self.nats_url, **self.client_options(identity), **options)
+        return await Client.connect(self.nats_servers, **self.client_options(identity), **options)
 
     def info(self) -> StackInfo:
         """What `imagegen up` records about this stack for later commands."""

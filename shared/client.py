@@ -14,7 +14,6 @@ Errors come back as the same exception classes the services raise (`BadRequest` 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.contract import subjects
 from shared.contract.codec import decode_lenient, encode_json
-from shared.contract.errors import BadRequest, Busy, Conflict, ImagegenError, NotFound
+from shared.contract.errors import BadRequest, Busy, Conflict, ImagegenError, NotFound, TooLarge
 from shared.contract.messages import (
     Accepted,
     BatchResult,
@@ -46,7 +45,7 @@ from shared.contract.messages import (
 )
 from shared.contract.states import TERMINAL_EVENTS, JobStatus
 from shared.contract.style import Style
-from shared.contract.submit import FileSubmit, SubmitBase
+from shared.contract.submit import FileSubmit, SubmitBase, upload_name
 from shared.runtime.bus.connect import auth_options
 from shared.runtime.settings import Settings
 from shared.sources import SOURCES, source_of
@@ -56,7 +55,13 @@ from shared.storage.uploads import put_upload
 
 T = TypeVar("T")
 
-_ERRORS: dict[int, type[ImagegenError]] = {400: BadRequest, 404: NotFound, 409: Conflict, 503: Busy}
+_ERRORS: dict[int, type[ImagegenError]] = {
+    400: BadRequest,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    503: Busy,
+}
 
 
 def _safe_image_name(name: str) -> bool:
@@ -133,6 +138,11 @@ class Client:
             )
         except nats.errors.NoRespondersError as exc:
             raise ServiceUnavailable(f"no service answers {subject}") from exc
+        except nats.errors.MaxPayloadError as exc:
+            raise TooLarge(
+                f"the request is {len(payload)} bytes, more than the NATS server carries "
+                f"({self.nc.max_payload}, its max_payload); send a file as an upload instead"
+            ) from exc
         except nats.errors.TimeoutError as exc:
             raise ServiceUnavailable(f"no reply on {subject} within {timeout or self.timeout}s") from exc
         headers = msg.headers or {}
@@ -156,7 +166,7 @@ class Client:
     async def upload(self, path: Path) -> str:
         """Stream a local file into the `imagegen-inputs` bucket under a fresh random name (a
         client may write uploads but read none); returns the name."""
-        name = f"{secrets.token_hex(8)}-{path.name}"
+        name = upload_name(path.name, "upload" + path.suffix)
         with path.open("rb") as handle:
             await put_upload(self.js, name, handle)
         return name

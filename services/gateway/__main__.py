@@ -25,7 +25,7 @@ from services.gateway.settings import GatewaySettings, on_loopback
 from shared.runtime.bus.service import VERSION, instance_name
 from shared.runtime.logging import configure_logging, get_logger
 from shared.runtime.metrics import serve_metrics
-from shared.runtime.settings import Settings
+from shared.runtime.settings import Settings, SettingsError
 
 log = get_logger(__name__)
 
@@ -117,4 +117,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except SettingsError as exc:  # a bad IMAGEGEN_* value: say which, no traceback
+        raise SystemExit(f"gateway: {exc}") from None

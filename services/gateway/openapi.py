@@ -59,9 +59,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: json_reply("ErrorReply", "Refused: a cross-site request or a host that is not allowed"),
     404: json_reply("ErrorReply", "No such job, file or font"),
     409: json_reply("ErrorReply", "Conflicts with the job's state"),
-    413: json_reply("ErrorReply", "Request body too large"),
+    413: json_reply("ErrorReply", "Too large: the body, a reply over NATS's max_payload, a preview's memory"),
+    422: json_reply("ErrorReply", "The text could not be rendered (a limit, a timeout): `error` says why"),
     429: json_reply("ErrorReply", "Too many open event streams"),
-    503: json_reply("ErrorReply", "Services or NATS unavailable"),
+    503: json_reply("ErrorReply", "Services or NATS unavailable, or busy: try again shortly"),
 }
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from services.renderer.worker import RenderWorker, WorkerLost
 from shared.contract.codec import encode_msgpack
-from shared.contract.errors import Busy, RenderError
+from shared.contract.errors import Busy, RenderError, TooLarge
 from shared.contract.messages import RenderItem, RenderTask
 from shared.contract.style import Style
 from shared.runtime.logging import get_logger
@@ -38,12 +38,6 @@ PREVIEW_NICE = 10  # below the batch child: job rendering gets the CPU first
 RECYCLE_ABOVE_MB = 128  # a child this far above its started size is replaced after a preview
 # A preview is answered within the clients' and the gateway's default 10 s request timeout.
 PREVIEW_REPLY_SECONDS = 8.0
-
-
-class PreviewTooLarge(RenderError):
-    """The preview needs more memory than a preview may use."""
-
-    code = 413
 
 
 class PreviewPool:
@@ -62,6 +56,7 @@ class PreviewPool:
                 faults=faults,
                 memory_mb=self.memory_mb,
                 nice=PREVIEW_NICE,
+                warm=False,  # a preview's style says nothing about the next one
             )
             for _ in range(self.concurrency)
         ]
@@ -84,7 +79,7 @@ class PreviewPool:
 
     async def render(self, text: str, style: Style) -> bytes:
         """The image of `text` in `style`; `RenderError` (422) with the reason when it fails or
-        times out, `PreviewTooLarge` (413) over the memory cap, `Busy` (503) when full."""
+        times out, `TooLarge` (413) over the memory cap, `Busy` (503) when full."""
         if self._waiting >= self.concurrency * _QUEUE_PER_SLOT:
             raise Busy(f"{self._waiting} previews are waiting; try again shortly")
         deadline = time.monotonic() + self.timeout  # waiting counts against the preview's time
@@ -117,7 +112,7 @@ class PreviewPool:
         if item is None or not item.ok or not outcome.images:
             reason = item.error if item is not None and item.error else outcome.error or "no image"
             if "MemoryError" in reason:
-                raise PreviewTooLarge(
+                raise TooLarge(
                     f"the preview needs more memory than a preview may use ({self.memory_mb} MB, "
                     "IMAGEGEN_PREVIEW_MEMORY_MB); make it smaller"
                 )
@@ -125,4 +120,4 @@ class PreviewPool:
         return outcome.images[0]
 
 
-__all__ = ["PreviewPool", "PreviewTooLarge"]
+__all__ = ["PreviewPool"]

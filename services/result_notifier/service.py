@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
@@ -46,8 +47,9 @@ from shared.contract.subjects import (
 )
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
-from shared.runtime.bus.limits import TaskBudget, payload_budget
+from shared.runtime.bus.limits import TaskBudget
 from shared.runtime.bus.poison import describe, settle
+from shared.runtime.bus.publish import publish
 from shared.runtime.bus.service import Endpoint, Service
 from shared.runtime.bus.streams import advisories_consumer, notifier_consumer
 from shared.runtime.ledger import BatchOutcome, Ledger
@@ -168,7 +170,7 @@ class ResultNotifier(Service):
             job.attempt,
             submit.style,
             batch_size=submit.batch_size or self.settings.batch_size,
-            budget=TaskBudget(payload_budget(self.ctx.nc, self.settings.batch_max_bytes)),
+            budget=TaskBudget.of(self.ctx.nc, self.settings.batch_max_bytes),
         )
         for item in items:
             await publisher.add(RenderItem(item.index, item.text, item.name, None, item.style, item.row))
@@ -183,11 +185,13 @@ class ResultNotifier(Service):
         log.info("audit.resume", job_id=job_id, attempt=job.attempt)
         await self.active.start(job_id, job.attempt)  # before its first task exists
         request = IngestRequest(job_id=job_id, attempt=job.attempt, source=job.source, resume=True)
-        await self.ctx.js.publish(
+        await publish(
+            self.ctx.js,
             requests_subject(job.source),
             encode_json(request),
             headers={"Nats-Msg-Id": f"{job_id}:{job.attempt}"},
             timeout=5,
+            retry_for=10,
         )
         return job
 
@@ -288,6 +292,12 @@ class ResultNotifier(Service):
         """A result the ledger refused on every attempt (e.g. text Postgres cannot hold): its
         items are recorded as failed with the reason; if even that fails, the job fails."""
         copy = failed_copy(result, f"the result could not be recorded: {reason}")
+        # Into the results stream first, so the manifest shows what the ledger counts.
+        await self.ctx.js.publish(
+            results_subject(result.job_id),
+            encode_json(msgspec.structs.replace(copy, replaces=True)),
+            headers={"Nats-Msg-Id": f"{result.job_id}:{result.attempt}:{result.batch}:replaced"},
+        )
         try:
             outcome = await self.ledger.record_batch(copy)
         except _DB_DOWN:

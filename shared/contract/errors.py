@@ -39,6 +39,13 @@ class Conflict(ImagegenError):
     code = 409
 
 
+class TooLarge(ImagegenError):
+    """A request, reply or preview is larger than the system carries (a NATS message's
+    `max_payload`, a preview's memory cap): ask for less."""
+
+    code = 413
+
+
 class TooMany(ImagegenError):
     """A client is over its share of something (open event streams, say): try again later."""
 

@@ -142,18 +142,27 @@ class BatchResult(_Wire):
     renderer: str = ""
     delivery: int = 1  # which delivery of the task this is: >1 means it was redelivered
     at: datetime = field(default_factory=utcnow)
+    # Published by result-notifier for a batch whose result the ledger could not hold: its items,
+    # failed, are what the ledger counted, so they replace that result's rows in the manifest.
+    replaces: bool = False
 
 
 ItemKind = Literal["failed", "incomplete"]
 ItemStatus = Literal["ok", "incomplete", "failed"]
 
 
-# Failure reasons are clipped to this many characters: a reason quoting a cell stays bounded.
-MAX_REASON_CHARS = 500
+# Failure reasons are clipped to this many characters: a reason quoting a cell stays bounded,
+# and so does a result (shared/runtime/bus/limits.py counts on it).
+MAX_REASON_CHARS = 300
+# Control characters in a reason or message: line breaks and tabs read as spaces, the rest as
+# U+FFFD. JSON would escape each in six bytes; a replaced reason takes at most 4 bytes a character.
+_CONTROLS = {c: " " if c in (9, 10, 13) else "\ufffd" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
-    """`text` cut to `limit` characters, marked with an ellipsis when it was cut."""
+    """`text` for a reason or a message: control characters replaced, cut to `limit`
+    characters and marked with an ellipsis when it was cut."""
+    text = text.translate(_CONTROLS) if not text.isprintable() else text
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -227,6 +236,8 @@ class JobInfo(_Wire):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     failures: list[ItemFailure] = field(default_factory=list)
+    # What it read: an upload's file name, a server file's path, or a query's data source.
+    label: str | None = None
 
 
 class JobsGet(_Wire):

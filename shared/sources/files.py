@@ -3,7 +3,8 @@
 Submit-time checks read only the head of a file (`head`): an upload is read chunk by chunk from
 the object store and reading stops once enough bytes are in, so a 1 GB upload costs its first
 chunks at submit, not a download. Ingest reads the whole file through `local_file`: the allowed
-path itself, or the upload streamed into a temporary file (memory stays flat whatever its size).
+path itself, or the upload streamed into a temporary file (memory stays flat whatever its size),
+and line by line through `bounded_lines`, which never holds more of one line than the limit.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, AnyStr
 
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
@@ -22,8 +25,44 @@ from shared.contract.subjects import BUCKET_INPUTS
 from shared.contract.submit import FileSubmit
 from shared.sources.base import SourceContext
 
+# A file's line may take this many row limits (IMAGEGEN_MAX_ROW_BYTES): JSON escapes and CSV
+# quoting make a line longer than its cells, and a line carries columns no item uses.
+LINE_LIMIT_ROWS = 8
+_LINE_ENDS = ("\n", "\r", b"\n")  # a text file opened with newline="" also ends lines at \r
+
 _CHUNKS = "$O.{bucket}.C.{nuid}"  # the object store's chunk subjects (ADR-20)
 _STREAM = "OBJ_{bucket}"
+
+
+@dataclass(frozen=True, slots=True)
+class Overlong:
+    """A line longer than the limit, skipped unread: `size` is its length (bytes or characters)."""
+
+    size: int
+
+    def reason(self, limit: int, unit: str = "bytes") -> str:
+        return (
+            f"the line is {self.size} {unit}, over the {limit} a line may take "
+            f"({LINE_LIMIT_ROWS} x IMAGEGEN_MAX_ROW_BYTES); it was not read"
+        )
+
+
+def line_limit(max_row_bytes: int) -> int:
+    return LINE_LIMIT_ROWS * max_row_bytes
+
+
+def bounded_lines(handle: IO[AnyStr], limit: int) -> Iterator[AnyStr | Overlong]:
+    """The lines of `handle` (binary or text), each as read, except that a line longer than
+    `limit` is skipped and reported as `Overlong`: at most `limit` of it is ever in memory."""
+    while line := handle.readline(limit + 1):
+        if len(line) <= limit or line[-1:] in _LINE_ENDS:
+            yield line
+            continue
+        size = len(line)
+        while line and line[-1:] not in _LINE_ENDS:
+            line = handle.readline(limit)
+            size += len(line)
+        yield Overlong(size)
 
 
 def allowed_path(ctx: SourceContext, name: str) -> Path:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from nats.js.client import JetStreamContext
 
-from shared.contract.messages import BatchResult, ItemResult, JobInfo
+from shared.contract.messages import BatchResult, ItemResult, JobInfo, clip
 from shared.contract.states import EventKind
 from shared.runtime import metrics
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
 from shared.workflow.active import ActiveJobs
 from shared.workflow.cancellation import Cancellations
-from shared.workflow.events import announce
+from shared.workflow.events import MAX_EVENT_MESSAGE, announce
 
 log = get_logger(__name__)
 
@@ -48,6 +48,8 @@ async def fail_job(
     total_items: int | None = None,
 ) -> JobInfo | None:
     """Fail attempt `attempt` of `job_id` with `reason` (None if it already ended)."""
+    # Stored, announced and shown by `jobs get`: clipped and storable whatever a source said.
+    reason = clip(storable(reason) or "", MAX_EVENT_MESSAGE)
     failed = await ledger.fail_job(job_id, attempt, reason, total_items=total_items)
     if failed is not None:
         await job_failed(js, active, failed, cancellations)
@@ -73,7 +75,7 @@ def failed_copy(result: BatchResult, reason: str) -> BatchResult:
                 index=item.index,
                 ok=False,
                 row=item.row,
-                error=storable(reason),
+                error=storable(clip(reason)),
                 text=storable(item.text),
                 name=storable(item.name),
                 style={storable(k) or "": storable(v) or "" for k, v in item.style.items()}

@@ -22,7 +22,7 @@ from shared.contract.states import EventKind
 from shared.contract.subjects import STREAM_REQUESTS
 from shared.contract.submit import SubmitBase
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
-from shared.runtime.bus.limits import TaskBudget, payload_budget
+from shared.runtime.bus.limits import TaskBudget
 from shared.runtime.bus.poison import settle
 from shared.runtime.bus.service import ServiceContext
 from shared.runtime.ledger import Ledger
@@ -155,7 +155,7 @@ class IngestWorker:
                     request.attempt,
                     submit.style,
                     batch_size=submit.batch_size or settings.batch_size,
-                    budget=TaskBudget(payload_budget(self.ctx.nc, settings.batch_max_bytes)),
+                    budget=TaskBudget.of(self.ctx.nc, settings.batch_max_bytes),
                     # A batch size the client chose is used as it is; the default ramps up to it.
                     ramp_from=None if submit.batch_size else 8,
                     max_queued=settings.max_queued_batches_per_job,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from shared.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
+COMPOSE_CLUSTER = REPO / "deploy" / "compose.cluster.yaml"  # NATS as three servers, over COMPOSE
 OPERATIONS = REPO / "docs" / "operations.md"
 ONE_SHOTS = {"nats-credentials", "nats-setup"}  # compose services that run once and exit
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
@@ -111,14 +113,18 @@ def assert_known_settings(keys: list[str], where: str) -> None:
 # --- compose ---------------------------------------------------------------------------------
 
 
-def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    env: dict[str, str], *overrides: Path, quiet: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` of compose.yaml (with `overrides` over it): -q only validates."""
     compose = tool(
         "docker-compose",
         "apt-get install -y docker-compose (Compose v1 validates compose.yaml without an engine)",
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NATS_PASSWORD_")}
+    files = [arg for path in (COMPOSE, *overrides) for arg in ("-f", str(path))]
     return subprocess.run(
-        [compose, "-f", str(COMPOSE), "config", "-q"],
+        [compose, *files, "config", *(["-q"] if quiet else [])],
         cwd=REPO,
         env={**clean, **env},
         capture_output=True,
@@ -223,6 +229,50 @@ def test_compose_renderer_replicas() -> None:
     assert renderer["deploy"]["replicas"] >= 2
     assert "container_name" not in renderer, "a fixed container name forbids --scale"
     assert "--scale renderer=" in COMPOSE.read_text(encoding="utf-8")
+
+
+def option(args: list[str], name: str) -> str:
+    """The value after `name` in a command line."""
+    assert name in args, f"{name} missing from {args}"
+    return args[args.index(name) + 1]
+
+
+def test_compose_cluster_override_runs_three_servers_and_three_copies_of_everything() -> None:
+    result = compose_config(NATS_PASSWORDS, COMPOSE_CLUSTER, quiet=False)
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
+    services = yaml.safe_load(result.stdout)["services"]
+    members = sorted(
+        name for name, service in services.items() if service.get("image", "").startswith("nats:")
+    )
+    assert members == ["nats", "nats-2", "nats-3"]
+    names, stores = set(), set()
+    for name in members:
+        member = services[name]
+        # As the single server: the passwords from the credentials volume, then nats-server.
+        assert member["command"][:2] == ["sh", "-c"], name
+        script = member["command"][2]
+        assert ". /credentials/nats.env" in script, name
+        args = shlex.split(script.split("exec ", 1)[1])
+        assert args[:3] == ["nats-server", "--config", "/etc/nats/auth.conf"] and "--jetstream" in args, name
+        assert "credentials:/credentials:ro" in member["volumes"], name
+        assert any(v.endswith("deploy/k8s/nats-auth.conf:/etc/nats/auth.conf:ro") for v in member["volumes"])
+        assert option(args, "--cluster_name") == "imagegen" and option(args, "--cluster").endswith(":6222")
+        others = [f"nats://{other}:6222" for other in members if other != name]
+        assert set(option(args, "--routes").split(",")) == set(others), name
+        assert "healthz" in " ".join(member["healthcheck"]["test"]), name
+        names.add(option(args, "--server_name"))
+        stores.add(next(v.split(":")[0] for v in member["volumes"] if v.endswith(":/data:rw")))
+    assert len(names) == len(stores) == 3, "each server has its own name and its own volume"
+    for name, service in services.items():
+        if name in members or name in ("postgres", "nats-credentials"):  # the last never connects
+            continue
+        env = service["environment"]
+        assert_known_settings(list(env), f"compose cluster service {name}")
+        assert int(env["IMAGEGEN_STREAM_REPLICAS"]) == len(members), name
+        assert Settings(nats_url=env["IMAGEGEN_NATS_URL"]).nats_servers == [
+            f"nats://{m}:4222" for m in members
+        ]
+        assert env["IMAGEGEN_HEALTHCHECK_MONITOR_URL"].split(",") == [f"http://{m}:8222" for m in members]
 
 
 def test_compose_publishes_on_loopback_only() -> None:
@@ -484,12 +534,51 @@ def test_k8s_nats_runs_the_layout() -> None:
     (container,) = nats["containers"]
     assert container["args"][:3] == ["nats-server", "--config", "/etc/nats/auth.conf"]
     assert secret_keys(container) == {("imagegen-nats-users", name) for name in IDENTITIES}
-    assert {e["name"] for e in container["env"]} == {password_variable(name) for name in IDENTITIES}
+    passwords = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert passwords == {password_variable(name) for name in IDENTITIES}
     (volume,) = [v for v in nats["volumes"] if "configMap" in v]
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
     (generated,) = kustomization["configMapGenerator"]
     assert generated["name"] == volume["configMap"]["name"]
     assert generated["files"] == [f"auth.conf={NATS_AUTH.name}"]
+
+
+def test_k8s_nats_is_a_three_server_cluster_and_every_stream_has_three_copies() -> None:
+    statefulset = k8s_by_kind("StatefulSet")["nats"]
+    spec, namespace = statefulset["spec"], statefulset["metadata"]["namespace"]
+    replicas = spec["replicas"]
+    assert replicas == 3
+    assert spec["podManagementPolicy"] == "Parallel", "a lone first server never becomes ready"
+    # The StatefulSet's headless Service gives each server a stable name, before it is ready.
+    headless = k8s_by_kind("Service")[spec["serviceName"]]["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+    ports = {p["name"]: p["port"] for p in headless["ports"]}
+    assert ports == {"client": 4222, "cluster": 6222, "monitor": 8222}
+    hosts = [f"nats-{i}.{spec['serviceName']}.{namespace}.svc.cluster.local" for i in range(replicas)]
+
+    (container,) = spec["template"]["spec"]["containers"]
+    args = container["args"]
+    assert option(args, "--server_name") == "$(POD_NAME)"
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert option(args, "--cluster_name") and option(args, "--cluster").endswith(":6222")
+    assert option(args, "--routes").split(",") == [f"nats://{host}:6222" for host in hosts]
+    # Lame-duck mode on stop, through the pid file the server writes.
+    pid_file = option(args, "--pid")
+    stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert stop == ["nats-server", "--signal", f"ldm={pid_file}"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+    config = k8s_by_kind("ConfigMap")["imagegen-config"]["data"]
+    assert int(config["IMAGEGEN_STREAM_REPLICAS"]) == replicas
+    assert "IMAGEGEN_KV_REPLICAS" not in config and "IMAGEGEN_OBJECT_STORE_REPLICAS" not in config
+    assert Settings(nats_url=config["IMAGEGEN_NATS_URL"]).nats_servers == [f"nats://{h}:4222" for h in hosts]
+    monitors = config["IMAGEGEN_HEALTHCHECK_MONITOR_URL"].split(",")
+    assert monitors == [f"http://{host}:8222" for host in hosts]
+
+    (budget,) = k8s_by_kind("PodDisruptionBudget").values()
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
 
 
 def test_k8s_kustomization_lists_every_manifest() -> None:

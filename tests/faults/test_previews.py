@@ -76,8 +76,10 @@ async def test_huge_previews_fail_cleanly_and_the_renderer_goes_on(fault_stack: 
             assert any(word in huge.json()["error"] for word in ("memory", "hung")), huge.text
 
             # Eight at once: each answered (never a hang or a timeout), extra ones as busy.
+            started = time.monotonic()
             answers = await asyncio.gather(*(http.post("/preview", json=HUGE) for _ in range(8)))
             codes = sorted(a.status_code for a in answers)
+            print(f"8 huge previews answered {codes} in {time.monotonic() - started:.1f}s")
             assert set(codes) <= {413, 422, 503}, [a.text for a in answers]
             assert 503 in codes and any("try again" in a.json()["error"] for a in answers)
 
@@ -90,6 +92,7 @@ async def test_huge_previews_fail_cleanly_and_the_renderer_goes_on(fault_stack: 
             after = await preview_until_ok(http)
             assert after.status_code == 200 and ink_pixels(decode_rgba(after.content)) > 100
             now = tree_rss_mb(renderer.process.pid)
+            print(f"renderer tree RSS: {baseline:.0f} MiB before, {now:.0f} MiB after")
             assert now < baseline + 150, (baseline, now)
     finally:
         gateway.process.terminate()

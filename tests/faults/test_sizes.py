@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.client import Client
+from shared.contract.errors import TooLarge
 from shared.contract.style import Style
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
@@ -57,6 +58,7 @@ async def test_wide_cjk_rows_and_control_character_rows_complete(fault_stack: Fa
             job_id, done, failed = await run_job(client, root, csv_text, batch_size=128)
             assert (done, failed) == (300, 0)
             sizes = await assert_counted_once(client, job_id, 300)
+            print(f"300 rows in {len(sizes)} results of at most {max(sizes)} items")
             assert len(sizes) > 3, sizes  # far fewer than 128 items fit a message
         await normal_job_completes(client, root)
 
@@ -85,6 +87,51 @@ async def test_a_small_max_payload_splits_tasks_and_fails_only_rows_no_message_c
         assert "too large to send" in reasons[17] and "max_payload" in reasons[17]
         assert "NUL" in reasons[64] and "U+0000" in reasons[64] and "position 7" in reasons[64]
         assert {f.row for f in job.failures} == {19, 66}  # the rows named, header included
+        # A request the server would not carry is refused before it is sent, with the sizes.
+        with pytest.raises(TooLarge) as refused:
+            await client.submit(SubmitCsv(csv="name\n" + "x" * 100_000 + "\n", column="name"))
+        assert refused.value.code == 413 and "max_payload" in refused.value.message
         await normal_job_completes(client, fault_stack.stack.state_dir.parent)
     for proc in fault_stack.stack.processes:
         assert proc.process.poll() is None, f"{proc.name} exited"
+
+
+async def test_huge_database_cells_and_file_lines_keep_ingest_within_its_limit(
+    fault_stack: FaultStack,
+) -> None:
+    """Eight 100 MB database cells and five 20 MB CSV lines: each such row fails alone with the
+    reason, the rest render, and ingest stays far below its 512 MiB container limit (it once
+    reached 821 MB on the same query)."""
+    from shared.sources.db import SubmitDb
+    from tests.stacks import peak_rss_mb
+
+    stack = fault_stack.stack
+    root = stack.state_dir.parent
+    ingest = next(p for p in stack.processes if p.name == "ingest")
+    query = """SELECT CASE WHEN i <= 8 THEN repeat('x', 100000000) ELSE '行 ' || i END AS name
+                 FROM generate_series(1, 50) AS i ORDER BY i"""
+    with (root / "long-lines.csv").open("w", encoding="utf-8") as out:
+        out.write("name\n")
+        for i in range(50):
+            out.write(("y" * (20 * 1024 * 1024) if i % 10 == 3 else f"行 {i}") + "\n")
+    async with await stack.client() as client:
+        db_job = await client.submit(SubmitDb(data_source="local", query=query, column="name", style=SMALL))
+        csv_job = await client.submit(SubmitCsv(path="long-lines.csv", column="name", style=SMALL))
+        for accepted, failed_rows, words in (
+            (db_job, set(range(1, 9)), "IMAGEGEN_MAX_ROW_BYTES"),
+            (csv_job, {5, 15, 25, 35, 45}, "not read"),
+        ):
+            final = await client.wait(accepted.job_id, timeout=DEADLINE)
+            assert (final.status, final.total, final.failed) == (
+                "completed_with_errors",
+                50,
+                len(failed_rows),
+            )
+            job = await client.get_job(accepted.job_id)
+            assert {f.row for f in job.failures} == failed_rows
+            assert all(words in f.reason for f in job.failures), job.failures
+        await normal_job_completes(client, root)
+    assert ingest.process.poll() is None
+    peak = peak_rss_mb(ingest.process.pid)
+    print(f"ingest peak RSS: {peak:.0f} MiB")
+    assert peak < 300, peak

@@ -22,6 +22,7 @@ from services.gateway.settings import GatewaySettings
 from shared.client import Client
 from shared.runtime.settings import Settings
 from tests.gateways import start_gateway
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -108,12 +109,12 @@ async def test_event_streams_per_client_are_capped(
             over = await gw.get("/jobs/sse-cap/events")
             assert (over.status_code, over.json()["code"]) == (429, 429)
             await streams.aclose()  # both closed: the slots are free again
-            for _ in range(50):
+
+            async def reopened() -> bool:  # the server notices a closed stream at its next write
                 async with gw.stream("GET", "/jobs/sse-cap/events") as again:
-                    if again.status_code == 200:
-                        break
-                await asyncio.sleep(0.1)  # the server notices a closed stream at its next write
-            assert again.status_code == 200
+                    return again.status_code == 200
+
+            await eventually(reopened, "a slot free again after both streams closed")
     finally:
         gateway.process.terminate()
         gateway.process.wait(15)

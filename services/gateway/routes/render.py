@@ -46,7 +46,7 @@ async def validate(client: Nats, body: Body) -> Response:
     openapi_extra=json_body("PreviewRequest"),
     responses={
         200: {"description": "The image", "content": {"image/png": {}, "image/webp": {}}},
-        **errors(400, 413),
+        **errors(400, 413, 422),
     },
 )
 async def preview(client: Nats, body: Body) -> Response:

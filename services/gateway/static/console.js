@@ -1,132 +1,12 @@
-// The imagegen web console: plain JS, no build step. It only calls the gateway's HTTP API
-// (the same one any program uses) and reads the chosen CSV locally to offer its columns.
-"use strict";
+// The imagegen web console: plain JS modules, no build step. It only calls the gateway's HTTP API
+// and reads the chosen CSV locally to offer its columns.
 
-const $ = (selector) => document.querySelector(selector);
+import { $, ApiError, api, clearError, describe, showError, state } from "./api.js";
+import { decodeSample, formatBytes, parseCsv, sniffDelimiter, textColumn } from "./csv.js";
+import { cancel, follow, loadJobs, showDetected, showGallery, updateSubmit } from "./jobs.js";
+
 const SAMPLE_BYTES = 256 * 1024; // enough of the file for the header and the preview rows
 const PREVIEW_ROWS = 3;
-const TERMINAL = new Set(["completed", "failed", "cancelled"]);
-
-const state = {
-  file: null,
-  rows: [],
-  apiKey: localStorage.getItem("imagegen.apiKey") || "",
-  job: null,
-  events: null,
-  previewAbort: null,
-  previewUrls: [],
-};
-
-// --- talking to the API ------------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(code, message, field) {
-    super(message);
-    this.code = code;
-    this.field = field;
-  }
-}
-
-function withKey(url) {
-  // <img> and EventSource cannot send headers: the key travels in the query for them.
-  if (!state.apiKey) return url;
-  return url + (url.includes("?") ? "&" : "?") + "api_key=" + encodeURIComponent(state.apiKey);
-}
-
-async function api(path, options = {}) {
-  const headers = Object.assign({}, options.headers || {});
-  if (state.apiKey) headers["X-API-Key"] = state.apiKey;
-  let response;
-  try {
-    response = await fetch(path, Object.assign({}, options, { headers }));
-  } catch (err) {
-    if (err.name === "AbortError") throw err;
-    throw new ApiError(0, "the gateway cannot be reached (" + err.message + ")", null);
-  }
-  if (!response.ok) {
-    let body = null;
-    try { body = await response.json(); } catch (_) { /* not JSON: use the status line */ }
-    if (response.status === 401) $("#key-box").hidden = false;
-    throw new ApiError(
-      (body && body.code) || response.status,
-      (body && body.error) || response.statusText || "request failed",
-      body && body.field,
-    );
-  }
-  return response;
-}
-
-function describe(err) {
-  if (err instanceof ApiError) {
-    return { code: err.code || "", field: err.field || "", text: err.message };
-  }
-  return { code: "", field: "", text: String(err && err.message ? err.message : err) };
-}
-
-function showError(err) {
-  const box = $("#error");
-  const { code, field, text } = describe(err);
-  box.replaceChildren();
-  if (code) box.append(Object.assign(document.createElement("span"), { className: "code", textContent: String(code) }));
-  if (field) {
-    box.append(Object.assign(document.createElement("span"), { className: "field", textContent: field + ": " }));
-  }
-  box.append(document.createTextNode(text));
-  box.hidden = false;
-  box.scrollIntoView({ block: "nearest" });
-}
-
-function clearError() {
-  $("#error").hidden = true;
-}
-
-// --- reading the CSV locally -------------------------------------------------------------------
-
-function decodeSample(buffer) {
-  const bytes = new Uint8Array(buffer);
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return new TextDecoder("utf-8").decode(bytes);
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes);
-  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes);
-  try {
-    // stream: true tolerates a character cut by the end of the sample
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: true });
-  } catch (_) {
-    return new TextDecoder("gb18030").decode(bytes, { stream: true }); // what the server also accepts
-  }
-}
-
-function sniffDelimiter(text) {
-  const firstLine = text.split(/\r?\n/, 1)[0];
-  let best = ",", bestCount = 0;
-  for (const candidate of [",", ";", "\t", "|"]) {
-    const count = firstLine.split(candidate).length - 1;
-    if (count > bestCount) { best = candidate; bestCount = count; }
-  }
-  return best;
-}
-
-function parseCsv(text, delimiter, complete) {
-  // RFC 4180: quotes, doubled quotes, newlines inside quotes.
-  const rows = [];
-  let row = [], field = "", quoted = false, i = 0;
-  while (i < text.length) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') { field += '"'; i += 2; continue; }
-        quoted = false;
-      } else field += c;
-    } else if (c === '"' && field === "") quoted = true;
-    else if (c === delimiter) { row.push(field); field = ""; }
-    else if (c === "\n" || c === "\r") {
-      if (c === "\r" && text[i + 1] === "\n") i++;
-      row.push(field); rows.push(row); row = []; field = "";
-    } else field += c;
-    i++;
-  }
-  if (complete && (field !== "" || row.length)) { row.push(field); rows.push(row); }
-  return rows.filter((r) => r.length > 1 || r[0] !== "");
-}
 
 async function loadFile(file) {
   clearError();
@@ -134,17 +14,16 @@ async function loadFile(file) {
   const sample = await file.slice(0, SAMPLE_BYTES).arrayBuffer();
   const text = decodeSample(sample);
   const complete = file.size <= SAMPLE_BYTES; // otherwise the last line may be cut: drop it
-  state.rows = parseCsv(text, sniffDelimiter(text), complete).slice(0, 50);
+  const rows = parseCsv(text, sniffDelimiter(text), complete);
+  // The file's rows, exact when it was read whole, else scaled from the sample's row length.
+  state.rowEstimate = complete ? rows.length : Math.round((rows.length * file.size) / sample.byteLength);
+  state.rows = rows.slice(0, 50);
   $("#drop").classList.add("loaded");
   $("#drop-text").textContent = file.name + " · " + formatBytes(file.size);
   $("#csv-info").hidden = false;
   fillColumns();
-  $("#submit").disabled = !state.rows.length;
+  updateSubmit();
   if (!state.rows.length) showError(new ApiError("", "the file has no rows", "file"));
-}
-
-function formatBytes(n) {
-  return n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KB" : (n / 1048576).toFixed(1) + " MB";
 }
 
 function header() {
@@ -161,11 +40,9 @@ function fillColumns() {
   const previous = select.value;
   select.replaceChildren();
   const names = header();
-  // Guess the text column: the first one whose cells are not all numbers.
-  let guess = names.findIndex((_, i) => dataRows().some((r) => r[i] && isNaN(Number(r[i]))));
   names.forEach((name, i) => select.append(new Option(name || "(column " + (i + 1) + ")", String(i))));
   if (previous && Number(previous) < names.length) select.value = previous;
-  else select.value = String(Math.max(guess, 0));
+  else select.value = String(textColumn(names.length, dataRows()));
   renderSample();
   schedulePreview();
 }
@@ -251,7 +128,7 @@ async function renderPreview() {
   }
 }
 
-// --- submitting and following a job ------------------------------------------------------------
+// --- submitting ---------------------------------------------------------------------------------
 
 async function submit() {
   clearError();
@@ -262,136 +139,22 @@ async function submit() {
   form.append("column", $("#has-header").checked ? header()[col] : String(col));
   form.append("has_header", $("#has-header").checked ? "true" : "false");
   form.append("style", JSON.stringify(currentStyle()));
-  $("#submit").disabled = true;
+  const estimate = state.rowEstimate - ($("#has-header").checked ? 1 : 0);
+  state.running = true;
+  updateSubmit();
   try {
     const accepted = await (await api("/generate/csv", { method: "POST", body: form })).json();
+    state.estimates[accepted.job_id] = Math.max(estimate, 1);
     follow(accepted.job_id);
     showDetected(accepted.detected || {});
   } catch (err) {
-    showError(err);
-  } finally {
-    $("#submit").disabled = !state.file;
-  }
-}
-
-function follow(jobId) {
-  if (state.events) state.events.close();
-  state.job = jobId;
-  $("#job").hidden = false;
-  $("#zip").hidden = true;
-  $("#cancel").hidden = false;
-  $("#gallery").replaceChildren();
-  $("#gallery-note").textContent = "";
-  $("#detected").textContent = "";
-  $("#bar").className = "";
-  $("#bar").style.width = "0";
-  setStatus("job " + jobId + " · submitted");
-  const source = new EventSource(withKey("/jobs/" + encodeURIComponent(jobId) + "/events"));
-  state.events = source;
-  for (const kind of ["accepted", "started", "progress", "completed", "failed", "cancelled"]) {
-    source.addEventListener(kind, (message) => onEvent(jobId, JSON.parse(message.data)));
-  }
-  source.onerror = () => {
-    // EventSource retries by itself (resuming after the last id); say so instead of failing.
-    if (state.job === jobId && source.readyState !== EventSource.CLOSED) setStatus("job " + jobId + " · reconnecting…");
-  };
-}
-
-// What the server found in the file (and will read it as): never a silent guess.
-function showDetected(detected) {
-  const parts = [];
-  if (detected.encoding) {
-    const how = detected.encoding_evidence === "detected" ? ", confidence " + detected.encoding_confidence : "";
-    parts.push("read as " + detected.encoding + " (" + (detected.encoding_evidence || "") + how + ")");
-  }
-  if (detected.delimiter) parts.push("delimiter " + JSON.stringify(detected.delimiter));
-  $("#detected").textContent = parts.join(" · ");
-}
-
-function setStatus(text) {
-  $("#status").textContent = text;
-}
-
-function onEvent(jobId, event) {
-  if (state.job !== jobId) return;
-  const total = event.total || 0;
-  const finished = event.done + event.failed;
-  const percent = total ? Math.round((100 * finished) / total) : event.kind === "completed" ? 100 : 0;
-  $("#bar").style.width = percent + "%";
-  let text = "job " + jobId + " · " + event.status;
-  if (total) text += " · " + finished + " / " + total + " (" + percent + "%)";
-  if (event.failed) text += " · " + event.failed + " failed";
-  if (event.incomplete) text += " · " + event.incomplete + " incomplete (characters no font covers)";
-  // A completed job's message is server-side detail (its manifest path): not for this line.
-  if (event.message && event.kind !== "completed") text += " · " + event.message;
-  setStatus(text);
-  if (TERMINAL.has(event.kind)) {
-    state.events.close();
-    $("#cancel").hidden = true;
-    const clean = !event.failed && !event.incomplete;
-    $("#bar").className = event.kind === "completed" && clean ? "done" : event.kind === "completed" ? "" : "failed";
-    if (event.kind === "completed") $("#bar").style.width = "100%";
-    if (event.kind === "failed") showError(new ApiError("", "job failed: " + (event.message || event.status), null));
-    showGallery(jobId);
-    loadJobs();
-  }
-}
-
-async function showGallery(jobId) {
-  try {
-    const listing = await (await api("/jobs/" + encodeURIComponent(jobId) + "/files?limit=200")).json();
-    const gallery = $("#gallery");
-    gallery.replaceChildren(...listing.files.map((file) => {
-      const figure = document.createElement("figure");
-      const link = Object.assign(document.createElement("a"), { href: withKey(file.url), target: "_blank", className: "checker" });
-      link.append(Object.assign(document.createElement("img"), { src: withKey(file.url), alt: file.name }));
-      figure.append(link, Object.assign(document.createElement("figcaption"), { textContent: file.name }));
-      return figure;
-    }));
-    $("#gallery-note").textContent = listing.total > listing.files.length
-      ? "showing " + listing.files.length + " of " + listing.total + " images: the zip has them all"
-      : listing.total + " images";
-    const zip = $("#zip");
-    zip.href = withKey("/jobs/" + encodeURIComponent(jobId) + "/zip");
-    zip.hidden = listing.total === 0;
-  } catch (err) {
+    state.running = false;
+    updateSubmit();
     showError(err);
   }
 }
 
-async function cancel() {
-  if (!state.job) return;
-  try {
-    await api("/jobs/" + encodeURIComponent(state.job) + "/cancel", { method: "POST" });
-  } catch (err) {
-    showError(err);
-  }
-}
-
-// --- recent jobs, fonts, health ----------------------------------------------------------------
-
-async function loadJobs() {
-  try {
-    const { jobs } = await (await api("/jobs?limit=10")).json();
-    $("#jobs").replaceChildren(...jobs.map((job) => {
-      const li = document.createElement("li");
-      const open = Object.assign(document.createElement("button"), { textContent: "open", className: "secondary" });
-      open.addEventListener("click", () => follow(job.job_id));
-      li.append(
-        open,
-        Object.assign(document.createElement("span"), { textContent: job.job_id }),
-        Object.assign(document.createElement("span"), { textContent: job.status, className: "status-" + job.status }),
-        Object.assign(document.createElement("span"), {
-          textContent: job.done + (job.total != null ? " / " + job.total : "") + (job.failed ? " · " + job.failed + " failed" : "") + (job.incomplete ? " · " + job.incomplete + " incomplete" : ""),
-          className: "muted",
-        }),
-      );
-      return li;
-    }));
-  } catch (err) {
-    $("#jobs").replaceChildren(Object.assign(document.createElement("li"), { className: "inline-error", textContent: describe(err).text }));
-  }
-}
+// --- fonts, health, wiring ---------------------------------------------------------------------
 
 async function loadFonts() {
   try {
@@ -421,8 +184,6 @@ async function checkHealth() {
   }
 }
 
-// --- wiring ------------------------------------------------------------------------------------
-
 function init() {
   const drop = $("#drop");
   const input = $("#file");
@@ -446,6 +207,8 @@ function init() {
   $("#submit").addEventListener("click", submit);
   $("#cancel").addEventListener("click", cancel);
   $("#refresh").addEventListener("click", loadJobs);
+  $("#prev").addEventListener("click", () => showGallery(state.job, state.galleryPage - 1));
+  $("#next").addEventListener("click", () => showGallery(state.job, state.galleryPage + 1));
   const key = $("#api-key");
   key.value = state.apiKey;
   key.addEventListener("change", () => {

@@ -9,8 +9,8 @@ U+0001 as `\\u0001`). Everything that puts user data on the bus sizes it here, i
 - a render task carries items while both its encoded size and the bound on its *result's* size
   stay within the task budget (`TaskBudget`), so a renderer's result always fits as well;
 - a row too large for any message fails as its own item with the reason (`too_large_reason`);
-- an event's message and a failure reason are clipped (`clip`); a request's reply over the
-  limit is refused with a 413 error (`check_reply`).
+- an event's message and a failure reason are clipped (`shared.contract.messages.clip`); a
+  request's reply over the limit is refused with a 413 error (`check_reply`).
 
 The limit is read from the connection (the server announces it in INFO), never assumed.
 """
@@ -24,22 +24,17 @@ from nats.js.api import ObjectMeta, ObjectMetaOptions
 from nats.js.client import JetStreamContext
 
 from shared.contract.codec import encode_json, encode_msgpack
-from shared.contract.errors import ImagegenError
+from shared.contract.errors import TooLarge
 from shared.contract.messages import MAX_REASON_CHARS, RenderItem
 
 # Room for headers (Nats-Msg-Id, service error headers, the JetStream ones) and the message's
 # own envelope, which count against max_payload as well.
 HEADER_ALLOWANCE = 4096
 # A result item's fixed fields (index, ok, row, width, height, bytes, the keys) in JSON.
-ITEM_OVERHEAD = 512
-_MAX_REASON_BYTES = 6 * MAX_REASON_CHARS + 2  # JSON's worst case: every character escaped
+ITEM_OVERHEAD = 192
+# A clipped reason has no control characters: at most 4 bytes a character in JSON, and quotes.
+_MAX_REASON_BYTES = 4 * MAX_REASON_CHARS + 2
 OBJECT_CHUNK_BYTES = 128 * 1024  # nats-py's default object-store chunk
-
-
-class TooLarge(ImagegenError):
-    """A message would exceed what the NATS server carries (`max_payload`)."""
-
-    code = 413
 
 
 def payload_budget(nc: NATS, configured: int | None = None) -> int:
@@ -82,20 +77,29 @@ def result_bound(item: RenderItem) -> int:
     return ITEM_OVERHEAD + 2 * text + 3 * len(item.text) + 2 * name + style + _MAX_REASON_BYTES
 
 
+# A result's own fields (job, attempt, batch, renderer, delivery, at) besides its items.
+RESULT_OVERHEAD = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class TaskBudget:
-    """How many bytes one render task and its result may take: `bytes`, from
-    `IMAGEGEN_TASK_MAX_BYTES` and the server's max_payload, whichever is smaller."""
+    """How many bytes one render task may take (`bytes`: `IMAGEGEN_BATCH_MAX_BYTES` or the
+    server's max_payload, whichever is smaller) and the bound on its result (`result_bytes`: the
+    server's max_payload; a result is never held for long)."""
 
     bytes: int
+    result_bytes: int
+
+    @classmethod
+    def of(cls, nc: NATS, batch_max_bytes: int) -> TaskBudget:
+        return cls(payload_budget(nc, batch_max_bytes), payload_budget(nc) - RESULT_OVERHEAD)
 
     def fits_alone(self, task_overhead: int, item_bytes: int, item_result: int) -> bool:
-        return task_overhead + item_bytes <= self.bytes and 1024 + item_result <= self.bytes
+        return task_overhead + item_bytes <= self.bytes and item_result <= self.result_bytes
 
     def too_large_reason(self, item_bytes: int, item_result: int) -> str:
-        size = max(item_bytes, item_result)
         return (
-            f"the row is too large to send for rendering: it needs up to {size} bytes in a "
-            f"message and a message carries at most {self.bytes} (the NATS server's max_payload "
-            "and IMAGEGEN_TASK_MAX_BYTES)"
+            f"the row is too large to send for rendering: its task needs {item_bytes} bytes and "
+            f"its result up to {item_result}, and a message carries at most {self.bytes} and "
+            f"{self.result_bytes} (IMAGEGEN_BATCH_MAX_BYTES and the NATS server's max_payload)"
         )

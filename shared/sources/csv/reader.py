@@ -14,9 +14,11 @@ from typing import IO
 
 from shared.contract.errors import BadRequest, SourceError
 from shared.sources.csv.encoding import Detected, detect_encoding
+from shared.sources.files import Overlong, bounded_lines
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
+_OVERLONG = "\x00imagegen:overlong-line:"
 
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -90,14 +92,23 @@ def layout_of(text: io.TextIOWrapper, *, has_header: bool, delimiter: str | None
     return CsvLayout(str(text.encoding), delim, header)
 
 
-def iter_records(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[tuple[int, list[str], str | None]]:
+def _bounded(text: io.TextIOWrapper, limit: int) -> Iterator[str]:
+    """The file's lines for `csv.reader`, an overlong one (never read whole) replaced by a
+    record that only `iter_records` writes (a NUL, which it reads back as that line's error)."""
+    for line in bounded_lines(text, limit):
+        yield f"{_OVERLONG}{line.size}\n" if isinstance(line, Overlong) else line
+
+
+def iter_records(
+    text: io.TextIOWrapper, layout: CsvLayout, *, max_line: int | None = None
+) -> Iterator[tuple[int, list[str], str | None]]:
     """Each data record as (its row number, cells, error).
 
     The row number is the one a spreadsheet shows for the file: records counted from 1, the
     header and blank lines included, a quoted field's line breaks not. A record with the wrong
     number of fields carries an error (it fails as its own item); blank lines are skipped.
     """
-    reader = csv.reader(text, delimiter=layout.delimiter)
+    reader = csv.reader(text if max_line is None else _bounded(text, max_line), delimiter=layout.delimiter)
     width = len(layout.header) if layout.header else None
     header_pending = layout.header is not None
     number = count = 0
@@ -110,6 +121,11 @@ def iter_records(text: io.TextIOWrapper, layout: CsvLayout) -> Iterator[tuple[in
                 header_pending = False
                 continue
             error = None
+            if max_line is not None and len(record) == 1 and record[0].startswith(_OVERLONG):
+                size = int(record[0].removeprefix(_OVERLONG))
+                yield number, [""] * (width or 1), Overlong(size).reason(max_line, "characters")
+                count += 1
+                continue
             if width is not None and len(record) != width:
                 error = f"{len(record)} fields, expected {width}"
             yield number, record, error

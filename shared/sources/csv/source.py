@@ -10,7 +10,7 @@ from shared.contract.errors import BadRequest, SourceError
 from shared.sources.base import Checked, Row, SourceContext
 from shared.sources.csv.reader import SNIFF_BYTES, iter_records, layout_of, open_text
 from shared.sources.csv.request import SubmitCsv
-from shared.sources.files import head, local_file
+from shared.sources.files import head, line_limit, local_file
 from shared.sources.table import Columns
 from shared.storage.naming import NameTemplate
 
@@ -67,7 +67,8 @@ class CsvSource:
                 text, _ = open_text(raw, request.encoding)
                 layout = layout_of(text, has_header=request.has_header, delimiter=request.delimiter)
                 columns = Columns.resolve(request, layout.header)
-                for index, (number, cells, error) in enumerate(iter_records(text, layout)):
+                records = iter_records(text, layout, max_line=line_limit(self.ctx.settings.max_row_bytes))
+                for index, (number, cells, error) in enumerate(records):
                     yield columns.row(index, number, cells, with_values=with_values, error=error)
                     if index % ROWS_PER_YIELD == ROWS_PER_YIELD - 1:
                         await asyncio.sleep(0)  # let heartbeats and replies through on huge files

@@ -16,7 +16,7 @@ import msgspec
 
 from shared.contract.errors import BadRequest
 from shared.sources.base import Checked, Row, SourceContext
-from shared.sources.files import head, local_file
+from shared.sources.files import Overlong, bounded_lines, head, line_limit, local_file
 from shared.sources.jsonl.request import SubmitJsonl
 from shared.sources.table import Columns, check_overrides
 from shared.storage.naming import NameTemplate
@@ -73,9 +73,12 @@ def parse_line(line: bytes, keys: list[str]) -> tuple[list[str], str | None]:
     return cells, None
 
 
-def iter_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+def iter_lines(lines: Iterable[bytes | Overlong]) -> Iterator[tuple[int, bytes | Overlong]]:
     """(line number, line) of every non-blank line; a UTF-8 BOM at the start is skipped."""
     for number, line in enumerate(lines, 1):
+        if isinstance(line, Overlong):
+            yield number, line
+            continue
         if number == 1 and line.startswith(codecs.BOM_UTF8):
             line = line[len(codecs.BOM_UTF8) :]
         if line.strip():
@@ -99,6 +102,8 @@ class JsonlSource:
         if first is None:
             raise BadRequest(f"no complete line in the first {HEAD_BYTES // 1024} KiB", field="object")
         number, line = first
+        if isinstance(line, Overlong):  # not in a head, whose lines are split from its bytes
+            raise BadRequest(f"line {number} is too long", field="object")
         cells, error = parse_line(line, keys)
         if error is not None:
             raise BadRequest(f"line {number}: {error}", field="jsonl" if request.jsonl else "object")
@@ -110,11 +115,16 @@ class JsonlSource:
         keys = keys_of(request)
         columns = Columns.resolve(request, keys)
         with_values = bool(NameTemplate(request.name_template).columns)
+        limit = line_limit(self.ctx.settings.max_row_bytes)
         async with local_file(self.ctx, request, "jsonl") as path:
             handle: IO[bytes]
             with path.open("rb") as handle:
-                for index, (number, line) in enumerate(iter_lines(handle)):
-                    cells, error = parse_line(line, keys)
+                for index, (number, line) in enumerate(iter_lines(bounded_lines(handle, limit))):
+                    error: str | None
+                    if isinstance(line, Overlong):
+                        cells, error = [""] * len(keys), line.reason(limit)
+                    else:
+                        cells, error = parse_line(line, keys)
                     yield columns.row(index, number, cells, with_values=with_values, error=error)
                     if index % ROWS_PER_YIELD == ROWS_PER_YIELD - 1:
                         await asyncio.sleep(0)

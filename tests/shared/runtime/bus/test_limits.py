@@ -9,14 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.contract.codec import encode_json
+from shared.contract.errors import TooLarge
 from shared.contract.messages import MAX_REASON_CHARS, ItemResult, RenderItem, clip, failed_item
-from shared.runtime.bus.limits import (
-    TaskBudget,
-    TooLarge,
-    check_reply,
-    result_bound,
-    task_bytes,
-)
+from shared.runtime.bus.limits import TaskBudget, check_reply, result_bound, task_bytes
 
 # Any character but the surrogates (ingest refuses those: shared/workflow/carriable.py).
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
@@ -45,26 +40,40 @@ def test_the_result_bound_covers_a_rendered_and_a_failed_item(
         bytes=2**40,
         missing_glyphs=sorted(set(text)),
     )
-    worst_reason = "\x01" * (10 * MAX_REASON_CHARS) + reason  # every character escaped
-    fails = msgspec.structs.replace(failed_item(item, worst_reason), index=2**40, row=2**40)
-    assert len(fails.error or "") == MAX_REASON_CHARS
     assert _item_json(rendered) <= result_bound(item)
-    assert _item_json(fails) <= result_bound(item)
+    # The widest reasons: control characters (escaped in 6 bytes, unless replaced), astral ones.
+    for filler in ("\x01", "\U0001d54f", '"'):
+        worst_reason = filler * (10 * MAX_REASON_CHARS) + reason
+        fails = msgspec.structs.replace(failed_item(item, worst_reason), index=2**40, row=2**40)
+        assert len(fails.error or "") == MAX_REASON_CHARS
+        assert _item_json(fails) <= result_bound(item)
 
 
 def test_task_bytes_is_the_items_encoding_and_a_budget_refuses_what_cannot_fit() -> None:
     item = RenderItem(0, "汉" * 1000, "name")
     assert task_bytes(item) == len(msgspec.msgpack.encode(item))
-    budget = TaskBudget(8192)
+    budget = TaskBudget(8192, 8192)
     assert budget.fits_alone(200, task_bytes(item), 2000)
     assert not budget.fits_alone(200, task_bytes(item), result_bound(item))  # 3 KB text: 17 KB bound
     reason = budget.too_large_reason(task_bytes(item), result_bound(item))
     assert str(result_bound(item)) in reason and "8192" in reason and "max_payload" in reason
 
 
+def test_the_default_batch_of_ordinary_rows_is_one_task() -> None:
+    """512 items of ordinary product names (the default batch) fit one task and one result on
+    a default server: the byte budget splits only rows that need it."""
+    from bench.bench_render import strings
+
+    items = [RenderItem(i, text, str(i + 2), None, None, i + 2) for i, text in enumerate(strings(512))]
+    one_mib = 1024 * 1024
+    assert sum(map(task_bytes, items)) < 512 * 1024 - 4096
+    assert sum(map(result_bound, items)) < one_mib - 4096 - 1024
+
+
 def test_clip_and_check_reply() -> None:
     assert clip("short") == "short"
     assert clip("x" * 600) == "x" * (MAX_REASON_CHARS - 1) + "…"
+    assert clip("a\nb\x00c\x85d") == "a b\ufffdc\ufffdd"
     check_reply(b"x" * 100, 100)
     try:
         check_reply(b"x" * 101, 100)

@@ -78,3 +78,15 @@ def test_positions_are_refused_keys_must_be_named() -> None:
     with pytest.raises(BadRequest) as err:
         keys_of(SubmitJsonl(column=0, jsonl="-"))
     assert err.value.field == "column"
+
+
+async def test_a_line_over_the_line_limit_fails_alone_unread() -> None:
+    from shared.runtime.settings import Settings
+    from shared.sources.base import SourceContext
+    from shared.sources.jsonl.source import JsonlSource
+
+    source = JsonlSource(SourceContext(Settings(max_row_bytes=1024), js=None))  # type: ignore[arg-type]
+    data = '{"name": "a"}\n{"name": "' + "长" * 20_000 + '"}\n{"name": "c"}\n'
+    rows = [row async for row in source.rows(SubmitJsonl(column="name", jsonl=data))]
+    assert [(row.row, row.text) for row in rows] == [(1, "a"), (2, ""), (3, "c")]
+    assert rows[1].error is not None and "60013 bytes" in rows[1].error and "8192" in rows[1].error
