@@ -110,9 +110,10 @@ def _child_main(
         except BadRequest as exc:
             conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
             continue
-        if not warmed:
+        if not warmed and len(task.items) > 1:
             # The first task says what this child will render: warm its caches with that style
-            # and the task's first texts before rendering it.
+            # and the task's first texts before rendering it. Not for one item rendered alone
+            # (after a crash): the warm-up would count against that item's own short timeout.
             started = time.perf_counter()
             masks = renderer.warm(task)
             log.info("render.warmed", masks=masks, seconds=round(time.perf_counter() - started, 3))
