@@ -401,6 +401,16 @@ def report_rounds(
             f"  cores busy during the {replicas}-replica jobs: {sum(spent.values()) / wall:.2f}"
             f" (renderers {(spent.get('renderer', 0.0) + spent.get('renderer-child', 0.0)) / wall:.2f})"
         )
+    # What the CPU figures predict for a machine whose cores are free: one replica is bound by its
+    # render child (one process) or by the cores, two replicas by the cores.
+    cores = os.cpu_count() or 1
+    child = {n: 1000 * pipeline.cpu[n].get("renderer-child", 0.0) / pipeline.rows[n] for n in (1, 2)}
+    free1 = 1000 / max(child[1], totals[1] / cores)
+    free2 = 1000 / max(child[2] / 2, totals[2] / cores)
+    print(
+        f"  on {cores} free cores the CPU figures predict: 1 replica {free1:,.0f} rows/s,"
+        f" 2 replicas {free2:,.0f} rows/s ({free2 / free1:.2f}x)"
+    )
     cpu_ratio = totals[1] / per_row[1]
     missed = []
     verdicts = [

@@ -12,7 +12,11 @@ checks two things:
 2. when a monitoring URL is given (`--monitor-url`, or `IMAGEGEN_HEALTHCHECK_MONITOR_URL`), the
    NATS server's `/connz` lists an open connection of *this* container's process: its connection
    name is `IMAGEGEN_INSTANCE`, or `<service>@<hostname>:<pid>`. Without it, check 1 cannot tell
-   one replica from another.
+   one replica from another. For a NATS cluster give every server's monitoring URL,
+   comma-separated: the process is connected to one of them, and an unreachable one is skipped;
+3. for the renderer with the directory store (`IMAGEGEN_OUTPUT_STORE=directory`, the default),
+   that this process may write to the output folder (`IMAGEGEN_OUTPUT_DIR`): a volume owned by
+   another uid would fail every item it renders.
 
 SERVICE defaults to the one PID 1 runs (`imagegen serve NAME` or `python -m services.NAME`), so
 the image's HEALTHCHECK needs no argument. The script only imports what the services import.
@@ -100,19 +104,51 @@ async def ping(service: str, timeout: float) -> list[dict[str, Any]]:
         await nc.close()
 
 
-def own_connection(service: str, monitor_url: str, timeout: float) -> str | None:
-    """The name of this container's NATS connection as `/connz` lists it, or None."""
+def own_connection(service: str, monitor_urls: str, timeout: float) -> str | None:
+    """The name of this container's NATS connection as some server's `/connz` lists it, or None.
+
+    `monitor_urls` is one monitoring URL or several, comma-separated (the servers of a cluster);
+    a server that does not answer is skipped, and when none answers the last error is raised.
+    """
     instance = os.environ.get("IMAGEGEN_INSTANCE")
     prefix = f"{service}@{socket.gethostname()}:"  # the services' default instance name
 
     def ours(name: str) -> bool:
         return name == instance if instance else name.startswith(prefix)
 
-    url = f"{monitor_url.rstrip('/')}/connz?state=open&limit=100000"
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        connz = json.load(response)
-    names = [str(conn.get("name") or "") for conn in connz.get("connections") or []]
-    return next((name for name in names if ours(name)), None)
+    failure: Exception | None = None
+    answered = False
+    for monitor_url in filter(None, (url.strip() for url in monitor_urls.split(","))):
+        url = f"{monitor_url.rstrip('/')}/connz?state=open&limit=100000"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                connz = json.load(response)
+        except (OSError, ValueError) as exc:
+            failure = exc
+            continue
+        answered = True
+        names = [str(conn.get("name") or "") for conn in connz.get("connections") or []]
+        if found := next((name for name in names if ours(name)), None):
+            return found
+    if not answered and failure is not None:
+        raise failure
+    return None
+
+
+def output_problem(service: str) -> str | None:
+    """Why a renderer here could not store images (an unwritable output folder), or None."""
+    from shared.contract.errors import StorageError
+    from shared.runtime.settings import Settings
+    from shared.storage.directory import DirectoryStore
+
+    settings = Settings()
+    if service != "renderer" or settings.output_store != "directory":
+        return None
+    try:
+        DirectoryStore(settings.output_dir).check_writable()
+    except StorageError as exc:
+        return str(exc)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,12 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--monitor-url",
         default=os.environ.get("IMAGEGEN_HEALTHCHECK_MONITOR_URL") or None,
-        help="NATS monitoring URL, e.g. http://nats:8222, to check this container's own connection",
+        help="NATS monitoring URL, e.g. http://nats:8222 (a cluster: each server's, comma-separated), "
+        "to check this container's own connection",
     )
     args = parser.parse_args(argv)
     service = args.service or service_of_pid1()
     if service is None:
         print("unhealthy: no service named and PID 1 runs none", file=sys.stderr)
+        return 1
+    if problem := output_problem(service):
+        print(f"unhealthy: {problem}", file=sys.stderr)
         return 1
     try:
         # Bounded as a whole, whatever the client library does on the way.
@@ -143,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             name = own_connection(service, args.monitor_url, args.timeout)
         except Exception as exc:
-            print(f"unhealthy: {args.monitor_url}/connz: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"unhealthy: {args.monitor_url} /connz: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         if name is None:
             print(f"unhealthy: no NATS connection of this {service} process", file=sys.stderr)

@@ -81,6 +81,7 @@ class NatsServer:
     process: subprocess.Popen[bytes] | None
     config_text: str | None = field(default=None, repr=False)
     log_file: Path | None = field(default=None, repr=False)
+    extra_args: tuple[str, ...] = ()
 
     @classmethod
     def start(
@@ -90,6 +91,7 @@ class NatsServer:
         port: int = 0,
         config_text: str | None = None,
         log_file: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> NatsServer:
         """Start nats-server on `port` (0 = a free one) with JetStream data in `store_dir`.
 
@@ -97,7 +99,7 @@ class NatsServer:
         with the log tail otherwise. `config_text` is written to `store_dir/nats-server.conf`
         and passed with -c (command-line flags still win, so it cannot move the port, host or
         store). The log goes to `log_file`, by default `store_dir/nats-server.log`, appended
-        across restarts.
+        across restarts. `extra_args` are further flags (a cluster member's name and routes).
         """
         store_dir = Path(store_dir).resolve()
         store_dir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +119,7 @@ class NatsServer:
             "-p", str(port) if port else "-1",
             "-m", "-1",
             "-P", str(pid_file),
+            *extra_args,
         ]  # fmt: skip
         if config_text is not None:
             conf = store_dir / "nats-server.conf"
@@ -141,6 +144,7 @@ class NatsServer:
             process=process,
             config_text=config_text,
             log_file=log,
+            extra_args=tuple(extra_args),
         )
         reaper.add(id(server), server._stop_quietly)
 
@@ -188,10 +192,19 @@ class NatsServer:
         terminate(process, signal.SIGKILL if kill else signal.SIGTERM, timeout=STOP_TIMEOUT)
 
     def restart(self) -> None:
-        """Stop, then start again on the same port, store, config and log file."""
+        """Stop, then start again on the same port, store, config, flags and log file."""
         self.stop()
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start a stopped (or killed) server again on the same port, store, config, flags and
+        log file."""
         fresh = type(self).start(
-            self.store_dir, port=self.port, config_text=self.config_text, log_file=self.log_file
+            self.store_dir,
+            port=self.port,
+            config_text=self.config_text,
+            log_file=self.log_file,
+            extra_args=self.extra_args,
         )
         reaper.discard(id(fresh))
         self.url, self.port, self.monitor_port = fresh.url, fresh.port, fresh.monitor_port

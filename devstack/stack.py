@@ -81,6 +81,9 @@ class LocalStack:
 
     Given `nats_url` / `database_url` (or the environment's), it uses those servers and starts
     only the services; `nats_credentials` says the given nats-server runs the permissions layout.
+    `python` runs the services and `imagegen nats setup`; with `from_repo=False` they import
+    imagegen from that interpreter's own installation (a wheel) and run in the state folder,
+    never from this repository.
     """
 
     state_dir: Path
@@ -95,6 +98,8 @@ class LocalStack:
     processes: list[ServiceProcess] = field(default_factory=list)
     metrics: bool = False
     nats_credentials: NatsCredentials | None = None
+    python: str = sys.executable
+    from_repo: bool = True
 
     def start_servers(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -147,14 +152,22 @@ class LocalStack:
             IMAGEGEN_DATA_SOURCES=env.get(
                 "IMAGEGEN_DATA_SOURCES", json.dumps({"local": self.sample.reader_url} if self.sample else {})
             ),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
         )
+        if self.from_repo:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        else:
+            env.pop("PYTHONPATH", None)
         env.update(self.extra_env)
         if self.nats_credentials and identity:
             env.update(self.nats_credentials.env(identity))
             env["IMAGEGEN_DECLARE_TOPOLOGY"] = "false"  # `declare_topology` did it as admin
         env.update(overrides)
         return env
+
+    def cwd(self) -> Path | None:
+        """Where service processes run: the state folder when they must not see this repository
+        (`python -m` would import from the working folder first)."""
+        return None if self.from_repo else self.state_dir.resolve()
 
     def spawn(self, name: str, *, instance: str | None = None, **env: str) -> ServiceProcess:
         """Start one more process of service `name` (e.g. a renderer replica)."""
@@ -167,8 +180,9 @@ class LocalStack:
             env["IMAGEGEN_METRICS_PORT"] = str(metrics_port)
         with log_file.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", SERVICES[name].module],
+                [self.python, "-m", SERVICES[name].module],
                 env=self.env(name, IMAGEGEN_INSTANCE=label, **env),
+                cwd=self.cwd(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -184,8 +198,9 @@ class LocalStack:
         if not self.nats_credentials:
             return
         done = subprocess.run(
-            [sys.executable, "-m", "shared.cli.main", "nats", "setup", "--wait", "30"],
+            [self.python, "-m", "shared.cli.main", "nats", "setup", "--wait", "30"],
             env=self.env(ADMIN),
+            cwd=self.cwd(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -198,6 +213,11 @@ class LocalStack:
         for name in SERVICES:
             for _ in range(self.renderers if name == "renderer" else 1):
                 self.spawn(name)
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The server URLs in `nats_url` (every member of a cluster), as nats-py takes them."""
+        return self.client_settings().nats_servers
 
     def client_env(self, identity: str = CLIENT) -> dict[str, str]:
         """The NATS settings (beyond the URL) of `identity`, as environment variables."""
@@ -224,11 +244,11 @@ class LocalStack:
 
     async def connect_as(self, identity: str, **options: Any) -> NATS:
         """A plain NATS connection as `identity` (fails at once when refused)."""
-        return await nats.connect(self.nats_url, **self.client_options(identity), **options)
+        return await nats.connect(self.nats_servers, **self.client_options(identity), **options)
 
     async def client(self, identity: str = CLIENT, **options: Any) -> Client:
         """A client of this stack, as its users connect (credentials included)."""
-        return await Client.connect(self.nats_url, **self.client_options(identity), **options)
+        return await Client.connect(self.nats_servers, **self.client_options(identity), **options)
 
     def info(self) -> StackInfo:
         """What `imagegen up` records about this stack for later commands."""

@@ -14,7 +14,6 @@ Errors come back as the same exception classes the services raise (`BadRequest` 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -46,7 +45,7 @@ from shared.contract.messages import (
 )
 from shared.contract.states import TERMINAL_EVENTS, JobStatus
 from shared.contract.style import Style
-from shared.contract.submit import FileSubmit, SubmitBase
+from shared.contract.submit import FileSubmit, SubmitBase, upload_name
 from shared.runtime.bus.connect import auth_options
 from shared.runtime.settings import Settings
 from shared.sources import SOURCES, source_of
@@ -167,7 +166,7 @@ class Client:
     async def upload(self, path: Path) -> str:
         """Stream a local file into the `imagegen-inputs` bucket under a fresh random name (a
         client may write uploads but read none); returns the name."""
-        name = f"{secrets.token_hex(8)}-{path.name}"
+        name = upload_name(path.name, "upload" + path.suffix)
         with path.open("rb") as handle:
             await put_upload(self.js, name, handle)
         return name

@@ -21,15 +21,19 @@ from typing import Any
 import asyncpg
 import pytest
 
-from devstack import NatsServer, PostgresServer
+from devstack import NatsCluster, NatsServer, PostgresServer
 from devstack.natsauth import NatsCredentials
 from devstack.sample import SampleSource, create_sample_source, with_login
 from devstack.stack import LocalStack
 from shared.client import Client
+from tests.browsers import browser_fixture
 from tests.gateways import gateway_fixture, http_fixture
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+
+# tests/image runs a built container image (`make image-test` names it): not part of `make test`.
+collect_ignore = [] if os.environ.get("IMAGEGEN_TEST_IMAGE") else ["image"]
 
 
 @pytest.fixture(scope="session")
@@ -210,3 +214,16 @@ async def stacks() -> AsyncIterator[list[tuple[NatsServer, LocalStack]]]:
 # The gateway as a real process, for the HTTP tests (tests/gateways.py).
 gateway = pytest.fixture(scope="session", name="gateway")(gateway_fixture)
 http = pytest.fixture(name="http")(http_fixture)
+# Debian's Chromium through Playwright, for the console tests (tests/browsers.py).
+browser = pytest.fixture(name="browser")(browser_fixture)
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A three-member nats-server cluster of the test's own on loopback (no permissions layout);
+    the test may kill and restart its members."""
+    cluster = NatsCluster.start(tmp_path / "cluster")
+    try:
+        yield cluster
+    finally:
+        cluster.stop(kill=True)

@@ -7,12 +7,23 @@ import asyncio
 import time
 from pathlib import Path
 
+import nats.errors
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
+
 from devstack import NatsServer
 from devstack.natsauth import NatsCredentials
 from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import JobInfo
 from tests.conftest import create_database
+
+# How long a million-row ingest may take on a loaded machine: a liveness bound, set well inside
+# those tests' own cap (their timeout marker) so that this deadline, naming what did not happen,
+# fires first. Speed is measured in bench/.
+INGEST_DEADLINE = 600
+# What a JetStream API request raises while a stream has no leader (on a cluster, mid-election).
+_NO_LEADER = (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -66,3 +77,32 @@ async def wait_ingested(client: Client, job_id: str, timeout: float) -> JobInfo:
             return job
         assert time.monotonic() < deadline, f"ingest not finished after {timeout}s: {job}"
         await asyncio.sleep(0.5)
+
+
+async def stream_leader(js: JetStreamContext, stream: str, timeout: float = 30.0) -> str:
+    """The name of the server leading `stream` on a cluster ($JS.API.STREAM.INFO's
+    cluster.leader), waiting through an election."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = await js.stream_info(stream)
+            if info.cluster and info.cluster.leader:
+                return info.cluster.leader
+        except _NO_LEADER:
+            pass  # no leader to answer yet
+        assert time.monotonic() < deadline, f"{stream} has no leader after {timeout}s"
+        await asyncio.sleep(0.2)
+
+
+async def wait_for_peers(js: JetStreamContext, stream: str, count: int) -> None:
+    """Wait until `count` servers (the leader and its current followers) hold `stream`."""
+    cluster = None
+    for _ in range(300):
+        try:
+            cluster = (await js.stream_info(stream)).cluster
+        except _NO_LEADER:
+            cluster = None  # an election is under way
+        if cluster and cluster.leader and 1 + sum(bool(p.current) for p in cluster.replicas or []) == count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{stream} is not on {count} servers: {cluster}")

@@ -64,6 +64,7 @@ class Command:
         return words
 
 
+COMPOSE_RUN = "tests/image/test_compose.py::test_compose_up_submit_through_the_gateway_and_down"
 # Commands covered by a test of their own, by the first words they start with. Each names a test
 # (`path::function`, checked to exist) or, for the suite itself, the CI script that runs it.
 COVERED: list[tuple[tuple[str, ...], str]] = [
@@ -76,8 +77,10 @@ COVERED: list[tuple[tuple[str, ...], str]] = [
     ((".venv/bin/python", "bench/bench_pipeline.py"), "tests/test_docs.py::test_bench_pipeline_runs"),
     (("docker", "build"), "tests/deploy/test_manifests.py::test_dockerfile_shape"),
     (("docker", "run"), "tests/deploy/test_manifests.py::test_dockerfile_shape"),
-    (("docker", "compose"), "tests/deploy/test_manifests.py::test_compose_config_validates"),
-    (("docker-compose",), "tests/deploy/test_manifests.py::test_compose_config_validates"),
+    # compose.yaml runs for real under docker-compose (v1, the same arguments) in `make image-test`.
+    (("docker", "compose"), COMPOSE_RUN),
+    (("docker-compose",), COMPOSE_RUN),
+    (("make", "image-test"), ".ci/run"),
     (("kubectl",), "tests/deploy/test_manifests.py::test_k8s_manifests_validate_against_kubernetes_schemas"),
     (
         ("$EDITOR", "deploy/k8s/secret.yaml"),

@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import socket
+from pathlib import Path
 
 import uvicorn
 from nats.micro import add_service
@@ -23,7 +24,8 @@ from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings, on_loopback
 from shared.runtime.bus.service import VERSION, instance_name
 from shared.runtime.logging import configure_logging, get_logger
-from shared.runtime.settings import Settings
+from shared.runtime.metrics import serve_metrics
+from shared.runtime.settings import Settings, SettingsError
 
 log = get_logger(__name__)
 
@@ -39,10 +41,19 @@ def listening_url(server: uvicorn.Server, gateway: GatewaySettings) -> str:
     return f"http://{host}:{port}/"
 
 
+def _kept_key(path: Path | None) -> str:
+    """The key an earlier start or a deployment's init step left in `path` ("" when none)."""
+    return path.read_text(encoding="utf-8").strip() if path is not None and path.is_file() else ""
+
+
 def ensure_key(gateway: GatewaySettings) -> bool:
-    """Listening beyond loopback, the API needs a key: make one if none was given (written to
-    `api_key_file` with 0600 permissions when set). Returns True when a key was made."""
+    """Listening beyond loopback, the API needs a key: the one in `api_key_file` when that file
+    exists (a deployment's init step made it, or an earlier start), else a new one, written there
+    with 0600 permissions when the setting is given. Returns True when a key was made."""
     if gateway.api_key is not None or on_loopback(gateway.host):
+        return False
+    if kept := _kept_key(gateway.api_key_file):
+        gateway.api_key = SecretStr(kept)
         return False
     key = secrets.token_urlsafe(24)
     gateway.api_key = SecretStr(key)
@@ -58,6 +69,7 @@ async def main() -> None:
     gateway = GatewaySettings()
     configure_logging(settings.log_format, settings.log_level, service="gateway")
     generated = ensure_key(gateway)
+    serve_metrics(settings.metrics_port)  # its own port, like every service's (not the API's)
     app = create_app(settings, gateway)
     config = uvicorn.Config(
         app,
@@ -105,4 +117,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except SettingsError as exc:  # a bad IMAGEGEN_* value: say which, no traceback
+        raise SystemExit(f"gateway: {exc}") from None

@@ -15,15 +15,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from services.gateway.docs import install_docs
 from services.gateway.errors import install_error_handlers
 from services.gateway.guard import Guard
 from services.gateway.limits import BodyLimit
 from services.gateway.openapi import install_openapi
 from services.gateway.routes import console, files, jobs, render, submit
 from services.gateway.settings import GatewaySettings
+from services.gateway.webfonts import WebFonts
 from shared.client import Client
 from shared.runtime.bus.connect import connect
 from shared.runtime.bus.permissions import GATEWAY, inbox_prefix
+from shared.runtime.bus.service import instance_name
 from shared.runtime.settings import Settings
 
 DESCRIPTION = (
@@ -46,21 +49,33 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = None
         if client is None:
-            nc = await connect(settings, settings.instance or "gateway", inbox_prefix=inbox_prefix(GATEWAY))
+            # Named like every service's connection, so its container's health check finds it.
+            name = instance_name(settings, GATEWAY)
+            nc = await connect(settings, name, inbox_prefix=inbox_prefix(GATEWAY))
             owned = Client(nc, timeout=gateway.request_timeout_seconds)
         app.state.client = client or owned
         try:
             yield
         finally:
+            app.state.webfonts.close()
             if owned is not None:
                 await owned.close()
 
-    app = FastAPI(title="imagegen gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="imagegen gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
+    )
     app.state.gateway = gateway
     app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     app.state.event_streams = {}  # client address -> open event streams (a cap per client)
+    app.state.webfonts = WebFonts(gateway.webfont_cache_dir)
     app.add_middleware(
         BodyLimit,
         default=gateway.max_body_bytes,

@@ -6,14 +6,17 @@ The connection to NATS and the output folder come from the shared `Settings` (`I
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from shared.runtime.settings import EnvSettings
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(EnvSettings):
     """HTTP knobs of the gateway. Field `x` is set by `IMAGEGEN_GATEWAY_X`."""
 
     model_config = SettingsConfigDict(env_prefix="IMAGEGEN_GATEWAY_", extra="ignore")
@@ -36,7 +39,9 @@ class GatewaySettings(BaseSettings):
         "one, the gateway makes a random key, logs the console URL with it and writes it to API_KEY_FILE.",
     )
     api_key_file: Path | None = Field(
-        default=None, description="Where a generated API key is written (0600)."
+        default=None,
+        description="The API key's file: read when it exists (beyond loopback, without API_KEY), "
+        "else where a generated key is written (0600).",
     )
     max_event_streams_per_client: Annotated[int, Field(ge=1)] = 8
     max_upload_bytes: Annotated[int, Field(ge=1)] = 256 * 1024 * 1024
@@ -45,6 +50,10 @@ class GatewaySettings(BaseSettings):
     sse_keepalive_seconds: Annotated[float, Field(gt=0)] = 15.0
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 5.0
     max_list_files: Annotated[int, Field(ge=1)] = 10_000
+    webfont_cache_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "imagegen-webfonts",
+        description="Where the console's web-font slices are kept once made (made again if unwritable).",
+    )
 
     @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
 from shared.runtime.bus.limits import check_reply, payload_budget
 from shared.runtime.bus.poison import delivery_of, settle
+from shared.runtime.bus.publish import publish
 from shared.runtime.bus.service import Endpoint, Service
 from shared.runtime.bus.streams import renderer_consumer
 from shared.runtime.logging import get_logger
@@ -255,7 +256,9 @@ class Renderer(Service):
             renderer=self.ctx.instance,
             delivery=delivery,
         )
-        await self.ctx.js.publish(
+        # Retried in place through a leader election (the batch is not rendered again).
+        await publish(
+            self.ctx.js,
             results_subject(task.job_id),
             self._fitted(result),
             headers={"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"},

@@ -30,7 +30,8 @@ from shared.contract.errors import BadRequest, ImagegenError
 from shared.contract.messages import RenderTask, failed_item
 from shared.contract.style import Style
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
-from shared.runtime.logging import get_logger
+from shared.runtime.logging import configure_logging, get_logger
+from shared.runtime.settings import Settings
 from shared.storage import DirectoryStore
 
 log = get_logger(__name__)
@@ -85,6 +86,10 @@ def _child_main(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A spawned child starts with structlog's defaults: log as the replica does (JSON in a
+    # container), from the same environment.
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     if nice:
         os.nice(nice)
     engine_type = _FaultyEngine if faults else RenderEngine

@@ -48,6 +48,7 @@ from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
 from shared.runtime.bus.limits import TaskBudget
 from shared.runtime.bus.poison import describe, settle
+from shared.runtime.bus.publish import publish
 from shared.runtime.bus.service import Endpoint, Service
 from shared.runtime.bus.streams import advisories_consumer, notifier_consumer
 from shared.runtime.ledger import BatchOutcome, Ledger
@@ -183,11 +184,13 @@ class ResultNotifier(Service):
         log.info("audit.resume", job_id=job_id, attempt=job.attempt)
         await self.active.start(job_id, job.attempt)  # before its first task exists
         request = IngestRequest(job_id=job_id, attempt=job.attempt, source=job.source, resume=True)
-        await self.ctx.js.publish(
+        await publish(
+            self.ctx.js,
             requests_subject(job.source),
             encode_json(request),
             headers={"Nats-Msg-Id": f"{job_id}:{job.attempt}"},
             timeout=5,
+            retry_for=10,
         )
         return job
 

@@ -10,6 +10,7 @@ import sys
 from shared.cli.commands.catalogue import asyncapi, fonts
 from shared.cli.commands.jobs import jobs
 from shared.cli.commands.nats import config as nats_config
+from shared.cli.commands.nats import credentials as nats_credentials
 from shared.cli.commands.nats import setup as nats_setup
 from shared.cli.commands.render import render
 from shared.cli.commands.stack import stack
@@ -28,7 +29,9 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "asyncapi":
         return asyncapi(args)
     if args.command == "nats":
-        return nats_config(args) if args.action == "config" else asyncio.run(nats_setup(args))
+        if args.action == "setup":
+            return asyncio.run(nats_setup(args))
+        return nats_config(args) if args.action == "config" else nats_credentials(args)
     command = {"submit": submit, "jobs": jobs, "fonts": fonts}[args.command]
     return asyncio.run(command(args))
 

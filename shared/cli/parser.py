@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print nats-server's authorization block of the permissions layout",
         description="Passwords are read from nats-server's environment: NATS_PASSWORD_<IDENTITY>.",
     )
+    made = nats_cmds.add_parser(
+        "credentials",
+        help="make a deployment's NATS passwords and gateway API key in FOLDER (keeps existing ones)",
+        description="One file per identity (IMAGEGEN_NATS_PASSWORD_FILE), nats.env for nats-server "
+        "(NATS_PASSWORD_<IDENTITY>=...) and gateway-api-key, all 0600: compose's init step.",
+    )
+    made.add_argument("folder", type=Path, help="where the files go (created if missing)")
+    _json_flag(made)
 
     _submit_parsers(sub)
 

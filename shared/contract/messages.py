@@ -233,6 +233,8 @@ class JobInfo(_Wire):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     failures: list[ItemFailure] = field(default_factory=list)
+    # What it read: an upload's file name, a server file's path, or a query's data source.
+    label: str | None = None
 
 
 class JobsGet(_Wire):

@@ -104,3 +104,13 @@ def job_id_from_subject(subject: str) -> str:
     if len(parts) < 3 or parts[0] != PREFIX:
         raise BadRequest(f"not an imagegen job subject: {subject!r}", field="subject")
     return validate_job_id(parts[2], field="subject")
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream that holds a key-value bucket (JetStream's naming, ADR-8)."""
+    return f"KV_{bucket}"
+
+
+def object_stream(bucket: str) -> str:
+    """The stream that holds an Object Store bucket (JetStream's naming, ADR-20)."""
+    return f"OBJ_{bucket}"

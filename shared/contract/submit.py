@@ -12,6 +12,9 @@ field). A bad override value fails that row's item, not the job.
 
 from __future__ import annotations
 
+import re
+import secrets
+import unicodedata
 from typing import Annotated, Final
 
 from msgspec import Meta, Struct, field
@@ -47,6 +50,24 @@ NameTemplateText = Annotated[
 ]
 MAX_BATCH_SIZE: Final = 1000
 BatchSize = Annotated[int, Meta(ge=1, le=MAX_BATCH_SIZE, description="items per render task")]
+
+
+_UPLOAD_NAME = re.compile(r"^(?:gateway-)?[0-9a-f]{16}-(.+)$")  # "gateway-": the older gateway's
+
+
+def upload_name(filename: str | None, default: str) -> str:
+    """A fresh name in the inputs bucket for an upload of `filename`: 16 random hex digits, then
+    the file's own name (letters and digits of any script, spaces and `._-()`, at most 80
+    characters; else `default`), so a job can still say which file it read."""
+    name = unicodedata.normalize("NFC", filename or "")  # macOS hands out decomposed names
+    safe = "".join(c if c.isalnum() or c in " ._-()" else "_" for c in name).strip()[-80:]
+    return f"{secrets.token_hex(8)}-{safe or default}"
+
+
+def upload_label(name: str) -> str:
+    """The file name an upload was made from, as `upload_name` kept it."""
+    match = _UPLOAD_NAME.match(name)
+    return match.group(1) if match else name
 
 
 def column_ref(text: str, *, by_position: bool) -> str | int:

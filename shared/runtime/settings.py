@@ -7,13 +7,24 @@ as fallbacks because that is what operators and CI already export.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+import pydantic_settings
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.contract.errors import ImagegenError
 from shared.contract.submit import MAX_BATCH_SIZE
 
 _NAME = r"[^\s.\x00]{1,63}"  # a Postgres name as stored (no dot, no space)
@@ -63,7 +74,46 @@ class DataSource(BaseModel):
         return {"dsn": value} if isinstance(value, str) else value
 
 
-class Settings(BaseSettings):
+class SettingsError(ImagegenError):
+    """Environment values that do not validate: each problem names its variable (never its
+    value, which may be a password or a DSN with one)."""
+
+
+class EnvSettings(BaseSettings):
+    """Settings read from the environment whose errors name the variable to fix, not the field:
+    `IMAGEGEN_BATCH_SIZE: Input should be a valid integer` rather than pydantic's `batch_size`."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = [(self._variable(error["loc"]), error["msg"]) for error in exc.errors()]
+            raise self._error(problems) from None
+        except pydantic_settings.SettingsError as exc:  # a JSON value that does not parse
+            named = re.search(r'field "(\w+)"', str(exc))
+            variable = self._variable((named.group(1),)) if named else "environment"
+            raise self._error([(variable, f"not valid JSON ({exc.__cause__ or exc})")]) from None
+
+    @staticmethod
+    def _error(problems: list[tuple[str, str]]) -> SettingsError:
+        if len(problems) == 1:
+            return SettingsError(problems[0][1], field=problems[0][0])
+        return SettingsError("; ".join(f"{variable}: {message}" for variable, message in problems))
+
+    @classmethod
+    def _variable(cls, loc: tuple[int | str, ...]) -> str:
+        """The environment variable (and the place inside its JSON value) of an error location."""
+        head, rest = str(loc[0]) if loc else "", ".".join(str(part) for part in loc[1:])
+        field = cls.model_fields.get(head)
+        alias = field.validation_alias if field else None
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            head = alias.choices[0]
+        elif field is not None:
+            head = f"{cls.model_config.get('env_prefix', '')}{head}".upper()
+        return f"{head} ({rest})" if rest else head
+
+
+class Settings(EnvSettings):
     """Every knob of imagegen. Field `x` is set by `IMAGEGEN_X`."""
 
     model_config = SettingsConfigDict(env_prefix="IMAGEGEN_", extra="ignore")
@@ -76,6 +126,11 @@ class Settings(BaseSettings):
     )
     nats_user: str | None = None
     nats_password: str | None = None
+    nats_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the password (read at connect; wins over NATS_PASSWORD), as "
+        "`imagegen nats credentials` writes them for compose.",
+    )
     nats_token: str | None = None
     nats_creds_file: Path | None = None
     nats_tls_ca: Path | None = None
@@ -165,6 +220,19 @@ class Settings(BaseSettings):
     tasks_max_bytes: Annotated[int, Field(ge=-1)] = 1024 * 1024 * 1024
     inputs_ttl_hours: Annotated[float, Field(gt=0)] = 24.0
     duplicate_window_seconds: Annotated[float, Field(gt=0)] = 600.0
+    stream_replicas: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=1,
+        description=(
+            "Copies JetStream keeps of every stream (3 on a cluster of three servers survives the "
+            "loss of one); a change is applied in place at the next declaration."
+        ),
+    )
+    kv_replicas: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Copies of every key-value bucket (default: stream_replicas)."
+    )
+    object_store_replicas: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Copies of every Object Store bucket (default: stream_replicas)."
+    )
 
     # --- operations --------------------------------------------------------------------------
     log_format: Literal["console", "json"] = "console"

@@ -50,6 +50,20 @@ class DirectoryStore:
 
     # --- writing ------------------------------------------------------------------------------
 
+    def check_writable(self) -> None:
+        """`StorageError` unless this process can create (and remove) a file in the root folder,
+        creating the folder if need be: a renderer's health check (a volume owned by another uid
+        would fail every item)."""
+        probe = self.root / f".writable.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageError(
+                f"the output folder {self.root} is not writable by uid {os.getuid()}: {exc.strerror}"
+            ) from exc
+
     def write_many(self, job_id: str, files: Sequence[tuple[str, bytes]]) -> list[str]:
         """Write one batch's images into the job's folder synchronously; returns their names.
 

@@ -29,6 +29,7 @@ from shared.contract.subjects import (
 )
 from shared.contract.submit import SubmitBase
 from shared.runtime import metrics
+from shared.runtime.bus.publish import JS_UNAVAILABLE, publish
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
 from shared.sources import SourceSpec
@@ -39,6 +40,10 @@ log = get_logger(__name__)
 
 
 FULL_AT = 0.9  # share of a work queue's byte or message limit at which submits are refused
+# How long a submit waits for the request stream to have a leader (an election on a cluster
+# takes a few seconds) before it is answered Busy.
+_QUEUE_WAIT = 10.0
+_NOT_QUEUED: tuple[type[Exception], ...] = (APIError, *JS_UNAVAILABLE)
 _full_until = 0.0
 
 
@@ -93,13 +98,15 @@ async def accept_submit(
         await active.start(job_id, job.attempt)
         request = IngestRequest(job_id=job_id, attempt=job.attempt, source=spec.name)
         try:
-            await js.publish(
+            await publish(
+                js,
                 spec.requests_subject,
                 encode_json(request),
                 headers={"Nats-Msg-Id": f"{job_id}:{job.attempt}"},
                 timeout=5,
+                retry_for=_QUEUE_WAIT,
             )
-        except (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+        except _NOT_QUEUED as exc:
             await ledger.fail_job(job_id, job.attempt, f"could not queue the request: {exc}")
             await active.end(job_id)
             raise Busy(f"the request queue is not accepting work right now ({exc})") from exc

@@ -22,6 +22,7 @@ from shared.contract.codec import decode_json, decode_msgpack, encode_json
 from shared.contract.errors import BadRequest
 from shared.contract.messages import BatchResult, IngestRequest, MaxDeliveries, RenderTask, failed_item
 from shared.contract.subjects import STREAM_REQUESTS, STREAM_TASKS, results_subject
+from shared.runtime.bus.publish import publish
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
 from shared.workflow.active import ActiveJobs
@@ -90,7 +91,8 @@ class Undelivered:
             renderer=self.instance,
             delivery=advisory.deliveries,
         )
-        await self.js.publish(
+        await publish(
+            self.js,
             results_subject(task.job_id),
             encode_json(result),
             headers={"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"},

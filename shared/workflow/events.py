@@ -1,7 +1,8 @@
 """Publishing job lifecycle events on `imagegen.events.<job_id>.<kind>`.
 
 Terminal and one-off events carry a `Nats-Msg-Id` of (job, attempt, kind), so when two writers
-or a redelivery announce the same transition the stream keeps one copy.
+or a redelivery announce the same transition the stream keeps one copy. A publish waits out a
+stream without a leader (`shared.runtime.bus.publish`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from nats.js.client import JetStreamContext
 from shared.contract.codec import encode_json
 from shared.contract.messages import JobEvent, JobInfo, clip
 from shared.contract.subjects import events_subject
+from shared.runtime.bus.publish import publish
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -37,7 +39,7 @@ async def publish_event(js: JetStreamContext, event: JobEvent) -> None:
     headers = None
     if event.kind != "progress":
         headers = {"Nats-Msg-Id": f"{event.job_id}:{event.attempt}:{event.kind}"}
-    await js.publish(events_subject(event.job_id, event.kind), encode_json(event), headers=headers)
+    await publish(js, events_subject(event.job_id, event.kind), encode_json(event), headers=headers)
     log.info("job.event", job_id=event.job_id, kind=event.kind, done=event.done, failed=event.failed)
 
 

@@ -75,7 +75,7 @@ def failed_copy(result: BatchResult, reason: str) -> BatchResult:
                 index=item.index,
                 ok=False,
                 row=item.row,
-                error=storable(reason),
+                error=storable(clip(reason)),
                 text=storable(item.text),
                 name=storable(item.name),
                 style={storable(k) or "": storable(v) or "" for k, v in item.style.items()}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-import nats.errors
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
@@ -25,6 +24,7 @@ from shared.contract.style import Style
 from shared.contract.subjects import STREAM_TASKS, tasks_subject
 from shared.runtime import metrics
 from shared.runtime.bus.limits import TaskBudget, result_bound, task_bytes
+from shared.runtime.bus.publish import JS_UNAVAILABLE
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -32,13 +32,8 @@ log = get_logger(__name__)
 _FAIRNESS_CHECK_EVERY = 4
 IN_FLIGHT_BATCHES = 4  # byte budgets being published at once, per job
 
-_RETRYABLE = (
-    TimeoutError,
-    APIError,
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.errors.ConnectionReconnectingError,
-)
+# A stream without a leader, and one at its limit (discard new: an APIError): wait, never drop.
+_RETRYABLE: tuple[type[Exception], ...] = (*JS_UNAVAILABLE, APIError)
 
 
 class TaskPublisher:

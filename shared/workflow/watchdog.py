@@ -6,6 +6,11 @@ advisory dropped while NATS was away or a bug can still leave a job waiting for 
 will never come. result-notifier runs this loop: a job whose ledger row has not changed for
 `IMAGEGEN_JOB_STALL_SECONDS` is failed with the state it stalled in, ingest and renderers are
 told to stop, and `failed` is announced; `jobs resume` renders what it had not.
+
+A job cannot progress while result-notifier, NATS or Postgres is away, and results queue up
+meanwhile: so the watchdog judges only after it has seen both answer for a whole stall period
+(after its start, and after each round that found one of them away). Results that waited
+through an outage are counted before any job is judged by them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 
 from nats.js.client import JetStreamContext
 
+from shared.contract.subjects import CONSUMER_NOTIFIER, STREAM_RESULT_QUEUE
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
 from shared.workflow.active import ActiveJobs
@@ -41,18 +47,24 @@ async def watch_stalls(
     stop: asyncio.Event,
 ) -> None:
     """Fail stalled jobs every `check_every(stall_seconds)` until `stop` is set."""
+    loop = asyncio.get_running_loop()
     every = check_every(stall_seconds)
+    healthy_since = loop.time()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
             return
         try:
+            await js.consumer_info(STREAM_RESULT_QUEUE, CONSUMER_NOTIFIER)  # NATS answers
+            if loop.time() - healthy_since < stall_seconds:
+                continue
             stalled = await ledger.fail_stalled(stall_seconds)
-        except Exception as exc:  # Postgres away: the next round asks again
+        except Exception as exc:
             log.warning("watchdog.unavailable", error=str(exc) or type(exc).__name__)
+            healthy_since = loop.time()
             continue
         for job in stalled:
             try:
                 await job_failed(js, active, job, cancellations)
-            except Exception:  # NATS away: the ledger has the failure; the event is lost
+            except Exception:  # (a publish waits out NATS away) the ledger has the failure
                 log.exception("watchdog.announce_failed", job_id=job.job_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from services.gateway.settings import GatewaySettings
+from shared.cli.commands.nats import GATEWAY_API_KEY, SERVER_ENV
 from shared.contract import subjects
 from shared.runtime.bus.permissions import (
     IDENTITIES,
@@ -33,6 +35,9 @@ from shared.sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
+COMPOSE_CLUSTER = REPO / "deploy" / "compose.cluster.yaml"  # NATS as three servers, over COMPOSE
+OPERATIONS = REPO / "docs" / "operations.md"
+ONE_SHOTS = {"nats-credentials", "nats-setup"}  # compose services that run once and exit
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DOCKERIGNORE = REPO / "deploy" / "Dockerfile.dockerignore"
 K8S = REPO / "deploy" / "k8s"
@@ -108,14 +113,18 @@ def assert_known_settings(keys: list[str], where: str) -> None:
 # --- compose ---------------------------------------------------------------------------------
 
 
-def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    env: dict[str, str], *overrides: Path, quiet: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` of compose.yaml (with `overrides` over it): -q only validates."""
     compose = tool(
         "docker-compose",
         "apt-get install -y docker-compose (Compose v1 validates compose.yaml without an engine)",
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NATS_PASSWORD_")}
+    files = [arg for path in (COMPOSE, *overrides) for arg in ("-f", str(path))]
     return subprocess.run(
-        [compose, "-f", str(COMPOSE), "config", "-q"],
+        [compose, *files, "config", *(["-q"] if quiet else [])],
         cwd=REPO,
         env={**clean, **env},
         capture_output=True,
@@ -129,15 +138,24 @@ NATS_PASSWORDS = {password_variable(name): f"test-{name}" for name in IDENTITIES
 
 
 def test_compose_config_validates() -> None:
-    result = compose_config(NATS_PASSWORDS)
-    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
-
-
-def test_compose_has_no_default_nats_passwords() -> None:
-    """Without a password per identity (in .env) compose refuses to start, saying what to do."""
+    """With no .env at all: nobody pastes a secret (the NATS passwords are made at start-up)."""
     result = compose_config({})
-    assert result.returncode != 0
-    assert "set the NATS passwords in .env" in result.stderr
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
+    assert "NATS_PASSWORD" not in COMPOSE.read_text(encoding="utf-8").replace("NATS_PASSWORD_FILE", "")
+
+
+def test_compose_makes_the_nats_credentials_before_nats_starts() -> None:
+    services = load_compose()["services"]
+    init = services["nats-credentials"]
+    assert init["command"] == ["imagegen", "nats", "credentials", "/data/credentials"]
+    assert init["restart"] == "no" and init["volumes"] == ["credentials:/data/credentials"]
+    assert init["depends_on"] == {}
+    nats = services["nats"]
+    assert nats["depends_on"] == {"nats-credentials": {"condition": "service_completed_successfully"}}
+    assert "credentials:/credentials:ro" in nats["volumes"]
+    assert f". /credentials/{SERVER_ENV}" in nats["command"][2]
+    gateway = services["gateway"]["environment"]
+    assert gateway["IMAGEGEN_GATEWAY_API_KEY_FILE"] == f"/data/credentials/{GATEWAY_API_KEY}"
 
 
 def test_compose_has_the_stack() -> None:
@@ -152,7 +170,7 @@ def test_compose_has_the_stack() -> None:
     assert pg_volume in volumes, "postgres must keep its data in a named volume"
 
     for name, service in services.items():
-        if name == "nats-setup":
+        if name in ONE_SHOTS:
             assert service["healthcheck"] == {"disable": True} and service["restart"] == "no"
             continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -165,7 +183,7 @@ def imagegen_services(services: dict[str, Any]) -> dict[str, Any]:
 
 def test_compose_services_run_real_services_with_health_checks() -> None:
     services = imagegen_services(load_compose()["services"])
-    assert set(load_compose()["services"]) - set(services) == {"nats", "postgres", "nats-setup"}
+    assert set(load_compose()["services"]) - set(services) == {"nats", "postgres", *ONE_SHOTS}
     served = {name: served_service(service["command"]) for name, service in services.items()}
     sources = [ingest_sources(s["environment"], n) for n, s in services.items() if served[n] == "ingest"]
     check_coverage(served, sources, "compose")
@@ -182,21 +200,20 @@ def test_compose_services_run_real_services_with_health_checks() -> None:
 def test_compose_runs_nats_with_the_layout_and_each_service_as_itself() -> None:
     services = load_compose()["services"]
     nats = services["nats"]
-    assert nats["command"][:3] == ["nats-server", "--config", "/etc/nats/auth.conf"]
+    assert nats["command"][:2] == ["sh", "-c"]
+    assert "exec nats-server --config /etc/nats/auth.conf" in nats["command"][2]
     assert "./deploy/k8s/nats-auth.conf:/etc/nats/auth.conf:ro" in nats["volumes"]
-    required = {name: f"${{{password_variable(name)}:?" for name in IDENTITIES}
-    for name, reference in required.items():
-        assert nats["environment"][password_variable(name)].startswith(reference), name
 
     setup = services["nats-setup"]
     assert setup["command"] == ["imagegen", "nats", "setup"]
     assert setup["environment"]["IMAGEGEN_NATS_USER"] == "admin"
-    assert setup["environment"]["IMAGEGEN_NATS_PASSWORD"].startswith(required["admin"])
+    assert setup["environment"]["IMAGEGEN_NATS_PASSWORD_FILE"] == "/data/credentials/admin"
     for name, service in imagegen_services(services).items():
         identity = served_service(service["command"])
         env = service["environment"]
         assert env["IMAGEGEN_NATS_USER"] == identity, name
-        assert env["IMAGEGEN_NATS_PASSWORD"].startswith(required[identity]), name
+        assert env["IMAGEGEN_NATS_PASSWORD_FILE"] == f"/data/credentials/{identity}", name
+        assert "IMAGEGEN_NATS_PASSWORD" not in env, name
         assert env["IMAGEGEN_DECLARE_TOPOLOGY"] == "false", name
         assert service["depends_on"]["nats-setup"] == {"condition": "service_completed_successfully"}, name
 
@@ -212,6 +229,75 @@ def test_compose_renderer_replicas() -> None:
     assert renderer["deploy"]["replicas"] >= 2
     assert "container_name" not in renderer, "a fixed container name forbids --scale"
     assert "--scale renderer=" in COMPOSE.read_text(encoding="utf-8")
+
+
+def option(args: list[str], name: str) -> str:
+    """The value after `name` in a command line."""
+    assert name in args, f"{name} missing from {args}"
+    return args[args.index(name) + 1]
+
+
+def test_compose_cluster_override_runs_three_servers_and_three_copies_of_everything() -> None:
+    result = compose_config(NATS_PASSWORDS, COMPOSE_CLUSTER, quiet=False)
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}{result.stderr}"
+    services = yaml.safe_load(result.stdout)["services"]
+    members = sorted(
+        name for name, service in services.items() if service.get("image", "").startswith("nats:")
+    )
+    assert members == ["nats", "nats-2", "nats-3"]
+    names, stores = set(), set()
+    for name in members:
+        member = services[name]
+        # As the single server: the passwords from the credentials volume, then nats-server.
+        assert member["command"][:2] == ["sh", "-c"], name
+        script = member["command"][2]
+        assert ". /credentials/nats.env" in script, name
+        args = shlex.split(script.split("exec ", 1)[1])
+        assert args[:3] == ["nats-server", "--config", "/etc/nats/auth.conf"] and "--jetstream" in args, name
+        assert "credentials:/credentials:ro" in member["volumes"], name
+        assert any(v.endswith("deploy/k8s/nats-auth.conf:/etc/nats/auth.conf:ro") for v in member["volumes"])
+        assert option(args, "--cluster_name") == "imagegen" and option(args, "--cluster").endswith(":6222")
+        others = [f"nats://{other}:6222" for other in members if other != name]
+        assert set(option(args, "--routes").split(",")) == set(others), name
+        assert "healthz" in " ".join(member["healthcheck"]["test"]), name
+        names.add(option(args, "--server_name"))
+        stores.add(next(v.split(":")[0] for v in member["volumes"] if v.endswith(":/data:rw")))
+    assert len(names) == len(stores) == 3, "each server has its own name and its own volume"
+    for name, service in services.items():
+        if name in members or name in ("postgres", "nats-credentials"):  # the last never connects
+            continue
+        env = service["environment"]
+        assert_known_settings(list(env), f"compose cluster service {name}")
+        assert int(env["IMAGEGEN_STREAM_REPLICAS"]) == len(members), name
+        assert Settings(nats_url=env["IMAGEGEN_NATS_URL"]).nats_servers == [
+            f"nats://{m}:4222" for m in members
+        ]
+        assert env["IMAGEGEN_HEALTHCHECK_MONITOR_URL"].split(",") == [f"http://{m}:8222" for m in members]
+
+
+def test_compose_publishes_on_loopback_only() -> None:
+    """NATS, its monitoring port and the gateway are for this machine; a proxy publishes more."""
+    published = {name: s.get("ports", []) for name, s in load_compose()["services"].items()}
+    assert published["gateway"] and published["nats"]
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def compose_section() -> str:
+    text = OPERATIONS.read_text(encoding="utf-8")
+    start = text.index("### One machine: compose")
+    return text[start : text.index("\n### ", start + 1)]
+
+
+def test_the_runbook_lists_every_compose_service_with_commands_compose_v1_has() -> None:
+    section = compose_section()
+    for name in load_compose()["services"]:
+        assert f"`{name}`" in section, f"docs/operations.md's compose section never names {name}"
+    # Compose v1 (docker-compose) has no `cp`; every command shown must work with both.
+    commands = re.findall(r"docker[ -]compose (\w+)", section)
+    assert commands and "cp" not in commands
+    assert set(commands) <= {"up", "ps", "logs", "exec", "down", "stop", "build", "config", "run"}
 
 
 def parse_seconds(value: str | int) -> float:
@@ -448,12 +534,51 @@ def test_k8s_nats_runs_the_layout() -> None:
     (container,) = nats["containers"]
     assert container["args"][:3] == ["nats-server", "--config", "/etc/nats/auth.conf"]
     assert secret_keys(container) == {("imagegen-nats-users", name) for name in IDENTITIES}
-    assert {e["name"] for e in container["env"]} == {password_variable(name) for name in IDENTITIES}
+    passwords = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert passwords == {password_variable(name) for name in IDENTITIES}
     (volume,) = [v for v in nats["volumes"] if "configMap" in v]
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
     (generated,) = kustomization["configMapGenerator"]
     assert generated["name"] == volume["configMap"]["name"]
     assert generated["files"] == [f"auth.conf={NATS_AUTH.name}"]
+
+
+def test_k8s_nats_is_a_three_server_cluster_and_every_stream_has_three_copies() -> None:
+    statefulset = k8s_by_kind("StatefulSet")["nats"]
+    spec, namespace = statefulset["spec"], statefulset["metadata"]["namespace"]
+    replicas = spec["replicas"]
+    assert replicas == 3
+    assert spec["podManagementPolicy"] == "Parallel", "a lone first server never becomes ready"
+    # The StatefulSet's headless Service gives each server a stable name, before it is ready.
+    headless = k8s_by_kind("Service")[spec["serviceName"]]["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+    ports = {p["name"]: p["port"] for p in headless["ports"]}
+    assert ports == {"client": 4222, "cluster": 6222, "monitor": 8222}
+    hosts = [f"nats-{i}.{spec['serviceName']}.{namespace}.svc.cluster.local" for i in range(replicas)]
+
+    (container,) = spec["template"]["spec"]["containers"]
+    args = container["args"]
+    assert option(args, "--server_name") == "$(POD_NAME)"
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert option(args, "--cluster_name") and option(args, "--cluster").endswith(":6222")
+    assert option(args, "--routes").split(",") == [f"nats://{host}:6222" for host in hosts]
+    # Lame-duck mode on stop, through the pid file the server writes.
+    pid_file = option(args, "--pid")
+    stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert stop == ["nats-server", "--signal", f"ldm={pid_file}"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+    config = k8s_by_kind("ConfigMap")["imagegen-config"]["data"]
+    assert int(config["IMAGEGEN_STREAM_REPLICAS"]) == replicas
+    assert "IMAGEGEN_KV_REPLICAS" not in config and "IMAGEGEN_OBJECT_STORE_REPLICAS" not in config
+    assert Settings(nats_url=config["IMAGEGEN_NATS_URL"]).nats_servers == [f"nats://{h}:4222" for h in hosts]
+    monitors = config["IMAGEGEN_HEALTHCHECK_MONITOR_URL"].split(",")
+    assert monitors == [f"http://{host}:8222" for host in hosts]
+
+    (budget,) = k8s_by_kind("PodDisruptionBudget").values()
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
 
 
 def test_k8s_kustomization_lists_every_manifest() -> None:
@@ -496,6 +621,27 @@ def test_dockerfile_shape() -> None:
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
             assert source.rstrip("/") in allowed, f"COPY {source}: excluded by {DOCKERIGNORE.name}"
+
+
+def test_dockerfile_builds_behind_a_private_index_and_caches_the_dependencies() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    names = {stage.split()[2]: stage for stage in stages if " AS " in stage.splitlines()[0]}
+    requirements, build, runtime = names["requirements"], names["build"], names["runtime"]
+    # The dependency list is all the dependency layer sees of the repository.
+    copied = [line for line in requirements.splitlines() if line.startswith("COPY")]
+    assert copied == ["COPY pyproject.toml ./"]
+    before_deps = build[: build.index("-r requirements.txt")]
+    copies = [line for line in before_deps.splitlines() if line.startswith("COPY")]
+    assert copies == ["COPY --from=requirements /src/requirements.txt ./"]
+    # Both pip steps take the index from a build argument and the CA bundle from a build secret.
+    assert "ARG PIP_INDEX_URL=" in build
+    pip_steps = [step for step in build.split("\nRUN ") if "pip install" in step]
+    assert len(pip_steps) == 2
+    for step in pip_steps:
+        assert step.startswith("--mount=type=secret,id=ca_bundle") and '--index-url "$PIP_INDEX_URL"' in step
+    assert "pip uninstall --yes pip setuptools" in build
+    assert "ca_bundle" not in runtime and "PIP_INDEX_URL" not in runtime
 
 
 async def test_the_nats_config_file_runs_with_passwords_from_the_environment(

@@ -12,10 +12,12 @@ import msgspec
 import pytest
 
 from shared.client import Client
-from shared.contract.messages import BatchResult, ItemResult, JobInfo
-from shared.contract.subjects import results_subject
+from shared.contract.codec import encode_json
+from shared.contract.messages import BatchResult, IngestRequest, ItemResult, JobInfo
+from shared.contract.subjects import new_job_id, requests_subject, results_subject
 from shared.runtime.bus.discovery import wait_for_services
 from shared.runtime.bus.permissions import ADMIN, RENDERER
+from shared.runtime.ledger import Ledger
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 from tests.faults.test_faults import DEADLINE, assert_exact
@@ -169,4 +171,68 @@ async def test_a_job_without_progress_is_failed_by_the_watchdog(fault_stack: Fau
         assert resumed.attempt == 2
         await assert_exact(client, await client.wait(accepted.job_id, timeout=DEADLINE, attempt=2), rows)
         await a_normal_job_completes(client)
+    assert_all_running(fault_stack)
+
+
+@pytest.mark.stack_env({"IMAGEGEN_MAX_DELIVER": "2"})
+async def test_a_request_no_ingest_survives_fails_its_job_via_the_advisory(fault_stack: FaultStack) -> None:
+    """An accepted job's request is taken twice by an ingest that dies holding it (here: a
+    consumer that never acks, then vanishes): the advisory fails the job with the reason and the
+    request leaves the queue; a restarted ingest serves the next job."""
+    stack = fault_stack.stack
+    ingest = next(p for p in stack.processes if p.name == "ingest")
+    assert ingest.stop() == 0
+    ledger = await Ledger.open(stack.database_url)
+    try:
+        job_id = new_job_id()
+        await ledger.create_job(job_id, "csv", encode_json(SubmitCsv(csv="name\nx\n", column="name")), None)
+    finally:
+        await ledger.close()
+    async with await stack.client() as client, await stack.client(ADMIN) as admin:
+        await admin.js.publish(
+            requests_subject("csv"), encode_json(IngestRequest(job_id=job_id, attempt=1, source="csv"))
+        )
+        dying = await admin.js.pull_subscribe_bind(durable="ingest-csv", stream="IMAGEGEN_REQUESTS")
+        for delivery in (1, 2):
+            [msg] = await dying.fetch(1, timeout=30)  # redelivered once ack_wait has passed
+            assert msg.metadata.num_delivered == delivery
+        await dying.unsubscribe()
+        # The server announces MAX_DELIVERIES when it would deliver the message again, so when
+        # someone pulls: the restarted ingest (as Kubernetes restarts a crashed pod).
+        stack.spawn("ingest")
+        final = await client.wait(job_id, timeout=DEADLINE)
+        assert (final.kind, final.status) == ("failed", "failed")
+        assert final.message and "ingest request was delivered 2 times" in final.message
+        requests = await admin.js.stream_info("IMAGEGEN_REQUESTS")
+        assert requests.state.messages == 0
+        await wait_for_services(client.nc, {"ingest": 1}, timeout=60)
+        await a_normal_job_completes(client)
+    assert_all_running(fault_stack, but="ingest")
+
+
+@pytest.mark.renderers(1)
+@pytest.mark.stack_env({"IMAGEGEN_OUTPUT_STORE": "object", "IMAGEGEN_MAX_DELIVER": "2"})
+async def test_a_task_that_raises_on_every_delivery_ends_as_failed_items(fault_stack: FaultStack) -> None:
+    """The image bucket is gone (an operator deleted it): storing a batch raises on each
+    delivery, so after its attempts the task's items are recorded as failed with the reason and
+    the replica stays up; with the bucket back, the next job completes."""
+    stack = fault_stack.stack
+    async with await stack.client() as client, await stack.client(ADMIN) as admin:
+        await admin.js.delete_object_store("imagegen-images")
+        csv_text = "name\n" + "".join(f"无桶 {i}\n" for i in range(10))
+        accepted = await client.submit(SubmitCsv(csv=csv_text, column="name", batch_size=10))
+        final = await client.wait(accepted.job_id, timeout=DEADLINE)
+        assert (final.status, final.total, final.done, final.failed) == ("completed_with_errors", 10, 0, 10)
+        job = await client.get_job(accepted.job_id)
+        assert sorted(f.index for f in job.failures) == list(range(10))
+        for failure in job.failures:
+            assert failure.reason.startswith("gave up after 2 attempts: "), failure.reason
+        tasks = await admin.js.consumer_info("IMAGEGEN_TASKS", "renderer")
+        assert (tasks.num_pending, tasks.num_ack_pending) == (0, 0)
+        await asyncio.to_thread(stack.declare_topology)  # `imagegen nats setup` brings it back
+        rows = 30
+        csv_text = "name\n" + "".join(f"之后 {i}\n" for i in range(rows))
+        after = await client.submit(SubmitCsv(csv=csv_text, column="name"))
+        final = await client.wait(after.job_id, timeout=DEADLINE)
+        assert (final.status, final.done, final.failed) == ("completed", rows, 0)
     assert_all_running(fault_stack)

@@ -86,7 +86,7 @@ class Probe:
     def js(self) -> JetStreamContext:
         return self.nc.jetstream(timeout=1.0)
 
-    async def told(self, subject: str, timeout: float = 3.0) -> None:
+    async def told(self, subject: str, timeout: float = 30.0) -> None:
         """Wait until the server has told this connection that `subject` is not allowed."""
         deadline = time.monotonic() + timeout
         wanted = f'violation for publish to "{subject.lower()}"'

@@ -22,6 +22,7 @@ from services.gateway.settings import GatewaySettings
 from shared.client import Client
 from shared.runtime.settings import Settings
 from tests.gateways import start_gateway
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -108,12 +109,12 @@ async def test_event_streams_per_client_are_capped(
             over = await gw.get("/jobs/sse-cap/events")
             assert (over.status_code, over.json()["code"]) == (429, 429)
             await streams.aclose()  # both closed: the slots are free again
-            for _ in range(50):
+
+            async def reopened() -> bool:  # the server notices a closed stream at its next write
                 async with gw.stream("GET", "/jobs/sse-cap/events") as again:
-                    if again.status_code == 200:
-                        break
-                await asyncio.sleep(0.1)  # the server notices a closed stream at its next write
-            assert again.status_code == 200
+                    return again.status_code == 200
+
+            await eventually(reopened, "a slot free again after both streams closed")
     finally:
         gateway.process.terminate()
         gateway.process.wait(15)
@@ -127,6 +128,9 @@ def test_beyond_loopback_a_key_is_required_and_made_when_missing(tmp_path: Path)
     assert gateway.api_key is not None and len(gateway.api_key.get_secret_value()) >= 32
     assert key_file.read_text().strip() == gateway.api_key.get_secret_value()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # The next start (or a deployment's init step that made the file) keeps that key.
+    again = GatewaySettings(host="0.0.0.0", api_key_file=key_file)
+    assert not ensure_key(again) and again.api_key == gateway.api_key
     given = GatewaySettings(host="0.0.0.0", api_key="mine")  # type: ignore[arg-type]
     assert not ensure_key(given) and given.api_key is not None
     assert given.api_key.get_secret_value() == "mine"

@@ -8,10 +8,7 @@ tasks): the NATS permissions would stop anyone else (tests/security/test_nats_pe
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,32 +27,7 @@ from shared.runtime.bus.permissions import ADMIN, INGEST, RENDERER
 from shared.runtime.ledger import Ledger
 from shared.sources.csv import SubmitCsv
 from shared.workflow.active import ActiveJobs
-
-
-def log_entries(stack: LocalStack, service: str, event: str) -> list[dict[str, Any]]:
-    entries = []
-    for proc in stack.processes:
-        if proc.name != service:
-            continue
-        for line in proc.log_file.read_text(errors="replace").splitlines():
-            if line.startswith("{") and f'"{event}"' in line:
-                entry = json.loads(line)
-                if entry.get("event") == event:
-                    entries.append(entry)
-    return entries
-
-
-async def logged(
-    stack: LocalStack, service: str, event: str, job_id: str, timeout: float = 15
-) -> dict[str, Any]:
-    """The first `event` line `service` logged about `job_id` (waiting for it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [e for e in log_entries(stack, service, event) if e.get("job_id") == job_id]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"{service} logged no {event} for {job_id}"
-        await asyncio.sleep(0.1)
+from tests.waiting import consumer_settled, eventually, log_entries, logged
 
 
 @pytest.fixture
@@ -157,9 +129,8 @@ async def test_refused_results_are_terminated_not_redelivered(
     job_id = await arranged_job(ledger, items=1, batches=1)
     await as_renderer.js.publish(subjects.results_subject(job_id), encode_json(result(job_id, 5, [0])))
     await logged(stack, "result-notifier", "result.refused", job_id)
-    await asyncio.sleep(0.5)
-    info = await as_admin.js.consumer_info(subjects.STREAM_RESULT_QUEUE, subjects.CONSUMER_NOTIFIER)
-    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+    # Settled: the refused result is acknowledged or terminated, not waiting for a redelivery.
+    await consumer_settled(as_admin.js, subjects.STREAM_RESULT_QUEUE, subjects.CONSUMER_NOTIFIER)
     assert (
         len([e for e in log_entries(stack, "result-notifier", "result.refused") if e["job_id"] == job_id])
         == 1
@@ -211,10 +182,11 @@ async def test_a_task_of_another_attempt_is_not_rendered_and_one_of_the_current_
         assert await results_on(as_admin, job_id) == 0
         # The control: the same task at the current attempt is rendered.
         await ingest.js.publish(subjects.tasks_subject(job_id), task(job_id, 2, "current"))
-    deadline = time.monotonic() + 15
-    while await results_on(as_admin, job_id) == 0:
-        assert time.monotonic() < deadline, "the current attempt's task was not rendered"
-        await asyncio.sleep(0.1)
+
+    async def rendered() -> int:
+        return await results_on(as_admin, job_id)
+
+    await eventually(rendered, "the current attempt's task rendered")
     assert (Path(stack.output_dir) / job_id / "current.png").is_file()
     assert not (Path(stack.output_dir) / job_id / "stale.png").exists()
     await ActiveJobs(as_admin.js).end(job_id)

@@ -38,6 +38,7 @@ from shared.sources.csv import SubmitCsv
 from tests.conftest import REPO
 from tests.images import decode_rgba, ink_pixels
 from tests.security.conftest import Probe, Secured, Server
+from tests.waiting import eventually
 
 JOB = "victim-job-1"
 SERVICE_IDENTITIES = {INGEST, RENDERER, NOTIFIER, GATEWAY}
@@ -184,8 +185,11 @@ async def test_a_client_subscribes_to_its_inbox_only(bare: Server) -> None:
             await client.nc.flush()
             await client.told(subject)
         await client.nc.subscribe(f"{inbox_prefix(CLIENT)}.mine")
+        # The server answers in order: once it has refused a later subscription, a refusal of
+        # ours would have arrived before it.
+        await client.nc.subscribe("imagegen.barrier")
         await client.nc.flush()
-        await asyncio.sleep(0.2)
+        await client.told("imagegen.barrier")
         assert not any(f"{inbox_prefix(CLIENT)}.mine".lower() in e for e in client.errors)
     finally:
         await client.close()
@@ -306,8 +310,20 @@ async def test_normal_use_works_and_no_service_is_ever_refused(secured: Secured)
         )
         assert (await client.cancel_job(long.job_id)).status == "cancelled"
         assert (await client.wait(long.job_id, timeout=60)).kind == "cancelled"
-    await asyncio.sleep(0.5)
-    refused = [v for v in server.violations() if v.user in SERVICE_IDENTITIES | {CLIENT}]
+    # A refusal of our own, logged after everything above: once the server's log has it, it has
+    # whatever the services' normal use would have caused.
+    probe = await server.connect(CLIENT)
+    try:
+        await probe.publish_refused("imagegen.barrier")
+    finally:
+        await probe.close()
+
+    async def logged_barrier() -> bool:
+        return any(v.subject == "imagegen.barrier" for v in server.violations())
+
+    await eventually(logged_barrier, "the server logging our own refusal")
+    ours = SERVICE_IDENTITIES | {CLIENT}
+    refused = [v for v in server.violations() if v.user in ours and v.subject != "imagegen.barrier"]
     assert not refused, f"the layout refused normal use: {refused}"
 
 

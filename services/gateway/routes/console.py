@@ -1,15 +1,17 @@
-"""The web console (one static page) and the readiness check."""
+"""The web console (one static page, its web fonts) and the readiness check."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from services.gateway.deps import Nats
 from services.gateway.openapi import ERRORS
+from services.gateway.webfonts import WebFonts
 from shared.asyncapi import document
 from shared.runtime.bus.discovery import ping_all
 from shared.runtime.logging import get_logger
@@ -33,6 +35,24 @@ async def console() -> FileResponse:
     return FileResponse(
         STATIC / "index.html", headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONSOLE_CSP}
     )
+
+
+@router.get("/webfonts.css", include_in_schema=False)
+async def webfonts_css(request: Request) -> Response:
+    fonts: WebFonts = request.app.state.webfonts
+    css = await fonts.stylesheet()
+    headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(css, media_type="text/css", headers=headers | {"Content-Encoding": "gzip"})
+    return Response(gzip.decompress(css), media_type="text/css", headers=headers)
+
+
+@router.get("/webfonts/{face}/{block}.woff", include_in_schema=False)
+async def webfont(request: Request, face: str, block: str) -> Response:
+    fonts: WebFonts = request.app.state.webfonts
+    data = await fonts.woff(fonts.find(face, block))
+    # The URL carries the file's version (`?v=`), so a browser may keep a slice for long.
+    return Response(data, media_type="font/woff", headers={"Cache-Control": "public, max-age=604800"})
 
 
 @router.get("/asyncapi.json", tags=["operations"], summary="The AsyncAPI 3 document of the NATS interface")

@@ -4,7 +4,6 @@ source its request as JSON. Routes are made from the registry, so a new source g
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import msgspec
@@ -19,6 +18,7 @@ from shared.contract import subjects
 from shared.contract.codec import decode_json
 from shared.contract.errors import BadRequest
 from shared.contract.messages import Accepted
+from shared.contract.submit import upload_name
 from shared.sources import SOURCES, SourceSpec
 from shared.storage.uploads import put_upload
 
@@ -52,18 +52,13 @@ def upload_paths() -> frozenset[str]:
     return frozenset(f"/generate/{spec.name}" for spec in SOURCES.values() if spec.takes_files)
 
 
-def _safe_upload_name(filename: str | None, spec: SourceSpec[Any]) -> str:
-    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in (filename or ""))[-80:]
-    return f"gateway-{secrets.token_hex(8)}-{safe or 'upload' + spec.uploads[0]}"
-
-
 def _add_upload_route(spec: SourceSpec[Any]) -> None:
     async def generate(client: Nats, request: Request) -> JSONResponse:
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise BadRequest("attach the file as the `file` field", field="file")
-        name = _safe_upload_name(upload.filename, spec)
+        name = upload_name(upload.filename, "upload" + spec.uploads[0])
         submit = request_from_form(spec, form, upload_name=name)  # field-named 400s before the upload
         # A refused submit leaves the upload to expire with the bucket's TTL: the gateway, like
         # every client, may write uploads but not read or delete them (docs/security.md).

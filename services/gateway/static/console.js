@@ -5,6 +5,7 @@
 const $ = (selector) => document.querySelector(selector);
 const SAMPLE_BYTES = 256 * 1024; // enough of the file for the header and the preview rows
 const PREVIEW_ROWS = 3;
+const GALLERY_PAGE = 48; // images per gallery page
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
 const state = {
@@ -12,9 +13,12 @@ const state = {
   rows: [],
   apiKey: localStorage.getItem("imagegen.apiKey") || "",
   job: null,
+  running: false, // a job followed here has not ended: no second "Render all rows" meanwhile
+  estimates: {}, // job id -> rows the file probably holds, until ingest has counted them
   events: null,
   previewAbort: null,
   previewUrls: [],
+  galleryPage: 0,
 };
 
 // --- talking to the API ------------------------------------------------------------------------
@@ -134,12 +138,15 @@ async function loadFile(file) {
   const sample = await file.slice(0, SAMPLE_BYTES).arrayBuffer();
   const text = decodeSample(sample);
   const complete = file.size <= SAMPLE_BYTES; // otherwise the last line may be cut: drop it
-  state.rows = parseCsv(text, sniffDelimiter(text), complete).slice(0, 50);
+  const rows = parseCsv(text, sniffDelimiter(text), complete);
+  // The file's rows, exact when it was read whole, else scaled from the sample's row length.
+  state.rowEstimate = complete ? rows.length : Math.round((rows.length * file.size) / sample.byteLength);
+  state.rows = rows.slice(0, 50);
   $("#drop").classList.add("loaded");
   $("#drop-text").textContent = file.name + " · " + formatBytes(file.size);
   $("#csv-info").hidden = false;
   fillColumns();
-  $("#submit").disabled = !state.rows.length;
+  updateSubmit();
   if (!state.rows.length) showError(new ApiError("", "the file has no rows", "file"));
 }
 
@@ -156,16 +163,33 @@ function dataRows() {
   return $("#has-header").checked ? state.rows.slice(1) : state.rows;
 }
 
+// How much a cell reads like text: its letters (any script) less its digits, so codes such as
+// `A001` or `SKU-2231` score nothing and a name in Latin or CJK letters scores high.
+function textScore(cell) {
+  if (!cell) return 0;
+  const letters = (cell.match(/\p{L}/gu) || []).length;
+  const digits = (cell.match(/\p{Nd}/gu) || []).length;
+  return Math.max(letters - digits, 0);
+}
+
+// The default text column: the one whose cells hold the most letters (the first on a tie).
+function textColumn(width, rows) {
+  let best = 0, bestScore = 0;
+  for (let i = 0; i < width; i++) {
+    const score = rows.reduce((sum, row) => sum + textScore(row[i]), 0);
+    if (score > bestScore) { best = i; bestScore = score; }
+  }
+  return best;
+}
+
 function fillColumns() {
   const select = $("#column");
   const previous = select.value;
   select.replaceChildren();
   const names = header();
-  // Guess the text column: the first one whose cells are not all numbers.
-  let guess = names.findIndex((_, i) => dataRows().some((r) => r[i] && isNaN(Number(r[i]))));
   names.forEach((name, i) => select.append(new Option(name || "(column " + (i + 1) + ")", String(i))));
   if (previous && Number(previous) < names.length) select.value = previous;
-  else select.value = String(Math.max(guess, 0));
+  else select.value = String(textColumn(names.length, dataRows()));
   renderSample();
   schedulePreview();
 }
@@ -262,16 +286,25 @@ async function submit() {
   form.append("column", $("#has-header").checked ? header()[col] : String(col));
   form.append("has_header", $("#has-header").checked ? "true" : "false");
   form.append("style", JSON.stringify(currentStyle()));
-  $("#submit").disabled = true;
+  const estimate = state.rowEstimate - ($("#has-header").checked ? 1 : 0);
+  state.running = true;
+  updateSubmit();
   try {
     const accepted = await (await api("/generate/csv", { method: "POST", body: form })).json();
+    state.estimates[accepted.job_id] = Math.max(estimate, 1);
     follow(accepted.job_id);
     showDetected(accepted.detected || {});
   } catch (err) {
+    state.running = false;
+    updateSubmit();
     showError(err);
-  } finally {
-    $("#submit").disabled = !state.file;
   }
+}
+
+function updateSubmit() {
+  const button = $("#submit");
+  button.disabled = state.running || !state.file || !state.rows.length;
+  button.title = state.running ? "a job is running: wait for it or cancel it" : "";
 }
 
 function follow(jobId) {
@@ -279,12 +312,16 @@ function follow(jobId) {
   state.job = jobId;
   $("#job").hidden = false;
   $("#zip").hidden = true;
+  $("#manifest").hidden = true;
+  $("#pager").hidden = true;
   $("#cancel").hidden = false;
   $("#gallery").replaceChildren();
   $("#gallery-note").textContent = "";
   $("#detected").textContent = "";
+  state.running = true;
+  updateSubmit();
   $("#bar").className = "";
-  $("#bar").style.width = "0";
+  showProgress({ status: "submitted", total: null, done: 0, failed: 0 }, false);
   setStatus("job " + jobId + " · submitted");
   const source = new EventSource(withKey("/jobs/" + encodeURIComponent(jobId) + "/events"));
   state.events = source;
@@ -293,7 +330,9 @@ function follow(jobId) {
   }
   source.onerror = () => {
     // EventSource retries by itself (resuming after the last id); say so instead of failing.
-    if (state.job === jobId && source.readyState !== EventSource.CLOSED) setStatus("job " + jobId + " · reconnecting…");
+    if (state.job !== jobId) return;
+    if (source.readyState !== EventSource.CLOSED) setStatus("job " + jobId + " · reconnecting…");
+    else { state.running = false; updateSubmit(); }
   };
 }
 
@@ -312,47 +351,99 @@ function setStatus(text) {
   $("#status").textContent = text;
 }
 
+const count = (n) => Number(n).toLocaleString("en-US");
+
+// The bar and its numbers. Rendering starts while ingest is still reading the file, so items
+// are done before the total is known: the bar then measures against the file's estimated row
+// count (striped: not exact yet), or with no estimate (a job opened from the list) shows a
+// striped full bar. From the moment the total is known it is exact.
+function showProgress(job, ended) {
+  const bar = $("#bar");
+  const meter = bar.parentElement;
+  const finished = job.done + job.failed;
+  const estimate = state.estimates[state.job];
+  let fraction, exact = false;
+  if (job.total) { fraction = finished / job.total; exact = true; }
+  else if (job.status === "completed") { fraction = 1; exact = true; }
+  else if (estimate) fraction = Math.min(finished / estimate, 0.99);
+  else fraction = finished ? 1 : 0;
+  // A sliver at least once anything is done: 8 of 20,000 is not nothing.
+  bar.style.width = (finished ? Math.max(100 * fraction, 0.5) : 0).toFixed(1) + "%";
+  bar.classList.toggle("estimated", !exact && finished > 0);
+  bar.classList.toggle("moving", !exact && !ended && finished > 0);
+  meter.setAttribute("aria-valuenow", String(finished));
+  if (job.total) meter.setAttribute("aria-valuemax", String(job.total));
+  else meter.removeAttribute("aria-valuemax");
+  let text = count(finished);
+  if (job.total) text += " / " + count(job.total) + " (" + Math.floor(100 * fraction) + "%)";
+  else if (finished && estimate) text += " done of about " + count(estimate) + (ended ? " (never counted)" : " (still counting rows)");
+  else if (finished) text += " done" + (ended ? " (total never counted)" : " (still counting rows)");
+  else if (ended) text = "";
+  return text;
+}
+
 function onEvent(jobId, event) {
   if (state.job !== jobId) return;
-  const total = event.total || 0;
-  const finished = event.done + event.failed;
-  const percent = total ? Math.round((100 * finished) / total) : event.kind === "completed" ? 100 : 0;
-  $("#bar").style.width = percent + "%";
-  let text = "job " + jobId + " · " + event.status;
-  if (total) text += " · " + finished + " / " + total + " (" + percent + "%)";
-  if (event.failed) text += " · " + event.failed + " failed";
-  if (event.incomplete) text += " · " + event.incomplete + " incomplete (characters no font covers)";
+  const ended = TERMINAL.has(event.kind);
+  const numbers = showProgress(event, ended);
+  let text = "job " + jobId + " · " + event.status + (numbers ? " · " + numbers : "");
+  if (event.failed) text += " · " + count(event.failed) + " failed";
+  if (event.incomplete) text += " · " + count(event.incomplete) + " incomplete (characters no font covers)";
   // A completed job's message is server-side detail (its manifest path): not for this line.
   if (event.message && event.kind !== "completed") text += " · " + event.message;
   setStatus(text);
-  if (TERMINAL.has(event.kind)) {
+  if (ended) {
     state.events.close();
+    state.running = false;
+    updateSubmit();
     $("#cancel").hidden = true;
     const clean = !event.failed && !event.incomplete;
-    $("#bar").className = event.kind === "completed" && clean ? "done" : event.kind === "completed" ? "" : "failed";
-    if (event.kind === "completed") $("#bar").style.width = "100%";
+    $("#bar").classList.toggle("done", event.kind === "completed" && clean);
+    $("#bar").classList.toggle("failed", event.kind !== "completed");
+    // The manifest maps each image back to its row: offered once the job wrote it.
+    if (event.manifest) {
+      $("#manifest").href = withKey(event.manifest);
+      $("#manifest").hidden = false;
+    }
     if (event.kind === "failed") showError(new ApiError("", "job failed: " + (event.message || event.status), null));
     showGallery(jobId);
     loadJobs();
   }
 }
 
-async function showGallery(jobId) {
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+};
+
+// One page of the job's images at a time: a 20,000-image job stays a page tall.
+async function showGallery(jobId, page = 0) {
+  const id = encodeURIComponent(jobId);
   try {
-    const listing = await (await api("/jobs/" + encodeURIComponent(jobId) + "/files?limit=200")).json();
-    const gallery = $("#gallery");
-    gallery.replaceChildren(...listing.files.map((file) => {
-      const figure = document.createElement("figure");
-      const link = Object.assign(document.createElement("a"), { href: withKey(file.url), target: "_blank", className: "checker" });
-      link.append(Object.assign(document.createElement("img"), { src: withKey(file.url), alt: file.name }));
-      figure.append(link, Object.assign(document.createElement("figcaption"), { textContent: file.name }));
-      return figure;
-    }));
-    $("#gallery-note").textContent = listing.total > listing.files.length
-      ? "showing " + listing.files.length + " of " + listing.total + " images: the zip has them all"
-      : listing.total + " images";
+    const offset = page * GALLERY_PAGE;
+    const listing = await (await api("/jobs/" + id + "/files?offset=" + offset + "&limit=" + GALLERY_PAGE)).json();
+    if (state.job !== jobId) return;
+    $("#gallery").replaceChildren(...listing.files.map((file) => el("figure", {},
+      el("a", { href: withKey(file.url), target: "_blank", className: "checker" },
+        el("img", { src: withKey(file.url), alt: file.name, loading: "lazy" })),
+      el("figcaption", { textContent: file.name }),
+    )));
+    const pages = Math.ceil(listing.total / GALLERY_PAGE);
+    $("#pager").hidden = pages <= 1;
+    $("#page-info").textContent = listing.files.length
+      ? count(offset + 1) + "–" + count(offset + listing.files.length) + " of " + count(listing.total)
+      : "";
+    $("#prev").disabled = page === 0;
+    $("#next").disabled = page + 1 >= pages;
+    state.galleryPage = page;
+    const job = await (await api("/jobs/" + id)).json();
+    let note = count(listing.total) + " images";
+    // The same number as the status line, or both of them.
+    if (job.done !== listing.total) note += " · the job counts " + count(job.done) + " done";
+    $("#gallery-note").textContent = note;
     const zip = $("#zip");
-    zip.href = withKey("/jobs/" + encodeURIComponent(jobId) + "/zip");
+    zip.href = withKey("/jobs/" + id + "/zip");
     zip.hidden = listing.total === 0;
   } catch (err) {
     showError(err);
@@ -370,26 +461,28 @@ async function cancel() {
 
 // --- recent jobs, fonts, health ----------------------------------------------------------------
 
+// The job list: what each job read (file or data source), when, how far it got.
 async function loadJobs() {
   try {
     const { jobs } = await (await api("/jobs?limit=10")).json();
     $("#jobs").replaceChildren(...jobs.map((job) => {
-      const li = document.createElement("li");
-      const open = Object.assign(document.createElement("button"), { textContent: "open", className: "secondary" });
+      const open = el("button", { textContent: "open", className: "secondary", title: "follow job " + job.job_id });
       open.addEventListener("click", () => follow(job.job_id));
-      li.append(
+      const when = new Date(job.created_at);
+      const counts = count(job.done) + (job.total != null ? " / " + count(job.total) : "")
+        + (job.failed ? " · " + count(job.failed) + " failed" : "")
+        + (job.incomplete ? " · " + count(job.incomplete) + " incomplete" : "");
+      return el("li", {},
         open,
-        Object.assign(document.createElement("span"), { textContent: job.job_id }),
-        Object.assign(document.createElement("span"), { textContent: job.status, className: "status-" + job.status }),
-        Object.assign(document.createElement("span"), {
-          textContent: job.done + (job.total != null ? " / " + job.total : "") + (job.failed ? " · " + job.failed + " failed" : "") + (job.incomplete ? " · " + job.incomplete + " incomplete" : ""),
-          className: "muted",
-        }),
+        el("span", { className: "job-name", textContent: job.label || job.job_id, title: job.job_id }),
+        el("span", { className: "muted", textContent: job.source }),
+        el("time", { dateTime: job.created_at, textContent: when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) }),
+        el("span", { textContent: job.status, className: "status-" + job.status }),
+        el("span", { textContent: counts, className: "muted" }),
       );
-      return li;
     }));
   } catch (err) {
-    $("#jobs").replaceChildren(Object.assign(document.createElement("li"), { className: "inline-error", textContent: describe(err).text }));
+    $("#jobs").replaceChildren(el("li", { className: "inline-error", textContent: describe(err).text }));
   }
 }
 
@@ -446,6 +539,8 @@ function init() {
   $("#submit").addEventListener("click", submit);
   $("#cancel").addEventListener("click", cancel);
   $("#refresh").addEventListener("click", loadJobs);
+  $("#prev").addEventListener("click", () => showGallery(state.job, state.galleryPage - 1));
+  $("#next").addEventListener("click", () => showGallery(state.job, state.galleryPage + 1));
   const key = $("#api-key");
   key.value = state.apiKey;
   key.addEventListener("change", () => {

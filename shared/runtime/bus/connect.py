@@ -46,7 +46,10 @@ def auth_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if settings.nats_user:
         options["user"] = settings.nats_user
-        options["password"] = settings.nats_password or ""
+        if settings.nats_password_file:
+            options["password"] = settings.nats_password_file.read_text(encoding="utf-8").strip()
+        else:
+            options["password"] = settings.nats_password or ""
     if settings.nats_token:
         options["token"] = settings.nats_token
     if settings.nats_creds_file:

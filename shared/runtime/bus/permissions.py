@@ -42,8 +42,6 @@ NOTIFIER: Final = "result-notifier"
 CLIENT_INBOX: Final = "_INBOX"  # nats-py's default: a client needs no setting
 
 _API = "$JS.API"
-_OBJ = "OBJ_{}"
-_KV = "KV_{}"
 
 
 def inbox_prefix(identity: str) -> str:
@@ -101,13 +99,13 @@ def _undelivered(stream: str) -> list[str]:
 
 
 def _object_reader(bucket: str) -> list[str]:
-    stream = _OBJ.format(bucket)
+    stream = subjects.object_stream(bucket)
     return [*_stream_info(stream), *_read_messages(stream), *_replay(stream), f"{_API}.STREAM.NAMES"]
 
 
 def _object_writer(bucket: str) -> list[str]:
     # nats-py's put reads the name's current entry first and purges replaced chunks after.
-    stream = _OBJ.format(bucket)
+    stream = subjects.object_stream(bucket)
     return [
         *_stream_info(stream),
         *_read_messages(stream),
@@ -117,7 +115,7 @@ def _object_writer(bucket: str) -> list[str]:
 
 
 def _kv_reader(bucket: str) -> list[str]:
-    return [*_stream_info(_KV.format(bucket)), *_read_messages(_KV.format(bucket))]
+    return [*_stream_info(subjects.kv_stream(bucket)), *_read_messages(subjects.kv_stream(bucket))]
 
 
 def _kv_writer(bucket: str) -> list[str]:

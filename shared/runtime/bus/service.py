@@ -30,10 +30,12 @@ from shared.contract.subjects import CLIENT_HEADER
 from shared.runtime.bus.connect import connect
 from shared.runtime.bus.limits import check_reply, payload_budget
 from shared.runtime.bus.permissions import inbox_prefix
-from shared.runtime.bus.streams import ensure_topology, wait_for_consumers
+from shared.runtime.bus.publish import JS_UNAVAILABLE
+from shared.runtime.bus.streams import TopologyError, ensure_topology, wait_for_consumers
 from shared.runtime.logging import configure_logging, get_logger
 from shared.runtime.metrics import serve_metrics
-from shared.runtime.settings import Settings
+from shared.runtime.retry import retrying
+from shared.runtime.settings import Settings, SettingsError
 from shared.runtime.tasks import TaskSet
 
 log = get_logger(__name__)
@@ -157,10 +159,18 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
     nc = await connect(settings, instance, inbox_prefix=inbox_prefix(service_type.name))
     js = nc.jetstream()
     consumers = service_type.consumers(settings)
-    if settings.declare_topology:
-        await ensure_topology(js, settings, consumers)
-    else:
-        await wait_for_consumers(js, consumers)
+    # A JetStream cluster still forming (started together with us) answers nothing or 503, and
+    # refuses streams while servers their replicas need are down: wait, as for NATS itself,
+    # logging why (a count no server set can hold says so every few seconds).
+    await retrying(
+        lambda: (
+            ensure_topology(js, settings, consumers)
+            if settings.declare_topology
+            else wait_for_consumers(js, consumers)
+        ),
+        on=(*JS_UNAVAILABLE, TopologyError),
+        what="topology",
+    )
     ctx = ServiceContext(nc=nc, js=js, settings=settings, stop=stop, instance=instance)
     app = service_type(ctx)
     await app.start()
@@ -207,6 +217,9 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
 
 def run_service(service_type: type[Service], settings: Settings | None = None) -> None:
     """Entry point of `python -m services.<name>`: logging, settings, event loop."""
-    settings = settings or Settings()
+    try:
+        settings = settings or Settings()
+    except SettingsError as exc:  # a bad IMAGEGEN_* value: say which, no traceback
+        raise SystemExit(f"{service_type.name}: {exc}") from None
     configure_logging(settings.log_format, settings.log_level)
     asyncio.run(serve(service_type, settings))

@@ -3,7 +3,9 @@
 Who declares depends on the server. On a server without the permissions layout every service
 calls `ensure_topology` at start-up with the durable consumers it pulls from (a renderer its
 `renderer`, an ingest one per source it serves), so the first one up creates the streams and
-buckets and the others find them there; a changed configuration is applied as an update. Under
+buckets and the others find them there; a changed configuration (limits, TTLs, the replica
+counts `IMAGEGEN_STREAM_REPLICAS`, `_KV_REPLICAS`, `_OBJECT_STORE_REPLICAS`) is applied to the
+existing streams and buckets in place, as a stream update that keeps their messages. Under
 the layout (`shared.runtime.bus.permissions`) only the admin identity may declare: `imagegen nats
 setup` does it once (`IMAGEGEN_DECLARE_TOPOLOGY=false`), and services `wait_for_consumers`.
 """
@@ -23,12 +25,14 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
     StreamSource,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from shared.contract import subjects
+from shared.contract.errors import ImagegenError
 from shared.runtime.logging import get_logger
 from shared.runtime.retry import Backoff
 from shared.runtime.settings import Settings
@@ -42,7 +46,8 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     """The streams with explicit limits.
 
     Work-queue streams discard *new* messages at their limits: a publish then fails and the
-    submit is refused as busy, rather than older accepted work being dropped silently.
+    submit is refused as busy, rather than older accepted work being dropped silently. Each
+    keeps `stream_replicas` copies; durable consumers inherit their stream's count.
     """
     dup = settings.duplicate_window_seconds
     return [
@@ -56,6 +61,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_bytes=1024 * 1024 * 1024,
             max_age=7 * 24 * HOUR,
             duplicate_window=dup,
+            num_replicas=settings.stream_replicas,
         ),
         StreamConfig(
             name=subjects.STREAM_TASKS,
@@ -66,6 +72,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_bytes=settings.tasks_max_bytes,
             max_age=7 * 24 * HOUR,
             duplicate_window=dup,
+            num_replicas=settings.stream_replicas,
         ),
         StreamConfig(
             name=subjects.STREAM_RESULTS,
@@ -76,6 +83,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_age=settings.results_max_age_hours * HOUR,
             max_bytes=4 * 1024 * 1024 * 1024,
             duplicate_window=dup,
+            num_replicas=settings.stream_replicas,
         ),
         StreamConfig(
             name=subjects.STREAM_EVENTS,
@@ -86,6 +94,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_age=settings.events_max_age_hours * HOUR,
             max_bytes=1024 * 1024 * 1024,
             duplicate_window=dup,
+            num_replicas=settings.stream_replicas,
         ),
         StreamConfig(
             name=subjects.STREAM_RESULT_QUEUE,
@@ -98,6 +107,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_age=settings.results_max_age_hours * HOUR,
             max_bytes=4 * 1024 * 1024 * 1024,
             duplicate_window=dup,
+            num_replicas=settings.stream_replicas,
         ),
         StreamConfig(
             name=subjects.STREAM_ADVISORIES,
@@ -112,6 +122,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             max_age=settings.results_max_age_hours * HOUR,
             max_bytes=64 * 1024 * 1024,
             duplicate_window=dup,
+            num_replicas=settings.stream_replicas,
         ),
     ]
 
@@ -171,50 +182,129 @@ def advisories_consumer(settings: Settings) -> tuple[str, ConsumerConfig]:
     )
 
 
-async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    assert config.name is not None
+class TopologyError(ImagegenError):
+    """The server refused a stream or bucket as configured (e.g. more replicas than servers)."""
+
+
+def _refused(stream: str, replicas: int, exc: APIError) -> TopologyError:
+    return TopologyError(
+        f"NATS refused stream {stream} with {replicas} replica(s): {exc.description or exc}. "
+        "More than one replica needs a JetStream cluster with that many servers up "
+        "(IMAGEGEN_STREAM_REPLICAS, IMAGEGEN_KV_REPLICAS, IMAGEGEN_OBJECT_STORE_REPLICAS)"
+    )
+
+
+async def _create(
+    js: JetStreamContext, stream: str, replicas: int, create: Callable[[], Awaitable[object]]
+) -> StreamInfo | None:
+    """Create `stream` (a bucket's too): None once created, or the info of the stream another
+    service created between our lookup and this call. A refusal is a TopologyError naming the
+    setting; a cluster not ready yet (503) is raised as it is, for the caller to wait."""
     try:
-        await js.stream_info(config.name)
-    except NotFoundError:
+        await create()
+        return None
+    except ServiceUnavailableError:
+        raise
+    except BadRequestError as exc:
         try:
-            await js.add_stream(config)
-            log.info("stream.created", stream=config.name)
+            return await js.stream_info(stream)
+        except NotFoundError:
+            raise _refused(stream, replicas, exc) from exc
+    except APIError as exc:
+        raise _refused(stream, replicas, exc) from exc
+
+
+async def _update(stream: str, replicas: int, call: Awaitable[object]) -> None:
+    """Update `stream` in place: a new replica count is accepted at once and reached in the
+    background, keeping every message."""
+    try:
+        await call
+    except ServiceUnavailableError:
+        raise
+    except APIError as exc:
+        raise _refused(stream, replicas, exc) from exc
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    name, replicas = config.name or "", config.num_replicas or 1
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        if await _create(js, name, replicas, partial(js.add_stream, config)) is None:
+            log.info("stream.created", stream=name, replicas=replicas)
             return
-        except BadRequestError:
-            pass  # another service created it between our two calls; update below
-    await js.update_stream(config)
+    await _update(name, replicas, js.update_stream(config))
 
 
 def bucket_configs(settings: Settings) -> list[ObjectStoreConfig]:
     """Object Store buckets: uploaded inputs expire; rendered images live as long as results."""
+    replicas = settings.object_store_replicas or settings.stream_replicas
     return [
         ObjectStoreConfig(
             bucket=subjects.BUCKET_INPUTS,
             description="CSV files uploaded by clients, named in submit requests",
             ttl=settings.inputs_ttl_hours * HOUR,
             storage=StorageType.FILE,
+            replicas=replicas,
         ),
         ObjectStoreConfig(
             bucket=subjects.BUCKET_IMAGES,
             description="Rendered images when renderers share no disk",
             ttl=settings.results_max_age_hours * HOUR,
             storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+    ]
+
+
+def kv_configs(settings: Settings) -> list[KeyValueConfig]:
+    """Key-value buckets: cancelled jobs (kept as long as results) and jobs that may render."""
+    replicas = settings.kv_replicas or settings.stream_replicas
+    return [
+        KeyValueConfig(
+            bucket=subjects.BUCKET_CANCELLED,
+            description="Cancelled jobs: ingest stops publishing and renderers skip their tasks",
+            ttl=settings.results_max_age_hours * HOUR,
+            storage=StorageType.FILE,
+            history=1,
+            replicas=replicas,
+        ),
+        # No TTL: a key lives exactly as long as its job may be rendered, however long that is.
+        KeyValueConfig(
+            bucket=subjects.BUCKET_ACTIVE,
+            description="Jobs that may be rendered, with their current attempt: renderers skip other tasks",
+            storage=StorageType.FILE,
+            history=1,
+            replicas=replicas,
         ),
     ]
 
 
 async def _ensure_bucket(
-    name: str, lookup: Callable[[str], Awaitable[object]], create: Callable[[], Awaitable[object]]
+    js: JetStreamContext,
+    stream: str,
+    create: Callable[[], Awaitable[object]],
+    *,
+    replicas: int,
+    ttl: float | None,
 ) -> None:
-    """Create an Object Store or KV bucket unless it exists (another service may race us)."""
+    """Create an Object Store or KV bucket unless it exists (another service may race us), else
+    bring its stream's replica count and age limit to the configured ones, in place."""
     try:
-        await lookup(name)
+        info = await js.stream_info(stream)
     except NotFoundError:
-        try:
-            await create()
-            log.info("bucket.created", bucket=name)
-        except BadRequestError:
-            pass  # created concurrently by another service
+        found = await _create(js, stream, replicas, create)
+        if found is None:
+            log.info("bucket.created", stream=stream, replicas=replicas)
+            return
+        info = found
+    config = info.config
+    max_age = ttl or 0.0  # the server reports "no limit" as 0
+    if config.num_replicas == replicas and (config.max_age or 0.0) == max_age:
+        return
+    config.num_replicas, config.max_age = replicas, max_age
+    await _update(stream, replicas, js.update_stream(config))
+    log.info("bucket.updated", stream=stream, replicas=replicas, max_age=max_age)
 
 
 async def ensure_topology(
@@ -226,25 +316,21 @@ async def ensure_topology(
         await _ensure_stream(js, config)
     for bucket in bucket_configs(settings):
         name = bucket.bucket or ""  # every config names its bucket
-        await _ensure_bucket(name, js.object_store, partial(js.create_object_store, name, config=bucket))
-    cancelled = KeyValueConfig(
-        bucket=subjects.BUCKET_CANCELLED,
-        description="Cancelled jobs: ingest stops publishing and renderers skip their tasks",
-        ttl=settings.results_max_age_hours * HOUR,
-        storage=StorageType.FILE,
-        history=1,
-    )
-    await _ensure_bucket(
-        subjects.BUCKET_CANCELLED, js.key_value, partial(js.create_key_value, config=cancelled)
-    )
-    # No TTL: a key lives exactly as long as its job may be rendered, however long that is.
-    active = KeyValueConfig(
-        bucket=subjects.BUCKET_ACTIVE,
-        description="Jobs that may be rendered, with their current attempt: renderers skip other tasks",
-        storage=StorageType.FILE,
-        history=1,
-    )
-    await _ensure_bucket(subjects.BUCKET_ACTIVE, js.key_value, partial(js.create_key_value, config=active))
+        await _ensure_bucket(
+            js,
+            subjects.object_stream(name),
+            partial(js.create_object_store, name, config=bucket),
+            replicas=bucket.replicas,
+            ttl=bucket.ttl,
+        )
+    for kv in kv_configs(settings):
+        await _ensure_bucket(
+            js,
+            subjects.kv_stream(kv.bucket),
+            partial(js.create_key_value, config=kv),
+            replicas=kv.replicas,
+            ttl=kv.ttl,
+        )
     for stream, consumer in consumers:
         try:
             await js.add_consumer(stream, consumer)

@@ -16,6 +16,7 @@ import asyncpg
 from shared.contract.errors import Conflict, NotFound
 from shared.contract.messages import BatchResult, ItemFailure, JobInfo, item_status, missing_reason
 from shared.contract.states import ACTIVE_STATUSES, JobStatus
+from shared.contract.submit import upload_label
 from shared.runtime.ledger.checks import JobBounds, refusal
 from shared.runtime.ledger.migrate import migrate
 from shared.runtime.logging import get_logger
@@ -27,7 +28,9 @@ log = get_logger(__name__)
 _ACTIVE = sorted(ACTIVE_STATUSES)
 
 _JOB_COLUMNS = """job_id, source, status, attempt, total_items, done_items, failed_items,
-                  incomplete_items, output, error, created_at, started_at, finished_at"""
+                  incomplete_items, output, error, created_at, started_at, finished_at,
+                  request->>'object' AS upload,
+                  COALESCE(request->>'path', request->>'data_source') AS read_from"""
 
 # Completes a job whose counts have caught up with its (known) total. Used by both writers.
 _COMPLETE_IF_DONE = f"""
@@ -78,6 +81,7 @@ def _job_info(row: asyncpg.Record, failures: list[ItemFailure] | None = None) ->
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         failures=failures or [],
+        label=upload_label(row["upload"]) if row["upload"] else row["read_from"],
     )
 
 

@@ -28,7 +28,7 @@ from shared.runtime.services import REQUIRED
 from shared.runtime.settings import Settings
 from shared.sources import SOURCES
 from shared.sources.csv import SubmitCsv
-from tests.conftest import REPO
+from tests.conftest import REPO, SampleDb
 from tests.gateways import MAX_UPLOAD
 from tests.images import corners_transparent, decode_rgba, ink_pixels
 
@@ -197,22 +197,44 @@ async def test_database_job_by_json(http: httpx.AsyncClient) -> None:
     assert_error(await http.post("/generate/db", json={"data_source": "local"}), 400)
 
 
-async def test_running_job_zip_conflict_then_cancel(http: httpx.AsyncClient) -> None:
-    text = "n\n" + "".join(f"行 {i}\n" for i in range(4000))
-    response = await upload(http, text, column="n", batch_size="50")
+async def test_running_job_zip_conflict_then_cancel_and_resume(
+    http: httpx.AsyncClient, sample_db: SampleDb
+) -> None:
+    # A job that is running for sure, however fast the machine: its query streams five rows,
+    # then sleeps while the test's gate is closed (the `busy` source allows pg_sleep).
+    await sample_db.conn.execute("CREATE TABLE IF NOT EXISTS test_gate (closed boolean NOT NULL)")
+    await sample_db.conn.execute("TRUNCATE test_gate; INSERT INTO test_gate VALUES (true)")
+    await sample_db.readable("test_gate")
+    body = {
+        "data_source": "busy",
+        "query": "SELECT 'row ' || g AS t FROM generate_series(1, 5) AS g"
+        " UNION ALL SELECT pg_sleep(600)::text FROM test_gate WHERE closed",
+        "column": "t",
+    }
+    response = await http.post("/generate/db", json=body)
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     assert_error(await http.get(f"/jobs/{job_id}/zip"), 409, "job_id")
     cancelled = await http.post(f"/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
     events = await sse_events(http, job_id)
     assert events[-1]["event"] == "cancelled"
     assert (await http.get(f"/jobs/{job_id}/zip")).status_code == 200
-    # Retrying a cancelled job with nothing failed is a conflict on the NATS side: same here.
+    # Retrying a cancelled job resumes it: a new attempt reads the source again (the gate is
+    # open now) and renders what the first did not.
+    await sample_db.conn.execute("UPDATE test_gate SET closed = false")
     retried = await http.post(f"/jobs/{job_id}/retry")
-    assert retried.status_code in (200, 409), retried.text
-    if retried.status_code == 409:
-        assert_error(retried, 409)
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["attempt"], retried.json()["status"]) == (2, "accepted")
+    events = await sse_events(http, job_id)
+    assert (events[-1]["event"], events[-1]["data"]["attempt"], events[-1]["data"]["done"]) == (
+        "completed",
+        2,
+        5,
+    ), events[-1]
+    # Finished: a second retry has nothing failed to re-render.
+    assert_error(await http.post(f"/jobs/{job_id}/retry"), 409, "job_id")
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -262,7 +284,7 @@ async def test_unknown_jobs_and_unsafe_names(http: httpx.AsyncClient, stack: Loc
             assert "secret" not in response.text
             assert_error(response, response.status_code)
         link = await http.get(f"/jobs/{job_id}/files/link.png")  # a link out of the folder
-        assert_error(link, 400 if link.status_code == 400 else 404, "name")
+        assert_error(link, 404, "name")  # opened without following links: no such file
         assert_error(await http.get(f"/jobs/{job_id}/files/9.png"), 404, "name")
         names = [f["name"] for f in (await http.get(f"/jobs/{job_id}/files")).json()["files"]]
         assert names == ["2.png"]  # neither the link nor the hidden file

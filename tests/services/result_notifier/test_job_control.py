@@ -117,9 +117,10 @@ async def test_retry_rerenders_only_the_failed_items(client: Client, db: asyncpg
     failures = await client.get_job(accepted.job_id)
     assert sorted(f.index for f in failures.failures) == [1, 3]
 
-    with pytest.raises(Conflict):
-        ok = await client.submit(SubmitCsv(csv="name\nfine\n", column="name"))
-        await client.wait(ok.job_id, timeout=60)
+    # A job with nothing failed has nothing to retry: the retry itself is refused.
+    ok = await client.submit(SubmitCsv(csv="name\nfine\n", column="name"))
+    assert (await client.wait(ok.job_id, timeout=60)).status == "completed"
+    with pytest.raises(Conflict, match="completed with failed items"):
         await client.retry_job(ok.job_id)
 
 
@@ -129,15 +130,18 @@ async def test_list_filters_by_status_and_pages(client: Client) -> None:
         accepted = await client.submit(SubmitCsv(csv=f"name\nlist {i}\n", column="name"))
         await client.wait(accepted.job_id, timeout=60)
         ids.append(accepted.job_id)
+    # Ours are the newest completed jobs (tests run one at a time): the first page is the last
+    # two, newest first, and the next page, before the second, starts with the first of ours.
     first = await client.list_jobs(status="completed", limit=2)
-    assert len(first) == 2 and all(j.status == "completed" for j in first)
+    assert [j.job_id for j in first] == [ids[2], ids[1]], first
+    assert all(j.status == "completed" for j in first)
     second = await client.list_jobs(status="completed", limit=2, before=first[-1].created_at)
+    assert second and second[0].job_id == ids[0], second
     assert not {j.job_id for j in first} & {j.job_id for j in second}
-    assert (
-        first[0].created_at
-        >= first[1].created_at
-        >= (second[0].created_at if second else first[1].created_at)
-    )
+    assert all(j.created_at < first[-1].created_at for j in second)
+    assert [j.created_at for j in second] == sorted((j.created_at for j in second), reverse=True)
+    failed = await client.list_jobs(status="failed", limit=50)
+    assert all(j.status == "failed" for j in failed) and not {j.job_id for j in failed} & set(ids)
 
 
 async def test_retry_recovers_an_item_and_keeps_its_row_style(client: Client, stack: LocalStack) -> None:

@@ -144,8 +144,16 @@ def test_fixed_canvas_and_valign(engine: RenderEngine, valign: str) -> None:
 def test_fixed_canvas_overflow(engine: RenderEngine) -> None:
     with pytest.raises(RenderError, match="does not fit"):
         engine.render("Much too long for this box", style(width=120, height=60))
-    clipped = engine.render("Much too long for this box", style(width=120, height=400, overflow="clip"))
-    assert (clipped.width, clipped.height) == (120, 400)
+    text = "Much too long for this box"
+    wrapped = _line_boxes(rows_with_ink(decode(engine.render(text, style(max_width=120)))))
+    assert len(wrapped) == 6
+    # Clipped to the box: the lines that fit are drawn, the rest are cut off, nothing is scaled.
+    roomy = decode(engine.render(text, style(width=120, height=400, overflow="clip")))
+    assert roomy.size == (120, 400) and len(_line_boxes(rows_with_ink(roomy))) == 6
+    clipped = decode(engine.render(text, style(width=120, height=60, overflow="clip")))
+    assert clipped.size == (120, 60)
+    [(top, bottom)] = _line_boxes(rows_with_ink(clipped))  # only the first line shows
+    assert bottom - top == wrapped[0][1] - wrapped[0][0]
 
 
 def test_wrap_respects_max_width(engine: RenderEngine) -> None:
@@ -157,12 +165,18 @@ def test_wrap_respects_max_width(engine: RenderEngine) -> None:
 
 def test_line_and_letter_spacing(engine: RenderEngine) -> None:
     two = "上\n下"
-    normal = engine.render(two, style())
-    loose = engine.render(two, style(line_spacing=2.0))
-    assert loose.height > normal.height + 40
-    tight = engine.render("spacing", style())
-    wide = engine.render("spacing", style(letter_spacing=10))
-    assert wide.width - tight.width == pytest.approx(60, abs=3)
+    # The gap between the two lines' ink grows; the glyphs stay as they are.
+    normal = _line_boxes(rows_with_ink(decode(engine.render(two, style()))))
+    loose = _line_boxes(rows_with_ink(decode(engine.render(two, style(line_spacing=2.0)))))
+    assert len(normal) == len(loose) == 2
+    gap = [lines[1][0] - lines[0][1] for lines in (normal, loose)]
+    assert gap[1] - gap[0] > 40, gap
+    assert [b - a for a, b in normal] == [b - a for a, b in loose]
+    # Seven letters, six gaps of 10 px more: the ink is 60 px wider.
+    tight = alpha_bbox(decode(engine.render("spacing", style())))
+    wide = alpha_bbox(decode(engine.render("spacing", style(letter_spacing=10))))
+    assert tight is not None and wide is not None
+    assert (wide[2] - wide[0]) - (tight[2] - tight[0]) == pytest.approx(60, abs=3)
 
 
 def test_auto_fit_shrinks_and_grows(engine: RenderEngine) -> None:
@@ -201,11 +215,23 @@ def test_emoji_colour_scaled_to_size(engine: RenderEngine) -> None:
 
 
 def test_vertical_space_keeps_its_cell(engine: RenderEngine) -> None:
-    solid = engine.render("竖排文字", style(orientation="vertical"))
-    spaced = engine.render("竖排 文字", style(orientation="vertical"))
-    assert spaced.height - solid.height == 48
+    solid = decode(engine.render("竖排文字", style(orientation="vertical")))
+    spaced = decode(engine.render("竖排 文字", style(orientation="vertical")))
+    solid_ink, spaced_ink = alpha_bbox(solid), alpha_bbox(spaced)
+    assert solid_ink is not None and spaced_ink is not None
+    assert (spaced_ink[3] - spaced_ink[1]) - (solid_ink[3] - solid_ink[1]) == 48
+    # The space is an empty cell between the second and third characters: the two halves are
+    # the same glyphs, the lower one 48 px further down.
+    half, width = solid.height // 2, solid.width
+    assert spaced.crop((0, 0, width, half)).tobytes() == solid.crop((0, 0, width, half)).tobytes()
+    assert (
+        spaced.crop((0, half + 48, spaced.width, spaced.height)).tobytes()
+        == solid.crop((0, half, solid.width, solid.height)).tobytes()
+    )
 
 
 def test_warm_up(engine: RenderEngine) -> None:
     engine.warm_up(("sans", "serif"))
-    assert engine.render("warm", style(font="serif")).width > 0
+    warm = decode(engine.render("warm", style(font="serif")))
+    cold = decode(RenderEngine(engine.catalogue).render("warm", style(font="serif")))
+    assert ink_sum(warm) > 0 and warm.tobytes() == cold.tobytes()  # warming changes nothing drawn

@@ -7,9 +7,9 @@ import io
 
 from PIL import Image
 
-from shared.render import RenderEngine
+from shared.render import RenderedImage, RenderEngine
 
-from .helpers import decode, pixels, style
+from .helpers import decode, ink_sum, pixels, style
 
 
 def test_png_dpi(engine: RenderEngine) -> None:
@@ -48,11 +48,14 @@ def test_reported_size_matches_pixels(engine: RenderEngine) -> None:
 def test_batch_in_worker_thread(engine: RenderEngine) -> None:
     """How the renderer service calls it: a batch inside asyncio.to_thread."""
 
-    def batch() -> list[int]:
-        return [len(engine.render(f"item {i} 项目", style()).data) for i in range(20)]
+    def batch() -> list[RenderedImage]:
+        return [engine.render(f"item {i} 项目", style()) for i in range(20)]
 
-    sizes = asyncio.run(asyncio.to_thread(batch))
-    assert len(sizes) == 20 and all(sizes)
+    images = [decode(out) for out in asyncio.run(asyncio.to_thread(batch))]
+    assert len(images) == 20
+    for i, image in enumerate(images):  # the same pixels as a render on this thread
+        assert image.tobytes() == decode(engine.render(f"item {i} 项目", style())).tobytes(), i
+        assert ink_sum(image) > 0
 
 
 def test_deterministic(engine: RenderEngine) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from PIL import Image
 
@@ -10,7 +12,7 @@ from shared.render import RenderEngine, Style
 from shared.render.hygiene import Limits, clean_text
 from shared.render.segment import break_opportunities
 
-from .helpers import decode, line_crops, style
+from .helpers import alpha_bbox, decode, line_crops, style
 
 
 def lines_of(engine: RenderEngine, text: str, s: Style) -> list[str]:
@@ -216,10 +218,21 @@ def test_hebrew_price_keeps_numbers_in_logical_order(engine: RenderEngine) -> No
 
 
 def test_arabic_is_shaped(engine: RenderEngine) -> None:
-    """Joined Arabic is narrower than its isolated letters drawn one by one."""
-    joined = engine.render("سلام", style())
-    isolated = engine.render("س ل ا م", style())
-    assert joined.width < isolated.width * 0.8
+    """Joined Arabic connects its letters: سلام breaks only after alef (which never joins to
+    the left), so its ink has one gap where the isolated letters have three; and it is narrower."""
+    joined = decode(engine.render("سلام", style()))
+    isolated = decode(engine.render("س ل ا م", style()))
+    assert (_ink_gaps(joined), _ink_gaps(isolated)) == (1, 3)
+    joined_ink, isolated_ink = alpha_bbox(joined), alpha_bbox(isolated)
+    assert joined_ink is not None and isolated_ink is not None
+    assert joined_ink[2] - joined_ink[0] < (isolated_ink[2] - isolated_ink[0]) * 0.8
+
+
+def _ink_gaps(image: Image.Image) -> int:
+    """How many runs of empty columns lie between inked ones."""
+    alpha = image.getchannel("A")
+    inked = [x for x in range(image.width) if alpha.crop((x, 0, x + 1, image.height)).getbbox()]
+    return sum(1 for a, b in itertools.pairwise(inked) if b - a > 1)
 
 
 def test_fallback_chain_per_cluster(engine: RenderEngine) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import msgspec
@@ -15,6 +14,7 @@ from shared.runtime.bus.permissions import RENDERER
 from shared.sources.csv import SubmitCsv
 from tests.conftest import DATA
 from tests.services.ingest.csv.helpers import read_manifest, run_file
+from tests.waiting import log_entries, logged
 
 
 async def test_manifest_after_a_retry_has_each_row_once_with_its_latest_outcome(client: Client) -> None:
@@ -64,9 +64,11 @@ async def test_a_duplicated_result_does_not_duplicate_manifest_rows(
     # The same batch again without a message id: the notifier sees a second delivery of a
     # completed job, completes it again (idempotently) and rewrites the manifest. Published as
     # a renderer: a client may not publish results.
+    written = log_entries(stack, "result-notifier", "manifest.written")
+    before = len([e for e in written if e["job_id"] == accepted.job_id])  # ingest may have written it
     async with await stack.client(RENDERER) as renderer:
         await renderer.nc.publish(f"imagegen.results.{accepted.job_id}", msgspec.json.encode(result))
-    marker = await client.submit(SubmitCsv(csv="name\nmarker\n", column="name"))
-    await client.wait(marker.job_id, timeout=60)
-    await asyncio.sleep(0.5)  # the rewrite runs in a task beside the result loop
+    # The step under test is the rewrite: wait until it happened, then read what it wrote.
+    rewrite = await logged(stack, "result-notifier", "manifest.written", accepted.job_id, count=before + 1)
+    assert rewrite["rows"] == 2, rewrite
     assert sorted(read_manifest(final)) == [2, 3]

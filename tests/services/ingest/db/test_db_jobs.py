@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.errors import BadRequest
+from shared.contract.messages import JobInfo
 from shared.sources.db import SubmitDb
 from tests.conftest import SampleDb
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -52,12 +52,13 @@ async def test_a_timeout_mid_stream_fails_the_job_and_keeps_what_was_published(
     final = await client.wait(accepted.job_id, timeout=60)
     assert final.kind == "failed"
     assert final.message is not None and "statement timeout" in final.message
-    # The items published before the failure still render and are counted.
-    for _ in range(100):
+    # The items published before the failure still render and are counted: wait until the
+    # ledger has every one of them.
+    async def all_counted() -> JobInfo | None:
         job = await client.get_job(accepted.job_id)
-        if job.total is not None and job.done + job.failed >= job.total:
-            break
-        await asyncio.sleep(0.1)
+        return job if job.total is not None and job.done + job.failed >= job.total else None
+
+    job = await eventually(all_counted, "the published items counted")
     assert job.status == "failed"
     assert job.total is not None and 1000 <= job.total < 2500
     assert (job.done, job.failed) == (job.total, 0)

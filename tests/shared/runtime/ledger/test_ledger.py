@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from shared.contract.messages import BatchResult, ItemResult
+from shared.contract.submit import upload_label, upload_name
 from shared.runtime.ledger import Ledger, migrate
 from shared.runtime.ledger.migrate import available_migrations
 from tests.conftest import create_database
@@ -251,3 +252,48 @@ async def test_counts_beyond_the_total_are_refused(ledger: Ledger) -> None:
     assert why == "2 more items would make 4 counted, beyond the job's 3"
     finished = await ledger.record_batch(_result("counts", 1, ok=1, first=2))
     assert finished.completed and finished.job is not None and finished.job.done == 3
+
+
+async def test_only_active_jobs_unchanged_for_the_bound_are_failed_as_stalled(ledger: Ledger) -> None:
+    for job_id in ("stalled-ingesting", "stalled-rendering", "moving", "done-long-ago", "accepted-long-ago"):
+        await ledger.create_job(job_id, "csv", b'{"column": "x"}', "/out")
+    for job_id in ("stalled-ingesting", "stalled-rendering", "moving", "done-long-ago"):
+        await ledger.start_ingest(job_id, 1)
+    await ledger.finish_ingest("stalled-rendering", 1, 10, 2)
+    await ledger.finish_ingest("done-long-ago", 1, 0, 0)  # no rows: completed at once
+    await ledger.pool.execute("UPDATE imagegen_jobs SET updated_at = now() - interval '50 seconds'")
+    await ledger.pool.execute(
+        "UPDATE imagegen_jobs SET updated_at = now() - interval '2 minutes' WHERE job_id <> 'moving'"
+    )
+    failed = {job.job_id: job for job in await ledger.fail_stalled(60)}
+    assert set(failed) == {"stalled-ingesting", "stalled-rendering", "accepted-long-ago"}
+    assert (
+        failed["stalled-rendering"].error
+        == "no progress for 60 s while rendering (IMAGEGEN_JOB_STALL_SECONDS)"
+    )
+    assert (
+        failed["stalled-ingesting"].error
+        == "no progress for 60 s while ingesting (IMAGEGEN_JOB_STALL_SECONDS)"
+    )
+    assert all(job.status == "failed" and job.finished_at for job in failed.values())
+    assert (await ledger.get_job("moving")).status == "ingesting"  # changed 50 s ago: not yet
+    assert (await ledger.get_job("done-long-ago")).status == "completed"
+    assert await ledger.fail_stalled(60) == []  # each job is failed once
+
+
+async def test_a_job_is_labelled_with_what_it_read(ledger: Ledger) -> None:
+    upload = upload_name("价目表 (v2).csv", "upload.csv")
+    assert upload.endswith("-价目表 (v2).csv") and upload_label(upload) == "价目表 (v2).csv"
+    assert upload_label(upload_name("../../etc/passwd", "upload.csv")).count("/") == 0
+    assert upload_label(upload_name("Cafe\u0301.csv", "upload.csv")) == "Caf\u00e9.csv"
+    requests = {
+        "label-upload": (f'{{"column": "x", "object": "{upload}"}}', "价目表 (v2).csv"),
+        "label-path": ('{"column": "x", "path": "menus/today.csv"}', "menus/today.csv"),
+        "label-db": ('{"column": "x", "data_source": "local", "query": "SELECT 1"}', "local"),
+        "label-inline": ('{"column": "x", "csv": "a\\n1\\n"}', None),
+    }
+    for job_id, (request, _) in requests.items():
+        created, _ = await ledger.create_job(job_id, "csv", request.encode(), None)
+        assert created.label == requests[job_id][1]
+    listed = {job.job_id: job.label for job in await ledger.list_jobs(limit=100)}
+    assert {job_id: label for job_id, (_, label) in requests.items()} == {k: listed[k] for k in requests}
