@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import nats.errors
+from nats.js.api import ClusterInfo, StreamInfo
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
@@ -17,6 +18,7 @@ from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import JobInfo
 from tests.conftest import create_database
+from tests.waiting import eventually
 
 # How long a million-row ingest may take on a loaded machine: a liveness bound, set well inside
 # those tests' own cap (their timeout marker) so that this deadline, naming what did not happen,
@@ -79,30 +81,32 @@ async def wait_ingested(client: Client, job_id: str, timeout: float) -> JobInfo:
         await asyncio.sleep(0.5)
 
 
-async def stream_leader(js: JetStreamContext, stream: str, timeout: float = 30.0) -> str:
+async def _stream_info(js: JetStreamContext, stream: str) -> StreamInfo | None:
+    """The stream's info, or None while it has no leader to answer (mid-election)."""
+    try:
+        return await js.stream_info(stream)
+    except _NO_LEADER:
+        return None
+
+
+async def stream_leader(js: JetStreamContext, stream: str) -> str:
     """The name of the server leading `stream` on a cluster ($JS.API.STREAM.INFO's
     cluster.leader), waiting through an election."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            info = await js.stream_info(stream)
-            if info.cluster and info.cluster.leader:
-                return info.cluster.leader
-        except _NO_LEADER:
-            pass  # no leader to answer yet
-        assert time.monotonic() < deadline, f"{stream} has no leader after {timeout}s"
-        await asyncio.sleep(0.2)
+
+    async def leader() -> str | None:
+        info = await _stream_info(js, stream)
+        return info.cluster.leader if info and info.cluster else None
+
+    return await eventually(leader, f"a leader of {stream}")
 
 
 async def wait_for_peers(js: JetStreamContext, stream: str, count: int) -> None:
     """Wait until `count` servers (the leader and its current followers) hold `stream`."""
-    cluster = None
-    for _ in range(300):
-        try:
-            cluster = (await js.stream_info(stream)).cluster
-        except _NO_LEADER:
-            cluster = None  # an election is under way
-        if cluster and cluster.leader and 1 + sum(bool(p.current) for p in cluster.replicas or []) == count:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{stream} is not on {count} servers: {cluster}")
+
+    async def held() -> ClusterInfo | None:
+        info = await _stream_info(js, stream)
+        cluster = info.cluster if info else None
+        current = 1 + sum(bool(peer.current) for peer in cluster.replicas or []) if cluster else 0
+        return cluster if cluster and cluster.leader and current == count else None
+
+    await eventually(held, f"{stream} current on {count} servers")

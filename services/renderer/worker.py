@@ -45,6 +45,11 @@ FAULT_KILL_REPLICA = "imagegen:fault:kill-replica"
 
 _STOP = b"stop"
 _READY = b"ready"
+# Prefix of a task the child only warms its caches with (its style, its first texts) and answers
+# _READY: the parent sends it before a fresh child's first batch, outside the batch's timeout.
+_WARM = b"warm:"
+# A warm-up takes ~2 s with the common hanzi on a quiet core; this bounds a stuck one.
+WARM_TIMEOUT_SECONDS = 60.0
 
 
 class WorkerLost(ImagegenError):
@@ -82,7 +87,6 @@ def _child_main(
     faults: bool,
     memory_mb: int | None,
     nice: int,
-    warm: bool,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -102,7 +106,6 @@ def _child_main(
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
     conn.send_bytes(_READY)
-    warmed = not warm
     while True:
         try:
             payload = conn.recv_bytes()
@@ -110,19 +113,21 @@ def _child_main(
             return
         if payload == _STOP:
             return
+        warm_only = payload.startswith(_WARM)
+        if warm_only:
+            payload = payload[len(_WARM) :]
         try:
             task = decode_msgpack(payload, RenderTask)
         except BadRequest as exc:
             conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
             continue
-        if not warmed and len(task.items) > 1:
-            # The first task says what this child will render: warm its caches with that style
-            # and the task's first texts before rendering it. Not for one item rendered alone
-            # (after a crash): the warm-up would count against that item's own short timeout.
+        if warm_only:
+            # The first task says what this child will render: its style and first texts.
             started = time.perf_counter()
             masks = renderer.warm(task)
             log.info("render.warmed", masks=masks, seconds=round(time.perf_counter() - started, 3))
-            warmed = True
+            conn.send_bytes(_READY)
+            continue
         conn.send_bytes(encode_msgpack(renderer.render(task)))
 
 
@@ -149,12 +154,13 @@ class RenderWorker:
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._cold = False  # a fresh child not yet warmed (set by start when `warm`)
 
     def start(self, timeout: float = 60.0) -> None:
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_child_main,
-            args=(child, self.font_dirs, self.output_dir, self.faults, self.memory_mb, self.nice, self.warm),
+            args=(child, self.font_dirs, self.output_dir, self.faults, self.memory_mb, self.nice),
             name="imagegen-render-worker",
             daemon=True,
         )
@@ -164,6 +170,7 @@ class RenderWorker:
             process.kill()
             raise WorkerLost("the render worker did not start")
         self._process, self._conn = process, parent
+        self._cold = self.warm
         self.baseline = resident_bytes(process.pid or 0)
 
     def recycle_above(self, extra_mb: int) -> None:
@@ -216,14 +223,22 @@ class RenderWorker:
     def started(self) -> bool:
         return self._conn is not None
 
-    def run(self, task: bytes, timeout: float, *, restart: bool = True) -> BatchOutcome:
+    def run(self, task: bytes, timeout: float, *, restart: bool = True, warm: bool = True) -> BatchOutcome:
         """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies
-        (the child is replaced at once, or with `restart=False` by the next `run`)."""
+        (the child is replaced at once, or with `restart=False` by the next `run`). A fresh child
+        first warms its caches with the task (not counted in `timeout`), unless `warm` is False."""
         if self._conn is None:
             self.start()
         assert self._conn is not None
         timed_out = False
         try:
+            if self._cold and warm:
+                self._cold = False
+                self._conn.send_bytes(_WARM + task)
+                if not self._conn.poll(WARM_TIMEOUT_SECONDS):
+                    what = self._replace(timed_out=True, restart=restart)
+                    raise WorkerLost(f"render worker {what} warming up after {WARM_TIMEOUT_SECONDS:g}s")
+                self._conn.recv_bytes()  # _READY
             self._conn.send_bytes(task)
             if self._conn.poll(timeout):
                 return msgspec.msgpack.decode(self._conn.recv_bytes(), type=BatchOutcome)
@@ -239,7 +254,8 @@ class RenderWorker:
         for item in task.items:
             single = encode_msgpack(msgspec.structs.replace(task, items=[item]))
             try:
-                outcome = self.run(single, item_timeout)
+                # Not warmed: a fresh child's warm-up must not eat an item's timeout.
+                outcome = self.run(single, item_timeout, warm=False)
             except WorkerLost as exc:
                 log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
                 outcome = BatchOutcome([failed_item(item, f"render failed: {exc}")])

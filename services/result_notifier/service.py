@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
@@ -291,6 +292,13 @@ class ResultNotifier(Service):
         """A result the ledger refused on every attempt (e.g. text Postgres cannot hold): its
         items are recorded as failed with the reason; if even that fails, the job fails."""
         copy = failed_copy(result, f"the result could not be recorded: {reason}")
+        # Into the results stream first, so the manifest shows what the ledger counts.
+        await publish(
+            self.ctx.js,
+            results_subject(result.job_id),
+            encode_json(msgspec.structs.replace(copy, replaces=True)),
+            headers={"Nats-Msg-Id": f"{result.job_id}:{result.attempt}:{result.batch}:replaced"},
+        )
         try:
             outcome = await self.ledger.record_batch(copy)
         except _DB_DOWN:

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         act = jobs.add_parser(action, help=text, description=text, aliases=aliases)
         act.add_argument("job_id", help=_JOB_ID)
         act.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    lst = jobs.add_parser("list", help="recent jobs, newest first")
+    lst = jobs.add_parser("list", help="recent jobs, newest first, with the file or data source each read")
     lst.add_argument(
         "--status", choices=[status.value for status in JobStatus], help="only jobs in this state"
     )

@@ -142,6 +142,9 @@ class BatchResult(_Wire):
     renderer: str = ""
     delivery: int = 1  # which delivery of the task this is: >1 means it was redelivered
     at: datetime = field(default_factory=utcnow)
+    # Published by result-notifier for a batch whose result the ledger could not hold: its items,
+    # failed, are what the ledger counted, so they replace that result's rows in the manifest.
+    replaces: bool = False
 
 
 ItemKind = Literal["failed", "incomplete"]

@@ -203,7 +203,8 @@ class Settings(EnvSettings):
     job_stall_seconds: Annotated[float, Field(gt=0)] = Field(
         default=3600.0,
         description="A job in an active state whose ledger row has not changed for this long (no "
-        "state change, no batch counted) is failed with the reason; `jobs resume` continues it.",
+        "state change, no batch counted) is failed with the reason; `jobs resume` continues it. An "
+        "accepted job waiting while jobs of its source are being ingested is queued, not stalled.",
     )
     preview_concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
         default=1,

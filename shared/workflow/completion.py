@@ -97,7 +97,7 @@ async def write_manifest(
             if last_seq:
                 async for result in stored_results(js, job_id, last_seq, heartbeat):
                     if result.attempt <= attempt:
-                        rows.add(result.attempt, result.items)
+                        rows.add(result.attempt, result.items, replaces=result.replaces)
             local = Path(tmp) / MANIFEST_NAME
             counts = await asyncio.to_thread(rows.write_csv, local)
         finally:
@@ -122,11 +122,14 @@ class _SortedRows:
             " status TEXT NOT NULL, line BLOB NOT NULL)"
         )
 
-    def add(self, attempt: int, items: list[ItemResult]) -> None:
+    def add(self, attempt: int, items: list[ItemResult], *, replaces: bool = False) -> None:
+        """Add a result's items; `replaces` (result-notifier's stand-in for a result the ledger
+        could not hold) wins over the earlier rows of its own attempt too."""
+        newer = "excluded.attempt >= rows.attempt" if replaces else "excluded.attempt > rows.attempt"
         self.db.executemany(
-            """INSERT INTO rows VALUES (?, ?, ?, ?) ON CONFLICT (idx) DO UPDATE
+            f"""INSERT INTO rows VALUES (?, ?, ?, ?) ON CONFLICT (idx) DO UPDATE
                   SET attempt = excluded.attempt, status = excluded.status, line = excluded.line
-                WHERE excluded.attempt > rows.attempt""",
+                WHERE {newer}""",
             [
                 (item.index, attempt, item_status(item), msgspec.json.encode(manifest_row(item)))
                 for item in items

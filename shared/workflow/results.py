@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 import nats.errors
@@ -81,33 +81,57 @@ async def last_result_seq(js: JetStreamContext, job_id: str) -> int:
 
 @dataclass
 class Rendered:
-    """The items earlier attempts of a job rendered (ok or incomplete), as a bit per index."""
+    """The items earlier attempts of a job rendered (ok or incomplete), as bits per index."""
 
     bits: bytearray
     done: int = 0
     incomplete: int = 0
+    # Which of the rendered items were incomplete, so one taken back is counted right.
+    incomplete_bits: bytearray = field(default_factory=bytearray)
 
     def __contains__(self, index: object) -> bool:
-        if not isinstance(index, int) or index < 0 or index >> 3 >= len(self.bits):
-            return False
-        return bool(self.bits[index >> 3] & (1 << (index & 7)))
+        return isinstance(index, int) and _test(self.bits, index)
 
     def add(self, index: int, *, incomplete: bool) -> None:
         if index < 0 or index in self:
             return
-        byte = index >> 3
-        if byte >= len(self.bits):  # grow at least twofold: appends stay amortised O(1)
-            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
-        self.bits[byte] |= 1 << (index & 7)
+        _set(self.bits, index, True)
         self.done += 1
-        self.incomplete += incomplete
+        if incomplete:
+            _set(self.incomplete_bits, index, True)
+            self.incomplete += 1
+
+    def discard(self, index: int) -> None:
+        """Take an item back: a replacement result recorded it as failed after all."""
+        if index not in self:
+            return
+        _set(self.bits, index, False)
+        self.done -= 1
+        if _test(self.incomplete_bits, index):
+            _set(self.incomplete_bits, index, False)
+            self.incomplete -= 1
+
+
+def _test(bits: bytearray, index: int) -> bool:
+    return index >= 0 and index >> 3 < len(bits) and bool(bits[index >> 3] & (1 << (index & 7)))
+
+
+def _set(bits: bytearray, index: int, value: bool) -> None:
+    byte = index >> 3
+    if byte >= len(bits):  # grow at least twofold: appends stay amortised O(1)
+        bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))
+    if value:
+        bits[byte] |= 1 << (index & 7)
+    else:
+        bits[byte] &= ~(1 << (index & 7)) & 0xFF
 
 
 async def rendered_before(
     js: JetStreamContext, job_id: str, attempt: int, heartbeat: Heartbeat | None = None
 ) -> Rendered:
     """Which items of `job_id` attempts before `attempt` rendered: a resume skips them. A bit
-    per item keeps a million-row job at 125 kB."""
+    per item keeps a million-row job at 125 kB. A result that `replaces` an earlier one (the
+    ledger could not hold it and recorded its items as failed) takes those items back."""
     rendered = Rendered(bytearray())
     last_seq = await last_result_seq(js, job_id)
     if last_seq:
@@ -115,6 +139,8 @@ async def rendered_before(
             if result.attempt >= attempt:
                 continue
             for item in result.items:
-                if item.ok:
+                if item.ok and not result.replaces:
                     rendered.add(item.index, incomplete=item_status(item) == "incomplete")
+                elif result.replaces:
+                    rendered.discard(item.index)
     return rendered

@@ -21,17 +21,18 @@ from shared.runtime.ledger import Ledger
 from shared.sources.csv import SubmitCsv
 from tests.faults.conftest import FaultStack
 from tests.faults.test_faults import DEADLINE, assert_exact
+from tests.services.ingest.csv.helpers import read_manifest
+from tests.waiting import eventually, log_entries
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2 * DEADLINE)]
 
 
 async def wait_status(client: Client, job_id: str, status: str) -> JobInfo:
-    for _ in range(300):
+    async def reached() -> JobInfo | None:
         job = await client.get_job(job_id)
-        if job.status == status:
-            return job
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{job_id} is still {job.status}, not {status}")
+        return job if job.status == status else None
+
+    return await eventually(reached, f"{job_id} is {status}")
 
 
 async def a_normal_job_completes(client: Client, rows: int = 30) -> None:
@@ -106,11 +107,16 @@ async def test_a_result_postgres_cannot_hold_fails_its_batch_and_nothing_else(
         for failure in job.failures:
             assert failure.reason.startswith("the result could not be recorded: gave up after 5 attempts")
             assert 'invalid byte sequence for encoding "UTF8": 0x00' in failure.reason
+        # The manifest says what the ledger counted: that batch's rows failed, the rest ok.
+        manifest = read_manifest(final)
+        assert sorted(manifest) == list(range(2, rows + 2))
+        assert [r for r, line in manifest.items() if line["status"] == "failed"] == list(range(12, 17))
+        assert "0x00" in manifest[13]["error"] and manifest[13]["text"] == "坏行"  # the NUL left out
         stack.spawn("renderer")  # the job's own tasks are skipped: it has ended
         await a_normal_job_completes(client)
     assert_all_running(fault_stack)
-    logs = "".join(p.log_file.read_text() for p in stack.processes if p.name == "result-notifier")
-    assert logs.count('"event": "message.gave_up"') == 1 and '"kind": "result"' in logs
+    gave_up = log_entries(stack, "result-notifier", "message.gave_up")
+    assert [(entry["kind"], entry["delivery"]) for entry in gave_up] == [("result", 5)]
 
 
 @pytest.mark.renderers(1)

@@ -34,10 +34,11 @@ async def jobs(args: argparse.Namespace) -> int:
                     j.failed,
                     j.incomplete,
                     f"{j.created_at:%Y-%m-%d %H:%M:%S}",
+                    j.label or "",
                 )
                 for j in found
             ]
-            header = ("JOB", "SOURCE", "STATUS", "DONE", "FAILED", "INCOMPLETE", "CREATED (UTC)")
+            header = ("JOB", "SOURCE", "STATUS", "DONE", "FAILED", "INCOMPLETE", "CREATED (UTC)", "READ")
             emit(args, found, table(header, rows))
             return 0
         followed = None

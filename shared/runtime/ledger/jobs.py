@@ -197,14 +197,20 @@ class Ledger:
 
     async def fail_stalled(self, seconds: float) -> list[JobInfo]:
         """Fail every active job whose row has not changed for `seconds` (no state change, no
-        batch counted), naming the state it stalled in. One statement: with several watchdogs
-        each job is failed, and returned, once."""
+        batch counted), naming the state it stalled in. An `accepted` job waiting while jobs of
+        its source are being ingested (and moving) is queued, not stalled. One statement: with
+        several watchdogs each job is failed, and returned, once."""
         rows = await self.pool.fetch(
-            f"""UPDATE imagegen_jobs
+            f"""UPDATE imagegen_jobs AS job
                    SET status = 'failed', finished_at = now(), updated_at = now(),
                        error = format('no progress for %s s while %s (IMAGEGEN_JOB_STALL_SECONDS)',
-                                      $2::text, status)
-                 WHERE status = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $3)
+                                      $2::text, job.status)
+                 WHERE job.status = ANY($1::text[])
+                   AND job.updated_at < now() - make_interval(secs => $3)
+                   AND NOT (job.status = 'accepted' AND EXISTS (
+                       SELECT 1 FROM imagegen_jobs busy
+                        WHERE busy.source = job.source AND busy.status = 'ingesting'
+                          AND busy.updated_at >= now() - make_interval(secs => $3)))
                 RETURNING {_JOB_COLUMNS}""",
             _ACTIVE,
             f"{seconds:g}",

@@ -56,9 +56,15 @@ async def test_a_big_job_pages_its_gallery_offers_its_manifest_and_is_listed_by_
     )
     assert await page.is_disabled("#next")
     assert len(await page.query_selector_all("#gallery figure")) == ROWS - 2 * GALLERY_PAGE
-    await page.set_viewport_size({"width": 1400, "height": 900})
     await page.click("#prev")
     await page.wait_for_function("document.querySelector('#page-info').textContent.startsWith('49–')")
+    # A full page of 48 on a phone: three small images a row, about two screens of gallery.
+    columns = await page.eval_on_selector(
+        "#gallery", "g => getComputedStyle(g).gridTemplateColumns.split(' ').length"
+    )
+    gallery_height = await page.eval_on_selector("#gallery", "g => g.getBoundingClientRect().height")
+    assert columns == 3 and gallery_height < 2000, (columns, gallery_height)
+    await page.set_viewport_size({"width": 1400, "height": 900})
     # A page of 48 images keeps the whole console within a few screens at 1400 px.
     height = await page.evaluate("document.scrollingElement.scrollHeight")
     assert height < 3000, height

@@ -45,7 +45,8 @@ def test_submit_wait_prints_the_job_and_exits_zero(stack: LocalStack) -> None:
     shown = imagegen("--json", "jobs", "show", job["job_id"], stack=stack)
     assert shown.returncode == 0 and json.loads(shown.stdout)["job_id"] == job["job_id"]
     listed = imagegen("jobs", "list", stack=stack)
-    assert job["job_id"] in listed.stdout
+    line = next(line for line in listed.stdout.splitlines() if job["job_id"] in line)
+    assert line.rstrip().endswith("products.csv"), listed.stdout  # the file the job read
 
 
 def test_failed_items_make_a_non_zero_exit(stack: LocalStack, tmp_path: Path) -> None:

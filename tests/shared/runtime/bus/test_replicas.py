@@ -14,13 +14,12 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NATS
-from pydantic import ValidationError
 
 from devstack import NatsCluster, NatsServer
 from shared.contract import subjects
 from shared.runtime.bus.discovery import ping_all, wait_for_services
 from shared.runtime.bus.streams import TopologyError, ensure_topology, stream_configs
-from shared.runtime.settings import Settings
+from shared.runtime.settings import Settings, SettingsError
 from tests.stacks import wait_for_peers
 
 STREAMS = [config.name for config in stream_configs(Settings())]
@@ -38,7 +37,7 @@ def test_replica_settings_reach_every_stream_and_bucket(monkeypatch: pytest.Monk
     assert (settings.stream_replicas, settings.kv_replicas, settings.object_store_replicas) == (3, 5, 1)
     for bad in ("0", "6"):
         monkeypatch.setenv("IMAGEGEN_STREAM_REPLICAS", bad)
-        with pytest.raises(ValidationError, match="stream_replicas"):
+        with pytest.raises(SettingsError, match="IMAGEGEN_STREAM_REPLICAS"):
             Settings()
 
 

@@ -255,8 +255,9 @@ async def test_counts_beyond_the_total_are_refused(ledger: Ledger) -> None:
 
 
 async def test_only_active_jobs_unchanged_for_the_bound_are_failed_as_stalled(ledger: Ledger) -> None:
-    for job_id in ("stalled-ingesting", "stalled-rendering", "moving", "done-long-ago", "accepted-long-ago"):
+    for job_id in ("stalled-ingesting", "stalled-rendering", "moving", "done-long-ago"):
         await ledger.create_job(job_id, "csv", b'{"column": "x"}', "/out")
+    await ledger.create_job("accepted-long-ago", "db", b'{"column": "x"}', "/out")  # no db ingest runs
     for job_id in ("stalled-ingesting", "stalled-rendering", "moving", "done-long-ago"):
         await ledger.start_ingest(job_id, 1)
     await ledger.finish_ingest("stalled-rendering", 1, 10, 2)
@@ -279,6 +280,19 @@ async def test_only_active_jobs_unchanged_for_the_bound_are_failed_as_stalled(le
     assert (await ledger.get_job("moving")).status == "ingesting"  # changed 50 s ago: not yet
     assert (await ledger.get_job("done-long-ago")).status == "completed"
     assert await ledger.fail_stalled(60) == []  # each job is failed once
+
+
+async def test_an_accepted_job_queued_behind_moving_ingests_is_not_stalled(ledger: Ledger) -> None:
+    for job_id in ("ingesting-busy", "queued", "queued-db"):
+        await ledger.create_job(job_id, "db" if job_id == "queued-db" else "csv", b'{"column": "x"}', "/out")
+    await ledger.start_ingest("ingesting-busy", 1)
+    await ledger.pool.execute(
+        "UPDATE imagegen_jobs SET updated_at = now() - interval '2 minutes' WHERE job_id LIKE 'queued%'"
+    )
+    # A csv ingest is moving: the queued csv job waits its turn; no db job is being ingested.
+    assert [job.job_id for job in await ledger.fail_stalled(60)] == ["queued-db"]
+    await ledger.pool.execute("UPDATE imagegen_jobs SET updated_at = now() - interval '2 minutes'")
+    assert {job.job_id for job in await ledger.fail_stalled(60)} == {"ingesting-busy", "queued"}
 
 
 async def test_a_job_is_labelled_with_what_it_read(ledger: Ledger) -> None:
