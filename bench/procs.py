@@ -2,8 +2,8 @@
 
 Every descendant of the benchmark that belongs to the stack is named after its component
 (nats-server, postgres, ingest, renderer, ...); a service's own multiprocessing child (the
-renderer's render child) is `<service>-child`, so the parent's messaging work and the child's
-rendering are told apart.
+renderer's render child) is `<service>-child` (and multiprocessing's resource tracker
+`<service>-tracker`), so the parent's messaging work and the child's rendering are told apart.
 """
 
 from __future__ import annotations
@@ -54,6 +54,13 @@ def _component(pid: int) -> str | None:
     return None
 
 
+def _is_tracker(pid: int) -> bool:
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _peak_kib(pid: int) -> int:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -73,7 +80,8 @@ def snapshot() -> dict[int, Proc]:
         if own is not None:
             name: str | None = own
         elif parent is not None and parent != "postgres" and not parent.endswith("-child"):
-            name = f"{parent}-child"  # a service's multiprocessing child
+            # A service's multiprocessing child (or the resource tracker multiprocessing starts).
+            name = f"{parent}-tracker" if _is_tracker(pid) else f"{parent}-child"
         else:
             name = parent
         todo.extend((child, own or parent) for child in children.get(pid, []))
