@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make run` (the local stack renders the sample CSV) and
 # `make test` (lint, type-check, the whole suite on real servers). Both install what they need.
+# `make test-fast` skips the tests marked `slow`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,8 +10,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 FONT_PACK := fonts/pack/.complete
 
-.PHONY: run test test-cluster lint typecheck pytest bench up down status system-deps node-deps fonts-pack \
-	clean image image-test debian-base
+.PHONY: run test test-fast test-cluster lint typecheck pytest bench up down status system-deps node-deps \
+	fonts-pack clean image image-test debian-base
 
 $(STAMP): pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +88,11 @@ pytest: $(STAMP) system-deps node-deps $(FONT_PACK)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The edit-run loop: lint, types and every test not marked `slow` (fault injection, stacks of
+# their own, million-row files, CLI subprocesses). CI runs `make test`, which runs everything.
+test-fast: lint typecheck $(STAMP) system-deps node-deps $(FONT_PACK)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 # The replication tests alone (also part of `make test`): a three-server nats-server cluster on
 # loopback, a server killed and all restarted mid-job, replica counts changed in place.

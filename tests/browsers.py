@@ -38,7 +38,7 @@ async def browser_fixture() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"no chromium at {CHROMIUM}: install Debian's (`apt-get install -y chromium`, "
-            "`make browser-deps`) or point IMAGEGEN_CHROMIUM at one"
+            "`make system-deps`) or point IMAGEGEN_CHROMIUM at one"
         )
     async with async_playwright() as playwright:
         instance = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

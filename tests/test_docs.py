@@ -75,6 +75,10 @@ COVERED: list[tuple[tuple[str, ...], str]] = [
         "tests/shared/render/test_bench_smoke.py::test_bench_render_runs",
     ),
     ((".venv/bin/python", "bench/bench_pipeline.py"), "tests/test_docs.py::test_bench_pipeline_runs"),
+    (
+        (".venv/bin/python", "bench/bench_sizes.py"),
+        "tests/shared/runtime/bus/test_limits.py::test_bench_sizes_runs",
+    ),
     (("docker", "build"), "tests/deploy/test_manifests.py::test_dockerfile_shape"),
     (("docker", "run"), "tests/deploy/test_manifests.py::test_dockerfile_shape"),
     # compose.yaml runs for real under docker-compose (v1, the same arguments) in `make image-test`.

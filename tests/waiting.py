@@ -25,16 +25,23 @@ DEADLINE = 60.0
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], what: str, *, timeout: float = DEADLINE, every: float = 0.1
+    check: Callable[[], Awaitable[T]],
+    what: str | Callable[[], str],
+    *,
+    timeout: float = DEADLINE,
+    every: float = 0.1,
 ) -> T:
     """Poll `check` until it returns something truthy and return that; fail naming `what` (and
-    the last value seen) after `timeout` seconds."""
+    the last value seen) after `timeout` seconds. `what` may be a callable, to describe the
+    state the check last saw."""
     deadline = time.monotonic() + timeout
     while True:
         value = await check()
         if value:
             return value
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what} (last: {value!r})"
+        if time.monotonic() >= deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"not within {timeout}s: {described} (last: {value!r})")
         await asyncio.sleep(every)
 
 

@@ -63,7 +63,7 @@ from shared.workflow.advisories import Undelivered
 from shared.workflow.cancellation import Cancellations
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
-from shared.workflow.failure import fail_job, failed_copy
+from shared.workflow.failure import fail_job, failed_copy, still_rendering
 from shared.workflow.publisher import TaskPublisher
 from shared.workflow.watchdog import watch_stalls
 
@@ -283,6 +283,9 @@ class ResultNotifier(Service):
             self.progress.forget(job.job_id)
             await self.finishing.spawn(self.finish(job, msg))
             return
+        elif outcome.recorded and job.status == JobStatus.FAILED and not still_rendering(job):
+            # A job failed by its source once its published items are all counted: stop.
+            await self.active.end(job.job_id)
         elif outcome.recorded and self.progress.due(job.job_id):
             await announce(self.ctx.js, job, EventKind.PROGRESS)
         if msg is not None:

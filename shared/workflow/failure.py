@@ -24,16 +24,29 @@ log = get_logger(__name__)
 
 
 async def job_failed(
-    js: JetStreamContext, active: ActiveJobs, job: JobInfo, cancellations: Cancellations | None = None
+    js: JetStreamContext,
+    active: ActiveJobs,
+    job: JobInfo,
+    cancellations: Cancellations | None = None,
+    *,
+    stop_rendering: bool = True,
 ) -> None:
-    """What follows a job's move to `failed` in the ledger: ingest and renderers stop, and the
+    """What follows a job's move to `failed` in the ledger: ingest stops, renderers stop (unless
+    `stop_rendering` is False: its published items still render, see `fail_job`), and the
     `failed` event says why. Only result-notifier may write the cancel bucket (`cancellations`)."""
     metrics.JOBS.labels(state="failed").inc()
     log.warning("job.failed", job_id=job.job_id, attempt=job.attempt, error=job.error)
     if cancellations is not None:
         await cancellations.cancel(job.job_id, job.attempt)
-    await active.end(job.job_id)
+    if stop_rendering:
+        await active.end(job.job_id)
     await announce(js, job, EventKind.FAILED)
+
+
+def still_rendering(job: JobInfo) -> bool:
+    """A failed job whose published items are not all counted yet: its tasks still render, and
+    result-notifier ends it in the active-jobs bucket when the last one is counted."""
+    return job.status == "failed" and job.total is not None and job.done + job.failed < job.total
 
 
 async def fail_job(
@@ -52,7 +65,10 @@ async def fail_job(
     reason = clip(storable(reason) or "", MAX_EVENT_MESSAGE)
     failed = await ledger.fail_job(job_id, attempt, reason, total_items=total_items)
     if failed is not None:
-        await job_failed(js, active, failed, cancellations)
+        # With `total_items` (a source that broke after publishing some rows) what was published
+        # is still rendered and counted, as the ledger says; otherwise everything stops.
+        keep = total_items is not None and still_rendering(failed)
+        await job_failed(js, active, failed, cancellations, stop_rendering=not keep)
     return failed
 
 

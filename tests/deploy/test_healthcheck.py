@@ -21,6 +21,8 @@ import pytest
 from devstack import NatsCluster, NatsServer, free_port
 from shared.runtime.services import SERVICES
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "healthcheck.py"
 

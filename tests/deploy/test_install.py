@@ -28,6 +28,8 @@ from tests.conftest import REPO, create_database
 from tests.images import corners_transparent, decode_rgba, ink_pixels
 from tests.stacks import secured_nats
 
+pytestmark = pytest.mark.slow
+
 # What deploy/Dockerfile copies into its build stage to `pip install .`.
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "shared", "services")
 CONSOLE = ("index.html", "console.js", "console.css")
@@ -136,4 +138,8 @@ async def test_every_service_runs_from_the_installed_wheel(stack_from_wheel: Loc
         assert process.stop() == 0, process.log_file.read_text()[-2000:]
     for log in (stack.state_dir / "logs").glob("*.log"):
         for line in log.read_text().splitlines():
-            assert json.loads(line).get("level") != "error", f"{log.name}: {line}"
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"{log.name}: not a JSON line: {line}") from None
+            assert record.get("level") != "error", f"{log.name}: {line}"

@@ -137,6 +137,7 @@ def compose_config(
 NATS_PASSWORDS = {password_variable(name): f"test-{name}" for name in IDENTITIES}
 
 
+@pytest.mark.slow
 def test_compose_config_validates() -> None:
     """With no .env at all: nobody pastes a secret (the NATS passwords are made at start-up)."""
     result = compose_config({})

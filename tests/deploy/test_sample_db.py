@@ -74,6 +74,7 @@ async def describe(admin_url: str, database: str, role: str) -> dict[str, object
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_the_compose_init_script_makes_the_devstack_sample(
     postgres_admin_url: str, sample_source: SampleSource
 ) -> None:

@@ -17,6 +17,7 @@ from tests.stacks import stream_leader, wait_for_peers
 ELECTION = (APIError, NoStreamResponseError, nats.errors.TimeoutError, nats.errors.NoRespondersError)
 
 
+@pytest.mark.slow
 async def test_a_replicated_stream_survives_its_leader_killed(nats_cluster: NatsCluster) -> None:
     assert len(nats_cluster.servers) == 3
     assert len({server.port for server in nats_cluster.servers}) == 3

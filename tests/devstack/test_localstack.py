@@ -103,6 +103,7 @@ async def test_nats_config_text_enables_auth(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.slow
 async def test_postgres_database_persists_across_restarts(pg_dir: Path) -> None:
     server = PostgresServer.start(pg_dir)
     try:
@@ -138,6 +139,7 @@ async def test_postgres_database_persists_across_restarts(pg_dir: Path) -> None:
         server.stop()
 
 
+@pytest.mark.slow
 async def test_postgres_starts_again_after_its_postmaster_is_killed(pg_dir: Path) -> None:
     server = PostgresServer.start(pg_dir)
     url = server.create_database("crashy")
@@ -167,6 +169,7 @@ def test_postgres_refuses_a_non_empty_non_cluster_dir(pg_dir: Path) -> None:
         PostgresServer.start(pg_dir)
 
 
+@pytest.mark.slow
 def test_servers_die_with_a_killed_caller(tmp_path: Path, pg_dir: Path) -> None:
     script = textwrap.dedent(
         f"""

@@ -277,7 +277,15 @@ async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultSt
 
 
 @pytest.mark.renderers(0)
-@pytest.mark.stack_env({"IMAGEGEN_TASKS_MAX_BYTES": "60000", "IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "0"})
+# 128-item tasks (~4.5 KB here): the queue fills to within one task of its limit, past the 90 %
+# at which submits are refused; 512-item ones (18 KB) stall it at 53 KB, under 54 KB.
+@pytest.mark.stack_env(
+    {
+        "IMAGEGEN_TASKS_MAX_BYTES": "60000",
+        "IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "0",
+        "IMAGEGEN_BATCH_SIZE": "128",
+    }
+)
 async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(fault_stack: FaultStack) -> None:
     """With the task queue at its limit, a new submit gets a clear 503 "busy" instead of being
     accepted into a stall; the work already accepted is kept and completes once renderers run."""

@@ -209,8 +209,12 @@ async def test_a_request_no_ingest_survives_fails_its_job_via_the_advisory(fault
         final = await client.wait(job_id, timeout=DEADLINE)
         assert (final.kind, final.status) == ("failed", "failed")
         assert final.message and "ingest request was delivered 2 times" in final.message
-        requests = await admin.js.stream_info("IMAGEGEN_REQUESTS")
-        assert requests.state.messages == 0
+        # The request is deleted once its failure is recorded (just after the `failed` event).
+
+        async def requests_empty() -> bool:
+            return (await admin.js.stream_info("IMAGEGEN_REQUESTS")).state.messages == 0
+
+        await eventually(requests_empty, "the dead request deleted from IMAGEGEN_REQUESTS")
         await wait_for_services(client.nc, {"ingest": 1}, timeout=60)
         await a_normal_job_completes(client)
     assert_all_running(fault_stack, but="ingest")

@@ -53,6 +53,7 @@ async def up(tmp_path: Path, postgres_admin_url: str) -> AsyncIterator[tuple[Pat
         imagegen(tmp_path, env, "down")
 
 
+@pytest.mark.slow
 async def test_imagegen_up_refuses_connections_without_credentials(up: tuple[Path, dict[str, str]]) -> None:
     folder, env = up
     state = folder / ".imagegen" / "up"

@@ -24,6 +24,8 @@ from shared.runtime.settings import Settings
 from tests.gateways import start_gateway
 from tests.waiting import eventually
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 async def app_client(stack: LocalStack) -> AsyncIterator[Client]:

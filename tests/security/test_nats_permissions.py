@@ -279,6 +279,7 @@ def test_every_service_has_an_identity_of_its_own() -> None:
 # --- normal use, end to end, with no refusal of a service ------------------------------------------
 
 
+@pytest.mark.slow
 async def test_normal_use_works_and_no_service_is_ever_refused(secured: Secured) -> None:
     stack, server = secured.stack, secured.server
     async with await stack.client() as client:
@@ -327,6 +328,7 @@ async def test_normal_use_works_and_no_service_is_ever_refused(secured: Secured)
     assert not refused, f"the layout refused normal use: {refused}"
 
 
+@pytest.mark.slow
 async def test_a_forged_cancellation_does_not_stop_a_running_job(secured: Secured) -> None:
     stack, server = secured.stack, secured.server
     async with await stack.client() as client:
@@ -343,6 +345,7 @@ async def test_a_forged_cancellation_does_not_stop_a_running_job(secured: Secure
         assert (final.kind, final.done, final.failed) == ("completed", 400, 0)
 
 
+@pytest.mark.slow
 def test_nats_setup_as_anyone_but_admin_fails_with_the_reason(bare: Server) -> None:
     env = {
         **os.environ,
@@ -363,6 +366,7 @@ def test_nats_setup_as_anyone_but_admin_fails_with_the_reason(bare: Server) -> N
     assert "client have the admin identity's rights" in done.stderr
 
 
+@pytest.mark.slow
 async def test_no_stream_a_client_may_create_consumers_on_holds_a_durable(bare: Server) -> None:
     """Why result-notifier pulls from a queue of its own: the ephemeral create a client needs for
     replaying a stream also updates any consumer named in the request body."""

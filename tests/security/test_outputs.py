@@ -56,6 +56,7 @@ async def test_file_names_cannot_disguise_themselves_or_overrun(client: Client) 
     assert len(long.encode()) <= 160
 
 
+@pytest.mark.slow
 async def test_a_long_name_can_be_listed_downloaded_and_zipped(http: httpx.AsyncClient) -> None:
     long_name = "标签" * 25  # 150 bytes: the budget
     files = {"file": ("l.csv", f"name,file\nx,{long_name}\ny,short\n".encode(), "text/csv")}

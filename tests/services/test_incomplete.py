@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import item_status
@@ -53,6 +55,7 @@ async def test_strict_fails_the_item_instead(client: Client) -> None:
     assert job.failures[0].kind == "failed" and "no font covers: U+E000" in job.failures[0].reason
 
 
+@pytest.mark.slow
 def test_the_cli_exits_non_zero_for_incomplete_images(stack: LocalStack, tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text(f"name\nfine\nhalf {MISSING}\n", "utf-8")

@@ -8,6 +8,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.stack import LocalStack
@@ -25,6 +26,7 @@ def scrape(port: int) -> dict[str, float]:
     return values
 
 
+@pytest.mark.slow
 async def test_metrics_after_a_job(database_url: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="imagegen-metrics-"))
     nats, credentials = secured_nats(root / "nats")

@@ -120,6 +120,7 @@ async def test_chinese_glyphs_are_real_not_boxes() -> None:
     assert_no_tofu(engine, chars)
 
 
+@pytest.mark.slow
 async def test_two_renderers_share_a_real_data_job(client: Client) -> None:
     """2,978 Chinese county names: both replicas render, every item exactly once."""
     text = (DATA / "areas.csv").read_text("utf-8")

@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from shared.asyncapi import document
 from shared.contract import subjects
 from shared.sources import SOURCES
@@ -28,6 +30,7 @@ def test_every_source_and_stream_is_a_channel() -> None:
     assert "data_source" in schemas["SubmitDb"]["properties"]
 
 
+@pytest.mark.slow
 def test_the_official_parser_accepts_it(tmp_path: Path) -> None:
     assert (TOOL / "node_modules" / "@asyncapi" / "parser").is_dir(), "run `make node-deps` (make test does)"
     path = tmp_path / "asyncapi.json"
@@ -45,6 +48,7 @@ def test_the_official_parser_accepts_it(tmp_path: Path) -> None:
     assert len(verdict["channels"]) == len(document()["channels"])
 
 
+@pytest.mark.slow
 def test_the_parser_check_can_fail(tmp_path: Path) -> None:
     # A broken reference must be reported, so the test above is not vacuous.
     doc = document()

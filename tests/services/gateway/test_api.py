@@ -309,6 +309,7 @@ async def app_client(stack: LocalStack) -> AsyncIterator[Client]:
         yield client
 
 
+@pytest.mark.slow
 async def test_api_key_guards_the_api_but_not_health_or_console(
     app_client: Client, stack: LocalStack
 ) -> None:

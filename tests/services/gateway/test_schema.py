@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -38,6 +39,7 @@ def check(case: Any, seen: Counter[str]) -> None:
         assert "field" in body, body
 
 
+@pytest.mark.slow
 def test_no_request_gets_a_server_error_and_errors_are_json(gateway: Gateway) -> None:
     schema = schemathesis.openapi.from_url(gateway.url + "/openapi.json")
     seen: Counter[str] = Counter()

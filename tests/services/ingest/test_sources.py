@@ -120,6 +120,7 @@ async def test_submit_reads_only_the_head_of_an_upload(client: Client, tmp_path:
     assert "stops decoding as utf-8" in final.message and "after 3 rows" in final.message
 
 
+@pytest.mark.slow
 def test_the_cli_submits_any_registered_source(stack: LocalStack, tmp_path: Path) -> None:
     path = write_workbook(tmp_path / "labels.xlsx")
     done = subprocess.run(

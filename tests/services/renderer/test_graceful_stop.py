@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import pytest
+
 from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import BatchResult
@@ -14,6 +16,7 @@ from shared.sources.csv import SubmitCsv
 from tests.conftest import DATA
 
 
+@pytest.mark.slow
 async def test_sigterm_mid_job_loses_and_repeats_nothing(stack: LocalStack, client: Client) -> None:
     extra = stack.spawn("renderer", instance="renderer-sigterm")
     try:

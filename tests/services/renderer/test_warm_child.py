@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from services.renderer.batch import WARM_SAMPLES, BatchRenderer
 from services.renderer.worker import RenderWorker
 from shared.contract.codec import encode_msgpack
@@ -30,6 +32,7 @@ def test_batch_warm_caches_common_hanzi_from_the_first_items() -> None:
     assert latin.warm(_task(["Organic Green Tea"] * (WARM_SAMPLES + 4))) < 100  # no Han: no hanzi
 
 
+@pytest.mark.slow
 def test_the_child_warms_on_its_first_task_and_renders_what_a_cold_engine_does(tmp_path: Path) -> None:
     settings = Settings()
     worker = RenderWorker(font_dirs=settings.font_dirs, output_dir=tmp_path)

@@ -33,6 +33,7 @@ async def _quiet(client: Client, job_id: str, deadline: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_cancel_stops_the_job_and_resume_renders_the_rest(stack: LocalStack, csv_dir: Path) -> None:
     rows = 6000
     (csv_dir / "big.csv").write_text("name\n" + "".join(f"商品 {i} Product\n" for i in range(rows)), "utf-8")

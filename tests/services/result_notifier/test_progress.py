@@ -7,6 +7,8 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
+
 from devstack import NatsServer
 from devstack.stack import LocalStack
 from services.result_notifier.progress import ProgressThrottle
@@ -67,6 +69,7 @@ def test_memory_is_bounded_by_forgetting_the_oldest_job() -> None:
     assert not throttle.due("c", now=3.2) and not throttle.due("d", now=3.3)
 
 
+@pytest.mark.slow
 async def test_the_notifier_announces_through_the_throttle(
     tmp_path: Path, postgres_admin_url: str, stacks: list[tuple[NatsServer, LocalStack]]
 ) -> None:

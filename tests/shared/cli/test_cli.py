@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devstack.stack import LocalStack
 from tests.cli import imagegen
 from tests.conftest import REPO
@@ -29,6 +31,7 @@ def submit_products(stack: LocalStack, *options: str) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 def test_submit_wait_prints_the_job_and_exits_zero(stack: LocalStack) -> None:
     done = submit_products(stack, "--json", "--size", "32", "--color", "navy", "--wait")
     assert done.returncode == 0, done.stderr
@@ -63,6 +66,7 @@ def test_bad_style_is_reported_with_its_field(stack: LocalStack) -> None:
     assert "style.color" in done.stderr
 
 
+@pytest.mark.slow
 def test_render_locally_needs_no_server(tmp_path: Path) -> None:
     out = tmp_path / "hello.png"
     done = imagegen("--json", "render", "你好, world", "-o", str(out), nats_url="nats://127.0.0.1:1")
@@ -116,6 +120,7 @@ def test_submit_with_per_row_columns_shows_progress_and_the_manifest(
     assert red.height < blue.height  # 20 px from the row, 30 px from --size
 
 
+@pytest.mark.slow
 def test_a_failed_job_makes_a_non_zero_exit(stack: LocalStack, tmp_path: Path) -> None:
     # Valid UTF-8 for the first 64 KiB (what detection reads), then a byte that is not: the job
     # fails mid-stream with the reason, after the rows before it were queued.
@@ -128,6 +133,7 @@ def test_a_failed_job_makes_a_non_zero_exit(stack: LocalStack, tmp_path: Path) -
     assert job["status"] == "failed" and "stops decoding as utf-8" in job["error"]
 
 
+@pytest.mark.slow
 def test_json_is_accepted_after_the_command(stack: LocalStack) -> None:
     listed = imagegen("jobs", "list", "--limit", "3", "--json", stack=stack)
     assert listed.returncode == 0, listed.stderr
@@ -138,6 +144,7 @@ def test_json_is_accepted_after_the_command(stack: LocalStack) -> None:
     assert "sans" in {font["name"] for font in json.loads(fonts.stdout)}
 
 
+@pytest.mark.slow
 def test_unreachable_nats_is_a_quick_clear_error() -> None:
     done = imagegen("jobs", "list", nats_url="nats://127.0.0.1:1", timeout=30)
     assert done.returncode == 2
@@ -167,6 +174,7 @@ def test_the_python_example_runs_against_the_stack(stack: LocalStack) -> None:
     assert len(images) == 24 and all(ink_pixels(decode_rgba(p.read_bytes())) > 50 for p in images)
 
 
+@pytest.mark.slow
 def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> None:
     done = submit_products(stack, "--json", "--wait")
     job = json.loads(done.stdout)
@@ -180,6 +188,7 @@ def test_jobs_fetch_copies_a_jobs_images(stack: LocalStack, tmp_path: Path) -> N
         assert path.read_bytes() == (Path(job["output"]) / path.name).read_bytes()
 
 
+@pytest.mark.slow
 def test_submit_says_how_the_file_was_read(stack: LocalStack) -> None:
     done = submit_products(stack)
     assert done.returncode == 0, done.stderr

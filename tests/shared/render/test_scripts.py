@@ -47,6 +47,7 @@ def test_pack_is_installed_for_the_suite() -> None:
     assert all((folder / name).is_file() for name in LICENCE_FILES)
 
 
+@pytest.mark.slow
 def test_every_cldr_base_locale_is_covered(report: list[str]) -> None:
     catalogue = default_catalogue()
     chain = catalogue.chain("sans")

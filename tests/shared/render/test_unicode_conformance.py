@@ -53,6 +53,7 @@ def _break_cases(path: Path) -> Iterator[tuple[str, set[int]]]:
         yield text, breaks
 
 
+@pytest.mark.slow
 def test_bidi_character_test_every_case(report: list[str]) -> None:
     """Paragraph level, resolved levels (after L1) and visual order of all cases."""
     passed = total = 0

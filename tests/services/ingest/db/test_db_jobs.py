@@ -53,12 +53,15 @@ async def test_a_timeout_mid_stream_fails_the_job_and_keeps_what_was_published(
     assert final.kind == "failed"
     assert final.message is not None and "statement timeout" in final.message
     # The items published before the failure still render and are counted: wait until the
-    # ledger has every one of them.
+    # ledger has every one of them (2,499 renders on a loaded machine: a generous deadline).
+    seen: list[JobInfo] = []
+
     async def all_counted() -> JobInfo | None:
-        job = await client.get_job(accepted.job_id)
+        seen[:] = [await client.get_job(accepted.job_id)]
+        job = seen[0]
         return job if job.total is not None and job.done + job.failed >= job.total else None
 
-    job = await eventually(all_counted, "the published items counted")
+    job = await eventually(all_counted, lambda: f"the published items counted: {seen}", timeout=120)
     assert job.status == "failed"
     assert job.total is not None and 1000 <= job.total < 2500
     assert (job.done, job.failed) == (job.total, 0)

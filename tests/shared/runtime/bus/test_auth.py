@@ -19,6 +19,7 @@ from shared.client import Client
 from shared.sources.csv import SubmitCsv
 
 
+@pytest.mark.slow
 async def test_the_service_set_works_end_to_end_behind_user_password_auth(database_url: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="imagegen-auth-"))
     server = NatsServer.start(

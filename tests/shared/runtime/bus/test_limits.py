@@ -81,3 +81,21 @@ def test_clip_and_check_reply() -> None:
         assert exc.code == 413 and "101 bytes" in exc.message and "max_payload" in exc.message
     else:
         raise AssertionError("a reply over the budget was not refused")
+
+
+def test_bench_sizes_runs() -> None:
+    """bench/bench_sizes.py runs as bench/README.md shows it (with fewer items)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[4]
+    done = subprocess.run(
+        [sys.executable, "bench/bench_sizes.py", "--count", "300", "--rounds", "1"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sizing as a share of rendering" in done.stdout, done.stdout

@@ -82,6 +82,7 @@ async def test_a_single_server_refuses_three_replicas_naming_the_setting(js_serv
         await ensure_topology(js, Settings(stream_replicas=1, object_store_replicas=3))
 
 
+@pytest.mark.slow
 async def test_a_cluster_moves_every_stream_and_bucket_to_three_replicas_in_place(
     nats_cluster: NatsCluster,
 ) -> None:
@@ -120,6 +121,7 @@ async def test_more_replicas_than_servers_is_refused_with_the_servers_reason(tmp
         two.stop(kill=True)
 
 
+@pytest.mark.slow
 async def test_a_service_started_before_its_cluster_has_a_quorum_waits_for_it(
     nats_cluster: NatsCluster, tmp_path: Path
 ) -> None:

@@ -1,0 +1,46 @@
+"""A result that would not fit the server's max_payload (ingest sized its task for a larger
+server) still goes out: without its items' texts, names and styles, never refused by NATS."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import msgspec
+import nats
+import pytest
+
+from devstack.natsauth import NatsCredentials
+from services.renderer.service import Renderer
+from shared.contract.errors import TooLarge
+from shared.contract.messages import BatchResult, ItemResult
+from shared.runtime.bus.permissions import RENDERER
+from tests.conftest import nats_options
+
+
+async def test_an_oversized_result_is_slimmed_to_fit(
+    nats_url: str, nats_credentials: NatsCredentials | None
+) -> None:
+    nc = await nats.connect(nats_url, **nats_options(nats_credentials, RENDERER))
+    try:
+        renderer = SimpleNamespace(ctx=SimpleNamespace(nc=nc))
+        text = "汉" * 5000  # 15 KB a text: 128 of them are 1.9 MB of JSON
+        items = [
+            ItemResult(
+                index=i, ok=True, row=i + 2, text=text, file=f"{i + 2}.png", width=9, height=9, bytes=99
+            )
+            for i in range(128)
+        ]
+        result = BatchResult(job_id="j", attempt=1, batch=0, items=items)
+        payload = Renderer._fitted(renderer, result)  # type: ignore[arg-type]
+        assert len(payload) <= nc.max_payload
+        slim = msgspec.json.decode(payload, type=BatchResult)
+        assert [item.index for item in slim.items] == list(range(128))
+        assert all(item.ok and item.file and item.text is None for item in slim.items)
+        small = BatchResult(job_id="j", attempt=1, batch=0, items=items[:2])
+        assert msgspec.json.decode(Renderer._fitted(renderer, small), type=BatchResult) == small  # type: ignore[arg-type]
+        huge = BatchResult(job_id="j", attempt=1, batch=0, items=items * 300)  # 38,400 items
+        with pytest.raises(TooLarge):
+            Renderer._fitted(renderer, huge)  # type: ignore[arg-type]
+    finally:
+        await asyncio.wait_for(nc.close(), 5)
