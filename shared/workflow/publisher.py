@@ -21,7 +21,7 @@ from nats.js.errors import APIError
 from shared.contract.codec import encode_msgpack
 from shared.contract.messages import RenderItem, RenderTask
 from shared.contract.style import Style
-from shared.contract.subjects import STREAM_TASKS, tasks_subject
+from shared.contract.subjects import CONSUMER_RENDERER, STREAM_TASKS, tasks_subject
 from shared.runtime import metrics
 from shared.runtime.bus.limits import TaskBudget, result_bound, task_bytes
 from shared.runtime.bus.publish import JS_UNAVAILABLE
@@ -142,6 +142,16 @@ class TaskPublisher:
             try:
                 info = await self.js.stream_info(STREAM_TASKS, subjects_filter=self.subject)
                 queued = (info.state.subjects or {}).get(self.subject, 0)
+                # The per-subject count is the server's bookkeeping, which has drifted after
+                # removals in several nats-server releases (e.g. nats-server #5214, #6226): a
+                # count that never falls would wedge the job. When the renderers' consumer has
+                # nothing waiting for delivery, no job is behind this one, so publishing is fair.
+                if queued >= self.max_queued:
+                    consumer = await self.js.consumer_info(STREAM_TASKS, CONSUMER_RENDERER)
+                    if not consumer.num_pending:
+                        if delay >= 1.0:
+                            log.warning("tasks.queue_count_ignored", job_id=self.job_id, queued=queued)
+                        return
             except _RETRYABLE:
                 queued = 0  # can't tell now: the publish path has its own retry
             if queued < self.max_queued:

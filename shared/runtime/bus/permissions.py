@@ -219,6 +219,8 @@ IDENTITIES: Final[dict[str, Identity]] = {
                     *_events(EventKind.ACCEPTED, EventKind.STARTED, EventKind.FAILED, EventKind.COMPLETED),
                     *_stream_info(subjects.STREAM_REQUESTS),
                     *_stream_info(subjects.STREAM_TASKS),
+                    # The renderers' backlog: the fairness cap yields when nothing is waiting.
+                    f"{_API}.CONSUMER.INFO.{subjects.STREAM_TASKS}.{subjects.CONSUMER_RENDERER}",
                     *_pull(subjects.STREAM_REQUESTS, "*"),
                     *_kv_reader(subjects.BUCKET_CANCELLED),
                     *_kv_writer(subjects.BUCKET_ACTIVE),
