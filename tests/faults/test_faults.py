@@ -91,6 +91,16 @@ async def test_kill_9_of_a_renderer_mid_job(fault_stack: FaultStack) -> None:
     async with await stack.client() as client:
         job_id = await start_job(client, fault_stack, "kill.csv", rows, 300)
         victim = next(p for p in stack.processes if p.name == "renderer")
+        instance = victim.log_file.stem  # IMAGEGEN_INSTANCE, as its results name it
+
+        async def victim_working() -> None:
+            # Killed right after it published a result it holds the batches it prefetched
+            # (IMAGEGEN_RENDERER_PREFETCH): the kill then really strands work.
+            async for result in client.results(job_id):
+                if result.renderer == instance:
+                    return
+
+        await asyncio.wait_for(victim_working(), 60)
         os.kill(victim.process.pid, signal.SIGKILL)
         final = await client.wait(job_id, timeout=DEADLINE)
         results = await assert_exact(client, final, rows)
