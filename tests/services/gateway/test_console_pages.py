@@ -40,6 +40,8 @@ async def test_a_big_job_pages_its_gallery_offers_its_manifest_and_is_listed_by_
 
     # One page of the gallery at a time, with the same total as the status line.
     assert await page.text_content("#page-info") == f"1–{GALLERY_PAGE} of {ROWS}"
+    # The note is written once the page has the job's own count (a request after the gallery).
+    await page.wait_for_function("document.querySelector('#gallery-note').textContent !== ''")
     assert await page.text_content("#gallery-note") == f"{ROWS} images"
     status = await page.text_content("#status") or ""
     assert f"{ROWS} / {ROWS}" in status, status
