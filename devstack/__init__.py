@@ -17,7 +17,8 @@ ports (4222, 5432) and any port already served.
 from devstack._proc import LocalStackError, free_port
 from devstack.cluster import NatsCluster
 from devstack.nats import NatsServer, find_nats_server
-from devstack.postgres import PostgresServer, find_pg_bindir
+from devstack.pghost import find_pg_bindir
+from devstack.postgres import PostgresServer
 
 __all__ = [
     "LocalStackError",

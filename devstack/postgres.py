@@ -15,18 +15,16 @@ cleared, and an orphaned postmaster still serving the directory is shut down fir
 Callers choose where the data lives. The server user must be able to traverse every parent of
 the data directory: a directory under the system temp dir (e.g. pytest's 0700
 /tmp/pytest-of-root) is opened with o+x (search only, no listing); anywhere else (e.g. /root)
-that would need it raises a clear error instead of loosening permissions silently.
+that would need it raises a clear error instead of loosening permissions silently (the binaries,
+the server user and these permissions: `devstack/pghost.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pwd
-import re
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import time
@@ -48,6 +46,7 @@ from devstack._proc import (
     terminate,
     wait_until,
 )
+from devstack.pghost import RunAs, chown_tree, ensure_user, find_pg_bindir, open_path_for
 
 READY_TIMEOUT = 60.0  # crash recovery after a SIGKILL can take a while on a slow disk
 STOP_TIMEOUT = 30.0
@@ -60,116 +59,6 @@ _STOP_SIGNALS = {
 }
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 _PORT_ATTEMPTS = 3
-
-
-def find_pg_bindir() -> Path:
-    """The directory holding initdb and postgres: `pg_config --bindir`, else the newest
-    /usr/lib/postgresql/<version>/bin.
-
-    pg_config can come from libpq-dev alone, pointing at a bindir without the server, so each
-    candidate must actually contain `postgres` and `initdb`.
-    """
-    candidates: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-            )
-            candidates.append(Path(out.stdout.strip()))
-
-    def version(path: Path) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", path.parent.name)) or (0,)
-
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
-    for bindir in candidates:
-        if (bindir / "postgres").is_file() and (bindir / "initdb").is_file():
-            return bindir
-    raise LocalStackError(
-        "PostgreSQL server binaries not found (no initdb/postgres via `pg_config --bindir` or "
-        "in /usr/lib/postgresql/*/bin); install them with `apt-get install postgresql` "
-        "(`make` does this)"
-    )
-
-
-@dataclass(frozen=True)
-class _RunAs:
-    """Who the server runs as: a dedicated user when we are root, else ourselves (None)."""
-
-    uid: int | None
-    gid: int | None
-    name: str
-
-    @property
-    def switch(self) -> bool:
-        return self.uid is not None
-
-
-def _ensure_user(name: str) -> _RunAs:
-    """Resolve (and as root, create) the user the server runs as."""
-    if os.geteuid() != 0:
-        return _RunAs(None, None, pwd.getpwuid(os.geteuid()).pw_name)
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        proc = subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        # Exit 9 means another process created it meanwhile: fine.
-        if proc.returncode not in (0, 9):
-            raise LocalStackError(
-                f"could not create system user {name!r} for Postgres (which refuses to run as "
-                f"root): {proc.stderr.strip() or proc.stdout.strip()}"
-            ) from None
-        entry = pwd.getpwnam(name)
-    if entry.pw_uid == 0:
-        raise LocalStackError(f"user {name!r} is root; Postgres needs an unprivileged user")
-    return _RunAs(entry.pw_uid, entry.pw_gid, name)
-
-
-def _can_traverse(st: os.stat_result, who: _RunAs) -> bool:
-    if who.uid is None or who.uid == st.st_uid:
-        return who.uid is None or bool(st.st_mode & stat.S_IXUSR)
-    if st.st_gid == who.gid:
-        return bool(st.st_mode & stat.S_IXGRP)
-    return bool(st.st_mode & stat.S_IXOTH)
-
-
-def _open_path_for(data_dir: Path, who: _RunAs) -> None:
-    """Make sure the server user can reach data_dir through all its parents."""
-    if not who.switch:
-        return
-    tmp_root = Path(tempfile.gettempdir()).resolve()
-    for parent in reversed(data_dir.parents):
-        st = parent.stat()
-        if _can_traverse(st, who):
-            continue
-        if parent != tmp_root and tmp_root in parent.parents:
-            # A private temp dir (pytest's /tmp/pytest-of-root is 0700): allow search only.
-            parent.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
-            continue
-        raise LocalStackError(
-            f"Postgres runs as {who.name!r}, which cannot traverse {parent} (mode "
-            f"{stat.filemode(st.st_mode)}) to reach {data_dir}; put the data directory "
-            f"somewhere that user can reach (e.g. under {tmp_root} or /var/tmp), or run "
-            f"`chmod o+x {parent}`"
-        )
-
-
-def _chown_tree(path: Path, who: _RunAs) -> None:
-    """Give the data directory to the server user (all of it, when reused from another owner)."""
-    if who.uid is None or who.gid is None:
-        return
-    st = path.stat()
-    if st.st_uid != who.uid or st.st_gid != who.gid:
-        for root, dirs, files in os.walk(path):
-            for name in (*dirs, *files):
-                os.lchown(Path(root) / name, who.uid, who.gid)
-        os.chown(path, who.uid, who.gid)
 
 
 def _pg_env() -> dict[str, str]:
@@ -253,7 +142,7 @@ def _clear_stale(data_dir: Path) -> None:
         pid_file.unlink(missing_ok=True)
 
 
-def _socket_dir(data_dir: Path, who: _RunAs) -> Path:
+def _socket_dir(data_dir: Path, who: RunAs) -> Path:
     """The Unix socket directory: data_dir itself unless that path would be too long."""
     if len(str(data_dir / ".s.PGSQL.65535")) <= _UNIX_PATH_MAX:
         return data_dir
@@ -295,11 +184,11 @@ class PostgresServer:
         if port:
             check_port_allowed(port, "postgres")
         bindir = find_pg_bindir()
-        who = _ensure_user(user)
+        who = ensure_user(user)
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        _open_path_for(data_dir, who)
-        _chown_tree(data_dir, who)
+        open_path_for(data_dir, who)
+        chown_tree(data_dir, who)
         data_dir.chmod(0o700)  # Postgres refuses a data directory others can read
         if not (data_dir / "PG_VERSION").exists():
             _initdb(bindir, data_dir, who)
@@ -325,7 +214,7 @@ class PostgresServer:
                     raise
         raise AssertionError("unreachable")
 
-    def _launch(self, who: _RunAs) -> None:
+    def _launch(self, who: RunAs) -> None:
         assert self.bindir is not None
         sock_dir = self._sock_dir = _socket_dir(self.data_dir, who)
         args = [
@@ -456,7 +345,7 @@ class PostgresServer:
         self.stop(mode="fast")
 
 
-def _initdb(bindir: Path, data_dir: Path, who: _RunAs) -> None:
+def _initdb(bindir: Path, data_dir: Path, who: RunAs) -> None:
     """Initialise a cluster: superuser `postgres`, trust auth, UTF-8, C locale, no fsync."""
     if any(data_dir.iterdir()):
         raise LocalStackError(
