@@ -42,6 +42,22 @@ log = get_logger(__name__)
 HOUR = 3600.0
 
 
+def _replayable(settings: Settings, name: str, kind: str, max_age_hours: float, max_gib: int) -> StreamConfig:
+    """A stream clients replay (results, events): kept for `max_age_hours`, oldest dropped when
+    it reaches `max_gib` GiB."""
+    return StreamConfig(
+        name=name,
+        subjects=[f"{subjects.PREFIX}.{kind}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=max_age_hours * HOUR,
+        max_bytes=max_gib * 1024 * 1024 * 1024,
+        duplicate_window=settings.duplicate_window_seconds,
+        num_replicas=settings.stream_replicas,
+    )
+
+
 def stream_configs(settings: Settings) -> list[StreamConfig]:
     """The streams with explicit limits.
 
@@ -74,28 +90,8 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             duplicate_window=dup,
             num_replicas=settings.stream_replicas,
         ),
-        StreamConfig(
-            name=subjects.STREAM_RESULTS,
-            subjects=[f"{subjects.PREFIX}.results.>"],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            max_age=settings.results_max_age_hours * HOUR,
-            max_bytes=4 * 1024 * 1024 * 1024,
-            duplicate_window=dup,
-            num_replicas=settings.stream_replicas,
-        ),
-        StreamConfig(
-            name=subjects.STREAM_EVENTS,
-            subjects=[f"{subjects.PREFIX}.events.>"],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            max_age=settings.events_max_age_hours * HOUR,
-            max_bytes=1024 * 1024 * 1024,
-            duplicate_window=dup,
-            num_replicas=settings.stream_replicas,
-        ),
+        _replayable(settings, subjects.STREAM_RESULTS, "results", settings.results_max_age_hours, 4),
+        _replayable(settings, subjects.STREAM_EVENTS, "events", settings.events_max_age_hours, 1),
         StreamConfig(
             name=subjects.STREAM_RESULT_QUEUE,
             description="Results waiting for result-notifier, sourced from IMAGEGEN_RESULTS",
