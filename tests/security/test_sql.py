@@ -39,11 +39,17 @@ def db_job(source: str, query: str, **options: Any) -> SubmitDb:
     return SubmitDb(data_source=source, query=query, column="name", **options)
 
 
-async def active_backends(db: asyncpg.Connection, source: str, marker: str) -> list[int]:
+async def active_backends(
+    db: asyncpg.Connection, source: str, marker: str, *, older_than: float = 0.0
+) -> list[int]:
+    """The backends of `source` running a statement with `marker` in its text, started at least
+    `older_than` seconds ago."""
     rows = await db.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE $2",
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' "
+        "AND query LIKE $2 AND query_start <= now() - make_interval(secs => $3)",
         f"imagegen-db:{source}",
         f"%{marker}%",
+        older_than,
     )
     return [row["pid"] for row in rows]
 
@@ -137,7 +143,7 @@ async def test_four_long_queries_get_two_connections_and_two_busy_answers(
         running.append((await client.submit(db_job("busy", query))).job_id)
 
     async def both_running() -> bool:
-        return len(await active_backends(db, "busy", marker)) == 2
+        return len(await active_backends(db, "busy", marker, older_than=1.0)) == 2
 
     await eventually(both_running, "both queries running")
     for _ in range(2):
@@ -165,11 +171,12 @@ async def test_a_cancelled_job_stops_its_query_on_the_server(client: Client, db:
     marker = f"cancel-{secrets.token_hex(4)}"
     accepted = await client.submit(db_job("busy", SLOW.format(marker=marker)))
 
-    async def running() -> bool:
-        return bool(await active_backends(db, "busy", marker))
+    async def counting() -> list[int]:
+        # The statement's text also shows, briefly, while submit and ingest prepare it; one that
+        # has been active for a second is the execution (preparing takes milliseconds).
+        return await active_backends(db, "busy", marker, older_than=1.0)
 
-    await eventually(running, "the query running")
-    (pid,) = await active_backends(db, "busy", marker)
+    (pid,) = await eventually(counting, "the query running")
     await client.cancel_job(accepted.job_id)
 
     async def stopped() -> bool:
