@@ -12,7 +12,8 @@ for one and otherwise answers `Busy`; an accepted job waits its turn at ingest (
 ends by its statement_timeout at the latest). No holder ever waits for a second connection, so
 the pool cannot deadlock. A job cancelled mid-query is interrupted inside the cursor fetch
 (`shared/workflow/ingest.py`); asyncpg then sends the server a cancel request for that
-connection, waits for it, rolls back and resets the connection before it goes back to the pool.
+connection, waits for it, rolls back and resets the connection before it goes back to the pool;
+the rollback and the reset are bounded (`CLEANUP_SECONDS`), past which the connection is closed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.contract.errors import BadRequest, Busy, SourceError
+from shared.runtime.logging import get_logger
 from shared.runtime.settings import DataSource
 from shared.sources.base import Checked, Row, SourceContext, oversized_row
 from shared.sources.db.params import coerce_params
@@ -34,10 +36,16 @@ from shared.sources.db.request import SubmitDb
 from shared.sources.table import Columns
 from shared.storage.naming import NameTemplate
 
+log = get_logger(__name__)
+
 CURSOR_PREFETCH = 1000  # rows per fetch at most
 # Rows fetched ahead, in batch budgets: a fetch holds at most this many rows of the row limit.
 READ_AHEAD_BATCHES = 8
 CHECK_WAIT_SECONDS = 1.0
+# Ending a transaction and resetting its connection take milliseconds; asyncpg has been seen to
+# hang there (MagicStack/asyncpg#442), which would hold a job's request for ever. Past this bound
+# the connection is closed instead (the server rolls back what it had open).
+CLEANUP_SECONDS = 10.0
 
 
 def _text(value: object) -> str:
@@ -126,7 +134,10 @@ class DbSource:
         try:
             yield conn
         finally:
-            await source.pool.release(conn)
+            try:
+                await source.pool.release(conn, timeout=CLEANUP_SECONDS)  # closes it on timeout
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("source.release_failed", source=source.name, error=str(exc) or type(exc).__name__)
 
     async def check(self, request: SubmitDb) -> Checked:
         source = await self.source(request.data_source)
@@ -149,7 +160,7 @@ class DbSource:
         prefetch = rows_per_fetch(settings.batch_max_bytes, max_bytes)
         index = 0
         try:
-            async with self._connection(source, wait=None) as conn, conn.transaction(readonly=True):
+            async with self._connection(source, wait=None) as conn, _read_only(conn):
                 statement = await conn.prepare(query)
                 params = await coerce_params(conn, statement, request.params)
                 names = [attr.name for attr in statement.get_attributes()]
@@ -176,6 +187,22 @@ class DbSource:
             ) from exc
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             raise SourceError(f"query failed after {index} rows: {exc}") from exc
+
+
+@asynccontextmanager
+async def _read_only(conn: PoolConnectionProxy) -> AsyncIterator[None]:
+    """A READ ONLY transaction whose end is bounded by `CLEANUP_SECONDS`: rolled back (there is
+    nothing to keep), or the connection closed if the rollback does not answer in time."""
+    transaction = conn.transaction(readonly=True)
+    await transaction.start()
+    try:
+        yield
+    finally:
+        try:
+            await asyncio.wait_for(transaction.rollback(), CLEANUP_SECONDS)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("source.rollback_failed", error=str(exc) or type(exc).__name__)
+            conn.terminate()
 
 
 def capped_query(query: str, columns: int, max_row_bytes: int) -> str:
