@@ -39,6 +39,12 @@ _TRANSIENT = (
 )
 
 
+# An idle consumer's long poll grows from `timeout` to this: every fetch that expires costs the
+# service and nats-server a round of work, so a service set at rest should barely wake.
+# A fetch answers as soon as a message arrives, so the length costs no latency.
+IDLE_FETCH_SECONDS = 5.0
+
+
 async def pull_batches(
     js: JetStreamContext,
     stream: str,
@@ -47,11 +53,14 @@ async def pull_batches(
     batch: int,
     stop: asyncio.Event,
     timeout: float = 1.0,
+    idle_timeout: float = IDLE_FETCH_SECONDS,
 ) -> AsyncIterator[list[Msg]]:
     """Yield lists of messages from `durable` until `stop` is set.
 
-    Transient connection errors back off and retry; they never end the iteration, so a NATS
-    restart stalls work and resumes it.
+    Each empty fetch doubles the next one's wait, up to `idle_timeout`; a fetch still waiting
+    when `stop` is set is abandoned (a message it was handed is redelivered after the
+    consumer's ack wait). Transient connection errors back off and retry; they never end the
+    iteration, so a NATS restart stalls work and resumes it.
     """
     sub = await retrying(
         lambda: js.pull_subscribe_bind(durable=durable, stream=stream),
@@ -59,20 +68,34 @@ async def pull_batches(
         what="consumer.bind",
     )
     backoff = Backoff()
-    while not stop.is_set():
-        try:
+    wait = timeout
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
             # The watchdog bounds a fetch that outlives its own timeout.
-            msgs = await asyncio.wait_for(sub.fetch(batch, timeout=timeout), timeout + 5.0)
-        except _IDLE:
-            continue
-        except _TRANSIENT as exc:
-            log.warning("consumer.fetch_failed", consumer=durable, error=str(exc) or type(exc).__name__)
-            await backoff.sleep()
-            continue
-        backoff.reset()
-        yield msgs
-    with contextlib.suppress(Exception):  # the connection may already be closed at shutdown
-        await sub.unsubscribe()
+            fetch = asyncio.ensure_future(asyncio.wait_for(sub.fetch(batch, timeout=wait), wait + 5.0))
+            await asyncio.wait((fetch, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if not fetch.done():
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *_IDLE, *_TRANSIENT):
+                    await fetch
+                break
+            try:
+                msgs = fetch.result()
+            except _IDLE:
+                wait = min(wait * 2, max(idle_timeout, timeout))
+                continue
+            except _TRANSIENT as exc:
+                log.warning("consumer.fetch_failed", consumer=durable, error=str(exc) or type(exc).__name__)
+                await backoff.sleep()
+                continue
+            backoff.reset()
+            wait = timeout
+            yield msgs
+    finally:
+        stopping.cancel()
+        with contextlib.suppress(Exception):  # the connection may already be closed at shutdown
+            await sub.unsubscribe()
 
 
 async def pull_decoded(
