@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from nats.micro import add_service
@@ -28,6 +29,35 @@ from shared.runtime.metrics import serve_metrics
 from shared.runtime.settings import Settings, SettingsError
 
 log = get_logger(__name__)
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn that wakes once a second at rest, not ten times.
+
+    uvicorn's main loop sleeps 0.1 s between checks for a stop request and refreshes its Date
+    header every tenth; each wake-up of an idle process cost ~1 ms of CPU on the 2-core VM this
+    was measured on (a bare uvicorn at rest: ~12 ms of CPU per second). Here the loop waits a
+    second between ticks, and a signal wakes it at once, so stopping is as prompt as before.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stop_requested: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._stop_requested is not None:
+            self._loop.call_soon_threadsafe(self._stop_requested.set)
+
+    async def main_loop(self) -> None:
+        self._loop, self._stop_requested = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        # on_tick refreshes the Date header when counter % 10 == 0: every tick, once a second.
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), 1.0)
 
 
 def listening_url(server: uvicorn.Server, gateway: GatewaySettings) -> str:
@@ -81,7 +111,7 @@ async def main() -> None:
         timeout_graceful_shutdown=int(gateway.shutdown_grace_seconds) or None,
         proxy_headers=True,
     )
-    server = uvicorn.Server(config)
+    server = QuietServer(config)
     # uvicorn handles SIGTERM/SIGINT while serving (graceful stop), then restores the previous
     # handlers and raises the signal again. With the defaults that kills the process before it
     # unregisters and drains NATS; these no-op handlers let the re-raised signal pass so the
