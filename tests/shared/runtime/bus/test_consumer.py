@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig
 
-from devstack import NatsServer
 from shared.runtime.bus.consumer import pull_batches
+from tests.jetstream import one_consumer
 from tests.waiting import eventually
 
 STREAM, DURABLE = "IDLE", "worker"
@@ -28,17 +25,9 @@ LONG = 60.0
 
 @pytest.fixture
 async def nc() -> AsyncIterator[NATS]:
-    with tempfile.TemporaryDirectory(prefix="imagegen-consumer-") as tmp:
-        server = NatsServer.start(Path(tmp))
-        client = await nats.connect(server.url)
-        try:
-            js = client.jetstream()
-            await js.add_stream(StreamConfig(name=STREAM, subjects=["idle.>"]))
-            await js.add_consumer(STREAM, ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT))
-            yield client
-        finally:
-            await client.close()
-            server.stop()
+    consumer = ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT)
+    async with one_consumer(STREAM, ["idle.>"], consumer) as client:
+        yield client
 
 
 async def pull_requests(nc: NATS) -> tuple[list[float], Msg]:

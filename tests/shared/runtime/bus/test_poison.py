@@ -4,20 +4,17 @@ times with growing delays, then recorded (give_up) and terminated; nothing loops
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 
-from devstack import NatsServer
 from shared.runtime.bus.consumer import pull_batches
 from shared.runtime.bus.poison import REDELIVERY, settle
 from shared.runtime.retry import Backoff
+from tests.jetstream import one_consumer
 
 STREAM, DURABLE = "POISON", "worker"
 QUICK = Backoff(first=0.1, most=0.4)
@@ -25,22 +22,11 @@ QUICK = Backoff(first=0.1, most=0.4)
 
 @pytest.fixture
 async def js() -> AsyncIterator[JetStreamContext]:
-    with tempfile.TemporaryDirectory(prefix="imagegen-poison-") as tmp:
-        server = NatsServer.start(Path(tmp))
-        nc = await nats.connect(server.url)
-        try:
-            js = nc.jetstream()
-            await js.add_stream(StreamConfig(name=STREAM, subjects=["poison.>"]))
-            await js.add_consumer(
-                STREAM,
-                ConsumerConfig(
-                    durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1
-                ),
-            )
-            yield js
-        finally:
-            await nc.close()
-            server.stop()
+    consumer = ConsumerConfig(
+        durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1
+    )
+    async with one_consumer(STREAM, ["poison.>"], consumer) as client:
+        yield client.jetstream()
 
 
 async def run(
