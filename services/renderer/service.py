@@ -219,10 +219,8 @@ class Renderer(Service):
             files = [(item.file or "", data) for item, data in zip(ok, outcome.images, strict=True)]
             await self.store.put_many(task.job_id, files)
         await self._publish(task, outcome.items, delivery)
-        for seconds in outcome.render_seconds:
-            metrics.RENDER_SECONDS.observe(seconds)
-        for seconds in outcome.encode_seconds:
-            metrics.ENCODE_SECONDS.observe(seconds)
+        metrics.RENDER_SECONDS.observe_many(outcome.render_seconds)
+        metrics.ENCODE_SECONDS.observe_many(outcome.encode_seconds)
         rendered = len(outcome.render_seconds)
         metrics.ITEMS_RENDERED.inc(rendered)
         metrics.ITEMS_FAILED.labels(stage="render").inc(len(outcome.items) - rendered)
