@@ -69,7 +69,9 @@ def one_attempt(total: int, batch_size: int, seed: int) -> list[BatchResult]:
 
 @settings(max_examples=60, deadline=None)
 @given(total=st.integers(0, 300), batch_size=st.integers(1, 64), seed=st.integers(0, 2**16))
-def test_one_attempt_is_spooled_and_written_as_the_sort_writes_it(total: int, batch_size: int, seed: int) -> None:
+def test_one_attempt_is_spooled_and_written_as_the_sort_writes_it(
+    total: int, batch_size: int, seed: int
+) -> None:
     results = one_attempt(total, batch_size, seed)
     data, counts, spooled = build(results, 1)
     assert spooled
@@ -98,8 +100,9 @@ def test_retries_replacements_and_duplicates_match_the_sort(seed: int, attempt: 
     results = one_attempt(60, 8, seed)
     for later in (2, 3):  # retries re-render some items, in batches of their own
         again = sorted(rng.sample(range(60), 12))
-        results += [result(100 + n, [item(i, attempt=later, ok=rng.random() > 0.3) for i in again[n::3]], attempt=later)
-                    for n in range(3)]  # fmt: skip
+        for n in range(3):
+            redone = [item(i, attempt=later, ok=rng.random() > 0.3) for i in again[n::3]]
+            results.append(result(100 + n, redone, attempt=later))
     if rng.random() < 0.5:  # a result the ledger could not hold, replaced by its failed copy
         victim = rng.choice([one for one in results if one.items])
         failed = [item(i.index, attempt=victim.attempt, ok=False) for i in victim.items]
@@ -110,6 +113,7 @@ def test_retries_replacements_and_duplicates_match_the_sort(seed: int, attempt: 
     data, counts, spooled = build(results, attempt)
     assert (data, counts) == reference(results, attempt)
     assert sum(counts.values()) == 60
+    assert not (spooled and attempt > 1)  # two attempts overlap: only the sort can merge them
 
 
 def test_what_only_the_sort_can_hold() -> None:
