@@ -30,6 +30,7 @@ from shared.contract.errors import BadRequest, ImagegenError
 from shared.contract.messages import RenderTask, failed_item
 from shared.contract.style import Style
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
+from shared.runtime import heap
 from shared.runtime.logging import configure_logging, get_logger
 from shared.runtime.settings import Settings
 from shared.storage import DirectoryStore
@@ -105,6 +106,7 @@ def _child_main(
         limit = _address_space() + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     renderer = BatchRenderer(engine, DirectoryStore(Path(output_dir)) if output_dir else None)
+    heap.settle_after_start()
     conn.send_bytes(_READY)
     while True:
         try:
@@ -126,6 +128,7 @@ def _child_main(
             started = time.perf_counter()
             masks = renderer.warm(task)
             log.info("render.warmed", masks=masks, seconds=round(time.perf_counter() - started, 3))
+            heap.settle_after_start()  # the warmed caches are long-lived too
             conn.send_bytes(_READY)
             continue
         conn.send_bytes(encode_msgpack(renderer.render(task)))

@@ -27,6 +27,7 @@ from shared.contract.codec import encode_json
 from shared.contract.errors import ImagegenError
 from shared.contract.messages import ErrorReply
 from shared.contract.subjects import CLIENT_HEADER
+from shared.runtime import heap
 from shared.runtime.bus.connect import connect
 from shared.runtime.bus.limits import check_reply, payload_budget
 from shared.runtime.bus.permissions import inbox_prefix
@@ -174,6 +175,7 @@ async def serve(service_type: type[Service], settings: Settings) -> None:
     ctx = ServiceContext(nc=nc, js=js, settings=settings, stop=stop, instance=instance)
     app = service_type(ctx)
     await app.start()
+    heap.settle_after_start()
 
     requests_in_flight = TaskSet()
     svc = await add_service(
