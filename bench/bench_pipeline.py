@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from inprocess import Baseline, tasks_for  # noqa: E402
 from jobs import Pipeline, big_job, load_names, pick, wait_renderers, write_csv  # noqa: E402
+from procs import beside_child  # noqa: E402
 
 from devstack.stack import LocalStack  # noqa: E402
 from shared.runtime.settings import Settings  # noqa: E402
@@ -240,6 +241,7 @@ def report_rounds(
         print(
             f"  service set, {replicas} replica(s): {totals[replicas]:.3f}"
             f" ({totals[replicas] / per_row[replicas]:.2f}x the loop) = {parts}"
+            f"\n    {beside_child(spent)}"
         )
     for replicas in (1, 2):
         spent, wall = pipeline.cpu[replicas], pipeline.seconds[replicas]

@@ -154,6 +154,7 @@ def big_job(
     print(
         f"  CPU per row {per_row:.3f} ms = "
         + "  ".join(f"{name} {1000 * secs / rows:.3f}" for name, secs in ranked if secs > 0)
+        + f"\n  {procs.beside_child(spent)}"
     )
     print(
         "  peak RSS during the job (VmHWM, MiB): "

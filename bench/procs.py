@@ -107,3 +107,13 @@ def reset_peaks(procs: dict[int, Proc]) -> None:
     for pid in procs:
         with contextlib.suppress(OSError):
             Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def beside_child(spent: dict[str, float]) -> str:
+    """Every process but the render child, against the render child in the same time window:
+    unlike the ratio to the loop (timed before or after), machine speed drifts out of it."""
+    child = spent.get("renderer-child", 0.0)
+    if not child:
+        return "no render child measured"
+    rest = sum(spent.values()) - child
+    return f"the rest of the service set is {rest / child:.1%} of the render child's CPU in the same jobs"
