@@ -1,9 +1,10 @@
 """Pulling from a durable JetStream consumer: decoded messages in, malformed ones terminated.
 
-`fetch` raises (never returns []) when idle, sometimes as a bare `asyncio.TimeoutError`, and has
-been seen to hang past its timeout (nats.py #933, #986): both are absorbed here, with a watchdog
-on every fetch. A message that does not decode is terminated and counted here, once for every
-consumer, so no service can crash or loop on one. `keep_alive` sends `in_progress` while a long
+`fetch` raises when idle, sometimes as a bare `asyncio.TimeoutError`, returns [] when a late
+status of an earlier poll reaches its inbox first, and has been seen to hang past its timeout
+(nats.py #933, #986): all are absorbed here, with a watchdog on every fetch. A message that does
+not decode is terminated and counted here, once for every consumer, so no service can crash or
+loop on one. `keep_alive` sends `in_progress` while a long
 piece of work holds a message, so JetStream does not redeliver it meanwhile.
 """
 
@@ -83,11 +84,13 @@ async def pull_batches(
             try:
                 msgs = fetch.result()
             except _IDLE:
-                wait = min(wait * 2, max(idle_timeout, timeout))
-                continue
+                msgs = []
             except _TRANSIENT as exc:
                 log.warning("consumer.fetch_failed", consumer=durable, error=str(exc) or type(exc).__name__)
                 await backoff.sleep()
+                continue
+            if not msgs:  # idle: the next poll waits longer
+                wait = min(wait * 2, max(idle_timeout, timeout))
                 continue
             backoff.reset()
             wait = timeout
