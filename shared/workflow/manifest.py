@@ -25,12 +25,13 @@ from __future__ import annotations
 import _csv
 import asyncio
 import codecs
+import contextlib
 import csv
 import io
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -189,7 +190,7 @@ class ManifestSummary:
 
 
 async def build_manifest(
-    read: Callable[[], AsyncIterator[BatchResult]], attempt: int, path: Path, scratch: Path
+    read: Callable[[], AsyncGenerator[BatchResult, None]], attempt: int, path: Path, scratch: Path
 ) -> tuple[dict[str, int], bool]:
     """Write to `path` the manifest of the results `read()` yields (those of attempts up to
     `attempt`), using files in `scratch`; returns the count of each status, and whether the spool
@@ -197,10 +198,12 @@ async def build_manifest(
     spool = _Spool(scratch / "runs.csv")
     try:
         counts: dict[str, int] | None = dict.fromkeys(STATUSES, 0)
-        async for result in read():
-            if result.attempt <= attempt and not spool.add(result):
-                counts = None
-                break
+        # Closed at once on leaving early: its pull consumer goes now, not when collected.
+        async with contextlib.aclosing(read()) as results:
+            async for result in results:
+                if result.attempt <= attempt and not spool.add(result):
+                    counts = None
+                    break
         if counts is not None:
             counts = await asyncio.to_thread(spool.write_csv, path)
     finally:
@@ -232,7 +235,7 @@ async def write_manifest(
     """
     last_seq = await last_result_seq(js, job_id)
 
-    async def read() -> AsyncIterator[BatchResult]:
+    async def read() -> AsyncGenerator[BatchResult, None]:
         if last_seq:
             async for result in stored_results(js, job_id, last_seq, heartbeat):
                 yield result

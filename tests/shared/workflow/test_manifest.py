@@ -7,7 +7,7 @@ import asyncio
 import csv
 import random
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -34,7 +34,7 @@ def result(batch: int, items: list[ItemResult], *, attempt: int = 1, replaces: b
 
 
 def build(results: list[BatchResult], attempt: int) -> tuple[bytes, dict[str, int], bool]:
-    async def read() -> AsyncIterator[BatchResult]:
+    async def read() -> AsyncGenerator[BatchResult, None]:
         for one in results:
             yield one
 
