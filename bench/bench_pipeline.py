@@ -187,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             missed = report_rounds(args, rows_out, base_cpu, pipeline, header)
         if args.big_job:
             big_ok = big_job(stack, baseline, names, args.big_job, args)
+    except BaseException:
+        args.keep = True  # the logs of what went wrong
+        print(f"state and logs kept in {state}", flush=True)
+        raise
     finally:
         if baseline:
             baseline.close()

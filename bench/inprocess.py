@@ -47,14 +47,14 @@ def baseline_worker(conn: Connection) -> None:
     times in `time.monotonic()` seconds (one clock for every process on the machine); ("stop",).
     """
     engine = RenderEngine(FontCatalogue.load([]))
+    engine.warm_up()
+    heap.settle_after_start()  # as a render child does after the same start-up
     conn.send("ready")
     while True:
         message = conn.recv()
         if message[0] == "stop":
             return
         _, tasks, out_dir, start_at = message
-        # As a render child does once its caches are warm (shared/runtime/heap.py), untimed.
-        heap.settle_after_start()
         while (left := start_at - time.monotonic()) > 0:
             time.sleep(min(left, 0.05))
         started, cpu = time.monotonic(), time.process_time()

@@ -16,7 +16,8 @@ import procs
 from inprocess import Baseline, tasks_for
 
 from devstack.stack import LocalStack
-from shared.runtime.bus.permissions import CLIENT
+from shared.contract.subjects import CONSUMER_RENDERER, STREAM_RESULT_QUEUE, STREAM_TASKS, tasks_subject
+from shared.runtime.bus.permissions import ADMIN, CLIENT
 from shared.sources.csv import SubmitCsv
 
 DATA = Path(__file__).resolve().parent / "data" / "streets.csv"
@@ -52,13 +53,40 @@ async def run_job(stack: LocalStack, path: str, rows: int, job_id: str) -> tuple
     try:
         started = time.monotonic()
         accepted = await client.submit(SubmitCsv(path=path, column=COLUMN, job_id=job_id))
-        final = await client.wait(accepted.job_id, timeout=120 + rows / 100)
+        try:
+            final = await client.wait(accepted.job_id, timeout=120 + rows / 100)
+        except TimeoutError:
+            raise RuntimeError(f"job {job_id} did not complete: {await stalled(stack, job_id)}") from None
         elapsed = time.monotonic() - started
     finally:
         await client.close()
     if final.kind != "completed":
         raise RuntimeError(f"job {job_id} ended {final.kind}: {final.message}")
     return elapsed, final.done, final.failed
+
+
+async def stalled(stack: LocalStack, job_id: str) -> str:
+    """What a job that never completed left behind: its ledger row, the task queue and the
+    renderers' consumer, the results waiting for the notifier (the stack's logs are kept)."""
+    nc = await stack.connect_as(ADMIN, name="bench-pipeline")
+    try:
+        js = nc.jetstream()
+        client = await stack.client()
+        try:
+            job = await client.get_job(job_id)
+        finally:
+            await client.close()
+        tasks = await js.stream_info(STREAM_TASKS, subjects_filter=tasks_subject(job_id))
+        renderers = await js.consumer_info(STREAM_TASKS, CONSUMER_RENDERER)
+        queue = await js.stream_info(STREAM_RESULT_QUEUE)
+        return (
+            f"ledger {job.status} done {job.done} failed {job.failed} of {job.total};"
+            f" its queued tasks {tasks.state.subjects}; renderers' consumer pending"
+            f" {renderers.num_pending}, unacked {renderers.num_ack_pending}, waiting pulls"
+            f" {renderers.num_waiting}; results for the notifier {queue.state.messages}"
+        )
+    finally:
+        await nc.close()
 
 
 async def wait_renderers(stack: LocalStack, count: int) -> None:
