@@ -226,6 +226,11 @@ class RenderWorker:
     def started(self) -> bool:
         return self._conn is not None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before it starts or after it stops)."""
+        return self._process.pid if self._process is not None else None
+
     def run(self, task: bytes, timeout: float, *, restart: bool = True, warm: bool = True) -> BatchOutcome:
         """Render an encoded task in the child; `WorkerLost` if it hangs past `timeout` or dies
         (the child is replaced at once, or with `restart=False` by the next `run`). A fresh child
