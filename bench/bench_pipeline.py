@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from inprocess import Baseline, tasks_for  # noqa: E402
 from jobs import Pipeline, big_job, load_names, pick, wait_renderers, write_csv  # noqa: E402
-from procs import beside_child  # noqa: E402
+from procs import beside_child, parts_per_row  # noqa: E402
 
 from devstack.stack import LocalStack  # noqa: E402
 from shared.runtime.settings import Settings  # noqa: E402
@@ -239,8 +239,7 @@ def report_rounds(
     for replicas in (1, 2):
         spent = pipeline.cpu[replicas]
         rows = pipeline.rows[replicas]
-        ranked = sorted(spent.items(), key=lambda kv: -kv[1])
-        parts = "  ".join(f"{name} {1000 * secs / rows:.3f}" for name, secs in ranked if secs > 0)
+        parts = parts_per_row(spent, rows)
         totals[replicas] = 1000 * sum(spent.values()) / rows
         print(
             f"  service set, {replicas} replica(s): {totals[replicas]:.3f}"

@@ -177,11 +177,9 @@ def big_job(
     )
     spent: dict[str, float] = {}
     procs.cpu_delta(before, after, spent)
-    ranked = sorted(spent.items(), key=lambda kv: -kv[1])
     per_row = 1000 * sum(spent.values()) / rows
     print(
-        f"  CPU per row {per_row:.3f} ms = "
-        + "  ".join(f"{name} {1000 * secs / rows:.3f}" for name, secs in ranked if secs > 0)
+        f"  CPU per row {per_row:.3f} ms = {procs.parts_per_row(spent, rows)}"
         + f"\n  {procs.beside_child(spent)}"
     )
     print(

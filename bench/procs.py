@@ -117,3 +117,16 @@ def beside_child(spent: dict[str, float]) -> str:
         return "no render child measured"
     rest = sum(spent.values()) - child
     return f"the rest of the service set is {rest / child:.1%} of the render child's CPU in the same jobs"
+
+
+def parts_per_row(spent: dict[str, float], rows: int) -> str:
+    """Each component's CPU per row, largest first: ms for the render child, microseconds (one
+    decimal) for the rest, whose changes are a few microseconds."""
+
+    def part(name: str, secs: float) -> str:
+        if name == "renderer-child":
+            return f"{name} {1000 * secs / rows:.3f} ms"
+        return f"{name} {1e6 * secs / rows:.1f} us"
+
+    ranked = sorted(spent.items(), key=lambda kv: -kv[1])
+    return "  ".join(part(name, secs) for name, secs in ranked if secs > 0)

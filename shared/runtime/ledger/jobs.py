@@ -44,6 +44,24 @@ RETURNING {_JOB_COLUMNS}
 """
 
 
+_BATCH_SEEN = "SELECT 1 FROM imagegen_job_batches WHERE job_id = $1 AND attempt = $2 AND batch = $3"
+
+# A batch's row and its counts in one statement; no row back when the batch was counted before.
+_COUNT_BATCH = f"""
+WITH batch AS (
+    INSERT INTO imagegen_job_batches
+           (job_id, attempt, batch, done_items, failed_items, incomplete_items, renderer)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+UPDATE imagegen_jobs SET done_items = done_items + $4, failed_items = failed_items + $5,
+       incomplete_items = incomplete_items + $6, updated_at = now()
+ WHERE job_id = $1 AND attempt = $2 AND EXISTS (SELECT 1 FROM batch)
+RETURNING {_JOB_COLUMNS}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryItem:
     """A failed item to render again: its index, text and output name."""
@@ -63,6 +81,13 @@ class BatchOutcome:
     job: JobInfo | None  # the job after the update; None if the job is unknown
     completed: bool  # this call moved the job to a completed state
     refused: str | None = None  # why the result does not fit its job (`checks.refusal`)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a released connection: nothing to do. The ledger leaves no session
+    state behind (no SET, LISTEN, cursors or session-level advisory locks; migrations take a
+    transaction-level lock), and asyncpg rolls back an open transaction before calling this, so
+    the default RESET ALL round trip on every release is saved."""
 
 
 def _job_info(row: asyncpg.Record, failures: list[ItemFailure] | None = None) -> JobInfo:
@@ -95,7 +120,9 @@ class Ledger:
     async def open(cls, dsn: str, *, max_size: int = 10, retry_for: float | None = None) -> Ledger:
         """Connect (retrying while Postgres is not up yet) and apply migrations."""
         pool: asyncpg.Pool = await retrying(
-            lambda: asyncpg.create_pool(dsn, min_size=1, max_size=max_size, command_timeout=60),
+            lambda: asyncpg.create_pool(
+                dsn, min_size=1, max_size=max_size, command_timeout=60, reset=_keep_session
+            ),
             on=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
             what="ledger.connect",
             retry_for=retry_for,
@@ -325,26 +352,23 @@ class Ledger:
         A redelivered result is not counted again; one that does not fit its job (an attempt
         that is not current, a batch never issued, items outside the job, counts beyond its
         total: `checks.refusal`) is refused, and neither is recorded.
+
+        Four round trips for a batch without failures (BEGIN, the locked job row, the batch
+        and its counts in one statement, COMMIT): the batch's primary key tells a redelivery
+        apart, so no separate look-up is needed unless the result is refused.
         """
         failed = [item for item in result.items if not item.ok]
         incomplete = [item for item in result.items if item_status(item) == "incomplete"]
         done_count = len(result.items) - len(failed)
         async with self.pool.acquire() as conn, conn.transaction():
-            # Locked until commit: the checks and the counting see the same totals.
+            # Locked until commit: the checks and the counting see the same totals, and a
+            # second copy of this result waits here until the first is committed.
             row = await conn.fetchrow(
                 f"SELECT {_JOB_COLUMNS}, total_batches FROM imagegen_jobs WHERE job_id = $1 FOR UPDATE",
                 result.job_id,
             )
             if row is None:
                 return BatchOutcome(False, None, False, refused="no such job")
-            seen = await conn.fetchval(
-                "SELECT 1 FROM imagegen_job_batches WHERE job_id = $1 AND attempt = $2 AND batch = $3",
-                result.job_id,
-                result.attempt,
-                result.batch,
-            )
-            if seen:
-                return BatchOutcome(False, _job_info(row), False)
             bounds = JobBounds(
                 attempt=row["attempt"],
                 status=row["status"],
@@ -354,11 +378,13 @@ class Ledger:
             )
             why = refusal(bounds, result)
             if why is not None:
+                # A redelivery of a batch already counted (e.g. the last one of a job that has
+                # completed since) is a duplicate, not a refusal.
+                if await conn.fetchval(_BATCH_SEEN, result.job_id, result.attempt, result.batch):
+                    return BatchOutcome(False, _job_info(row), False)
                 return BatchOutcome(False, _job_info(row), False, refused=why)
-            await conn.execute(
-                """INSERT INTO imagegen_job_batches
-                          (job_id, attempt, batch, done_items, failed_items, incomplete_items, renderer)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            counted = await conn.fetchrow(
+                _COUNT_BATCH,
                 result.job_id,
                 result.attempt,
                 result.batch,
@@ -367,6 +393,8 @@ class Ledger:
                 len(incomplete),
                 result.renderer,
             )
+            if counted is None:  # its primary key was there: counted before
+                return BatchOutcome(False, _job_info(row), False)
             if failed or incomplete:
                 await conn.executemany(
                     """INSERT INTO imagegen_item_failures
@@ -387,21 +415,13 @@ class Ledger:
                         for item in [*failed, *incomplete]
                     ],
                 )
-            row = await conn.fetchrow(
-                f"""UPDATE imagegen_jobs SET done_items = done_items + $3,
-                           failed_items = failed_items + $4, incomplete_items = incomplete_items + $5,
-                           updated_at = now()
-                     WHERE job_id = $1 AND attempt = $2
-                    RETURNING {_JOB_COLUMNS}""",
-                result.job_id,
-                result.attempt,
-                done_count,
-                len(failed),
-                len(incomplete),
-            )
-            assert row is not None  # the row is locked and its attempt checked above
-            done = await conn.fetchrow(_COMPLETE_IF_DONE, result.job_id, result.attempt)
-            return BatchOutcome(True, _job_info(done or row), done is not None)
+            done = None
+            total = counted["total_items"]
+            if total is not None and counted["done_items"] + counted["failed_items"] >= total:
+                # Only then can _COMPLETE_IF_DONE change anything (it decides): no round trip
+                # for every other batch.
+                done = await conn.fetchrow(_COMPLETE_IF_DONE, result.job_id, result.attempt)
+            return BatchOutcome(True, _job_info(done or counted), done is not None)
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -70,6 +70,10 @@ async def test_a_batch_counts_once_however_often_it_arrives(ledger: Ledger) -> N
         *(ledger.record_batch(_result("once", 1, ok=1, failed=1, first=3)) for _ in range(5))
     )
     assert sum(o.recorded for o in last) == 1 and sum(o.completed for o in last) == 1
+    # The copies that lost the race would count beyond the total: still duplicates, not refused.
+    assert [o.refused for o in last] == [None] * 5
+    late = await ledger.record_batch(_result("once", 1, ok=1, failed=1, first=3))
+    assert (late.recorded, late.completed, late.refused) == (False, False, None)
     job = await ledger.get_job("once", failures_limit=10)
     assert (job.status, job.total, job.done, job.failed) == ("completed_with_errors", 5, 4, 1)
     assert [(f.index, f.reason) for f in job.failures] == [(4, "boom")]
