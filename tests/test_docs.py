@@ -76,6 +76,10 @@ COVERED: list[tuple[tuple[str, ...], str]] = [
     ),
     ((".venv/bin/python", "bench/bench_pipeline.py"), "tests/test_docs.py::test_bench_pipeline_runs"),
     (
+        (".venv/bin/python", "bench/bench_ledger.py"),
+        "tests/shared/runtime/ledger/test_ledger.py::test_bench_ledger_runs",
+    ),
+    (
         (".venv/bin/python", "bench/bench_sizes.py"),
         "tests/shared/runtime/bus/test_limits.py::test_bench_sizes_runs",
     ),
