@@ -37,7 +37,7 @@ def render_and_write(engine: RenderEngine, tasks: Sequence[RenderTask], out: Pat
     """What a replica's render child does with its tasks, minus the messaging: the renderer's own
     `BatchRenderer`, which writes with `DirectoryStore.write_many` (temporary file, then rename)."""
     renderer = BatchRenderer(engine, DirectoryStore(out))
-    return sum(sum(item.ok for item in renderer.render(task).items) for task in tasks)
+    return sum(len(renderer.render(task).render_seconds) for task in tasks)  # one per image
 
 
 def baseline_worker(conn: Connection) -> None:

@@ -6,8 +6,9 @@ directory store the files are written here too, straight after the batch is enco
 file costs a few syscalls in this process, while handing bytes back to the parent costs a copy
 through the pipe (see shared/storage/directory.py for the measurements).
 
-The outcome is the batch's `ItemResult`s, ready for the parent to publish, plus the image bytes
-the parent stores itself when the store is an object store.
+The outcome is the batch's `ItemResult`s, encoded as the result message carries them so the
+parent publishes them as they are, plus the image bytes the parent stores itself when the store
+is an object store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import OrderedDict
 
 import msgspec
 
+from shared.contract.codec import decode_json, encode_json
 from shared.contract.errors import BadRequest, ImagegenError, StorageError
 from shared.contract.messages import ItemResult, RenderItem, RenderTask, failed_item
 from shared.contract.style import Style, style_from_text
@@ -27,15 +29,46 @@ log = get_logger(__name__)
 
 
 class BatchOutcome(msgspec.Struct, array_like=True):
-    """What the child sends back for one task. `images` holds the bytes of the ok items, in
-    order, only when the parent stores them (an object store); `error` set means the task itself
-    could not be read (it is terminated, not retried)."""
+    """What the child sends back for one task.
 
-    items: list[ItemResult]
+    `items` is the JSON array of the task's `ItemResult`s (`count` of them), encoded here as the
+    result message carries them: the parent publishes them without decoding them, as it passes
+    the task's bytes in without decoding those (`decoded()` reads them where a parent must look).
+    `images` holds the bytes of the ok items, in order, with their file names in `files`, only
+    when the parent stores them (an object store); `error` set means the task itself could not
+    be read (it is terminated, not retried).
+    """
+
+    items: bytes = b"[]"
+    count: int = 0
+    files: list[str] = []
     images: list[bytes] = []
     render_seconds: list[float] = []
     encode_seconds: list[float] = []
     error: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        items: list[ItemResult],
+        *,
+        files: list[str] | None = None,
+        images: list[bytes] | None = None,
+        render_seconds: list[float] | None = None,
+        encode_seconds: list[float] | None = None,
+    ) -> BatchOutcome:
+        return cls(
+            encode_json(items),
+            len(items),
+            files or [],
+            images or [],
+            render_seconds or [],
+            encode_seconds or [],
+        )
+
+    def decoded(self) -> list[ItemResult]:
+        """The items as `ItemResult`s (a preview, an isolated render, an oversized result)."""
+        return decode_json(self.items, list[ItemResult])
 
 
 class StyleOverrides:
@@ -117,6 +150,7 @@ class BatchRenderer:
                 continue
             done.append((position, f"{item.name}.{image.format}", image))
         stored = self._store(task.job_id, done)
+        files: list[str] = []
         images: list[bytes] = []
         render_seconds: list[float] = []
         encode_seconds: list[float] = []
@@ -137,11 +171,14 @@ class BatchRenderer:
                 missing_glyphs=list(image.missing_glyphs),
             )
             if self.store is None:
+                files.append(filename)
                 images.append(image.data)
             render_seconds.append(image.render_seconds)
             encode_seconds.append(image.encode_seconds)
         items = [result for result in results if result is not None]
-        return BatchOutcome(items, images, render_seconds, encode_seconds)
+        return BatchOutcome.of(
+            items, files=files, images=images, render_seconds=render_seconds, encode_seconds=encode_seconds
+        )
 
     def _store(self, job_id: str, done: list[tuple[int, str, RenderedImage]]) -> dict[str, str]:
         """Write the batch's files (directory store); returns {file name: error} of those that

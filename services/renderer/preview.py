@@ -108,7 +108,8 @@ class PreviewPool:
             log.warning("preview.lost", error=str(exc))
             raise RenderError(f"the preview could not be rendered: {exc}") from exc
         worker.recycle_above(RECYCLE_ABOVE_MB)
-        item = outcome.items[0] if outcome.items else None
+        items = outcome.decoded()
+        item = items[0] if items else None
         if item is None or not item.ok or not outcome.images:
             reason = item.error if item is not None and item.error else outcome.error or "no image"
             if "MemoryError" in reason:

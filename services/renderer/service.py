@@ -14,7 +14,7 @@ import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 import structlog
@@ -194,7 +194,8 @@ class Renderer(Service):
     async def _give_up(self, msg: Msg, task: TaskHeader, reason: str) -> None:
         """Every delivery raised: record every item as failed rather than leave it in limbo."""
         full = decode_msgpack(msg.data, RenderTask)
-        await self._publish(task, [failed_item(item, reason) for item in full.items], delivery_of(msg))
+        failed = [failed_item(item, reason) for item in full.items]
+        await self._publish(task, encode_json(failed), delivery_of(msg))
 
     async def _render(self, data: bytes, items: int, delivery: int) -> BatchOutcome:
         # One hop to the worker per batch: the child renders and writes the files.
@@ -215,21 +216,31 @@ class Renderer(Service):
 
     async def _store_and_publish(self, task: TaskHeader, outcome: BatchOutcome, delivery: int) -> None:
         if outcome.images:
-            ok = [item for item in outcome.items if item.ok]
-            files = [(item.file or "", data) for item, data in zip(ok, outcome.images, strict=True)]
-            await self.store.put_many(task.job_id, files)
+            await self.store.put_many(task.job_id, list(zip(outcome.files, outcome.images, strict=True)))
         await self._publish(task, outcome.items, delivery)
         metrics.RENDER_SECONDS.observe_many(outcome.render_seconds)
         metrics.ENCODE_SECONDS.observe_many(outcome.encode_seconds)
         rendered = len(outcome.render_seconds)
         metrics.ITEMS_RENDERED.inc(rendered)
-        metrics.ITEMS_FAILED.labels(stage="render").inc(len(outcome.items) - rendered)
+        metrics.ITEMS_FAILED.labels(stage="render").inc(outcome.count - rendered)
         self.rendered += rendered
 
-    def _fitted(self, result: BatchResult) -> bytes:
-        """The result, encoded to fit a message. Ingest sized the task so that its result fits
+    def _message(self, task: TaskHeader, items: bytes, delivery: int) -> bytes:
+        """The result message of `task` whose items are `items`, a JSON array of `ItemResult`s,
+        encoded to fit a message. Ingest sized the task so that its result fits
         (`shared/runtime/bus/limits.py`); should it not (a server with a smaller max_payload),
         the items go without their texts, names and styles rather than never arrive."""
+        result = BatchResult(
+            job_id=task.job_id,
+            attempt=task.attempt,
+            batch=task.batch,
+            # Encoded as they are: a Raw in the Struct is written verbatim, so the render child's
+            # encoding of the items is the message's (the Struct stays the wire format's one
+            # definition; its fields are not checked on construction).
+            items=cast(list[ItemResult], msgspec.Raw(items)),
+            renderer=self.ctx.instance,
+            delivery=delivery,
+        )
         payload = encode_json(result)
         budget = payload_budget(self.ctx.nc)
         if len(payload) <= budget:
@@ -239,25 +250,18 @@ class Renderer(Service):
             msgspec.structs.replace(
                 item, text=None, name=None, style=None, missing_glyphs=item.missing_glyphs[:16]
             )
-            for item in result.items
+            for item in decode_json(items, list[ItemResult])
         ]
         payload = encode_json(msgspec.structs.replace(result, items=slim))
         check_reply(payload, budget)
         return payload
 
-    async def _publish(self, task: TaskHeader, items: list[ItemResult], delivery: int) -> None:
-        result = BatchResult(
-            job_id=task.job_id,
-            attempt=task.attempt,
-            batch=task.batch,
-            items=items,
-            renderer=self.ctx.instance,
-            delivery=delivery,
-        )
+    async def _publish(self, task: TaskHeader, items: bytes, delivery: int) -> None:
+        """Publish the result of `task` whose items are `items`, a JSON array of `ItemResult`s."""
         # Retried in place through a leader election (the batch is not rendered again).
         await publish(
             self.ctx.js,
             results_subject(task.job_id),
-            self._fitted(result),
+            self._message(task, items, delivery),
             headers={"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"},
         )

@@ -8,7 +8,8 @@ fails with its reason and the rest succeed. And the parent's event loop (fetchin
 heartbeats) never competes with rendering for the GIL.
 
 Parent and child speak MessagePack over a pipe: the task's bytes exactly as they came from
-JetStream go in (the parent never decodes the items), a `BatchOutcome` comes out.
+JetStream go in (the parent never decodes the items), a `BatchOutcome` comes out, its items
+already encoded as the result message carries them (the parent never decodes those either).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import msgspec
 from services.renderer.batch import BatchOutcome, BatchRenderer
 from shared.contract.codec import decode_msgpack, encode_msgpack
 from shared.contract.errors import BadRequest, ImagegenError
-from shared.contract.messages import RenderTask, failed_item
+from shared.contract.messages import ItemResult, RenderTask, failed_item
 from shared.contract.style import Style
 from shared.render import FontCatalogue, RenderedImage, RenderEngine
 from shared.runtime import heap
@@ -121,7 +122,7 @@ def _child_main(
         try:
             task = decode_msgpack(payload, RenderTask)
         except BadRequest as exc:
-            conn.send_bytes(encode_msgpack(BatchOutcome([], error=f"malformed task: {exc}")))
+            conn.send_bytes(encode_msgpack(BatchOutcome(error=f"malformed task: {exc}")))
             continue
         if warm_only:
             # The first task says what this child will render: its style and first texts.
@@ -258,7 +259,11 @@ class RenderWorker:
 
     def run_isolated(self, task: RenderTask, item_timeout: float) -> BatchOutcome:
         """Render each item alone: a poison item fails with the reason, the others succeed."""
-        total = BatchOutcome([])
+        items: list[ItemResult] = []
+        files: list[str] = []
+        images: list[bytes] = []
+        render_seconds: list[float] = []
+        encode_seconds: list[float] = []
         for item in task.items:
             single = encode_msgpack(msgspec.structs.replace(task, items=[item]))
             try:
@@ -266,9 +271,13 @@ class RenderWorker:
                 outcome = self.run(single, item_timeout, warm=False)
             except WorkerLost as exc:
                 log.error("render.poison_item", job_id=task.job_id, index=item.index, error=str(exc))
-                outcome = BatchOutcome([failed_item(item, f"render failed: {exc}")])
-            total.items.extend(outcome.items)
-            total.images.extend(outcome.images)
-            total.render_seconds.extend(outcome.render_seconds)
-            total.encode_seconds.extend(outcome.encode_seconds)
-        return total
+                items.append(failed_item(item, f"render failed: {exc}"))
+                continue
+            items.extend(outcome.decoded())
+            files.extend(outcome.files)
+            images.extend(outcome.images)
+            render_seconds.extend(outcome.render_seconds)
+            encode_seconds.extend(outcome.encode_seconds)
+        return BatchOutcome.of(
+            items, files=files, images=images, render_seconds=render_seconds, encode_seconds=encode_seconds
+        )

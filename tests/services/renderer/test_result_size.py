@@ -11,7 +11,8 @@ import nats
 import pytest
 
 from devstack.natsauth import NatsCredentials
-from services.renderer.service import Renderer
+from services.renderer.service import Renderer, TaskHeader
+from shared.contract.codec import encode_json
 from shared.contract.errors import TooLarge
 from shared.contract.messages import BatchResult, ItemResult
 from shared.runtime.bus.permissions import RENDERER
@@ -23,7 +24,8 @@ async def test_an_oversized_result_is_slimmed_to_fit(
 ) -> None:
     nc = await nats.connect(nats_url, **nats_options(nats_credentials, RENDERER))
     try:
-        renderer = SimpleNamespace(ctx=SimpleNamespace(nc=nc))
+        renderer = SimpleNamespace(ctx=SimpleNamespace(nc=nc, instance="renderer-1"))
+        task = TaskHeader(job_id="j", attempt=1, batch=0, items=[])
         text = "汉" * 5000  # 15 KB a text: 128 of them are 1.9 MB of JSON
         items = [
             ItemResult(
@@ -31,16 +33,26 @@ async def test_an_oversized_result_is_slimmed_to_fit(
             )
             for i in range(128)
         ]
-        result = BatchResult(job_id="j", attempt=1, batch=0, items=items)
-        payload = Renderer._fitted(renderer, result)  # type: ignore[arg-type]
-        assert len(payload) <= nc.max_payload
-        slim = msgspec.json.decode(payload, type=BatchResult)
+
+        def message(items: list[ItemResult]) -> BatchResult:
+            # The items as the render child sends them: already encoded.
+            payload = Renderer._message(renderer, task, encode_json(items), 2)  # type: ignore[arg-type]
+            assert len(payload) <= nc.max_payload
+            return msgspec.json.decode(payload, type=BatchResult)
+
+        slim = message(items)
         assert [item.index for item in slim.items] == list(range(128))
         assert all(item.ok and item.file and item.text is None for item in slim.items)
-        small = BatchResult(job_id="j", attempt=1, batch=0, items=items[:2])
-        assert msgspec.json.decode(Renderer._fitted(renderer, small), type=BatchResult) == small  # type: ignore[arg-type]
-        huge = BatchResult(job_id="j", attempt=1, batch=0, items=items * 300)  # 38,400 items
+        small = message(items[:2])
+        assert small.items == items[:2]
+        assert (small.job_id, small.attempt, small.batch, small.renderer, small.delivery) == (
+            "j",
+            1,
+            0,
+            "renderer-1",
+            2,
+        )
         with pytest.raises(TooLarge):
-            Renderer._fitted(renderer, huge)  # type: ignore[arg-type]
+            message(items * 300)  # 38,400 items
     finally:
         await asyncio.wait_for(nc.close(), 5)

@@ -41,10 +41,12 @@ def test_the_child_warms_on_its_first_task_and_renders_what_a_cold_engine_does(t
         outcome = worker.run(encode_msgpack(_task(TEXTS)), timeout=120)
     finally:
         worker.stop()
-    assert [item.ok for item in outcome.items] == [True] * len(TEXTS) + [False]
-    assert outcome.items[-1].error == "empty cell"
+    items = outcome.decoded()
+    assert outcome.count == len(items) == len(TEXTS) + 1
+    assert [item.ok for item in items] == [True] * len(TEXTS) + [False]
+    assert items[-1].error == "empty cell"
     cold = RenderEngine(FontCatalogue.load(settings.font_dirs))
-    for item, text in zip(outcome.items, TEXTS, strict=False):
+    for item, text in zip(items, TEXTS, strict=False):
         assert item.file is not None
         written = (tmp_path / "warm-job" / item.file).read_bytes()
         assert written == cold.render(text, Style()).data
