@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benches import run_bench
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [
     ROOT / "README.md",
@@ -371,15 +373,8 @@ def test_documented_commands_run(sandbox_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_bench_pipeline_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_pipeline.py"), "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "CPU per row (user + system" in done.stdout, done.stdout[-2000:]
+    out = run_bench("bench_pipeline.py", "--quick", timeout=COMMAND_TIMEOUT)
+    assert "CPU per row (user + system" in out, out[-2000:]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))

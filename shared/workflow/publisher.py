@@ -21,15 +21,15 @@ from nats.js.errors import APIError
 from shared.contract.codec import encode_msgpack
 from shared.contract.messages import RenderItem, RenderTask
 from shared.contract.style import Style
-from shared.contract.subjects import CONSUMER_RENDERER, STREAM_TASKS, tasks_subject
+from shared.contract.subjects import tasks_subject
 from shared.runtime import metrics
 from shared.runtime.bus.limits import TaskBudget, result_bound, task_bytes
 from shared.runtime.bus.publish import JS_UNAVAILABLE
 from shared.runtime.logging import get_logger
+from shared.workflow.fairness import QueueCap
 
 log = get_logger(__name__)
 
-_FAIRNESS_CHECK_EVERY = 4
 IN_FLIGHT_BATCHES = 4  # byte budgets being published at once, per job
 
 # A stream without a leader, and one at its limit (discard new: an APIError): wait, never drop.
@@ -58,13 +58,13 @@ class TaskPublisher:
         self.attempt = attempt
         self.style = style
         self.batch_size = batch_size
-        self.max_queued = max_queued
         # Batches start small and double up to `batch_size`: a small job still spreads over
         # every replica at once, a large one soon pays the per-message cost once per
         # `batch_size` items (bench/bench_pipeline.py: the CPU per row of nats-server,
         # result-notifier, ingest and the renderer's parent halves again from 128 to 512).
         self._size = min(batch_size, ramp_from) if ramp_from else batch_size
         self.subject = tasks_subject(job_id)
+        self.cap = QueueCap(js, job_id, self.subject, max_queued, _RETRYABLE)  # fairness between jobs
         self.items_published = 0
         self.batches_published = 0
         self.budget = budget
@@ -114,7 +114,7 @@ class TaskPublisher:
         weight = self._overhead + self._pending_bytes
         self._pending = []
         self._pending_bytes = self._pending_result = 0
-        await self._wait_for_turn()
+        await self.cap.wait(self.batches_published)
         self.batches_published += 1
         self.items_published += len(task.items)
         await self._slots.acquire()
@@ -127,37 +127,6 @@ class TaskPublisher:
         publish = asyncio.create_task(self._publish(task, weight))
         self._in_flight.add(publish)
         publish.add_done_callback(self._done)
-
-    async def _wait_for_turn(self) -> None:
-        """Fairness between jobs: keep at most `max_queued` of this job's batches in the work
-        queue. The queue is FIFO, so a job that queued all its batches at once would make every
-        job submitted after it wait for its whole duration; capped, a big job is fed in as it is
-        consumed and a later small job's batches sit behind at most `max_queued` of them."""
-        if not self.max_queued or self.batches_published < self.max_queued:
-            return
-        if self.batches_published % _FAIRNESS_CHECK_EVERY:
-            return
-        delay = 0.05
-        while True:
-            try:
-                info = await self.js.stream_info(STREAM_TASKS, subjects_filter=self.subject)
-                queued = (info.state.subjects or {}).get(self.subject, 0)
-                # The per-subject count is the server's bookkeeping, which has drifted after
-                # removals in several nats-server releases (e.g. nats-server #5214, #6226): a
-                # count that never falls would wedge the job. When the renderers' consumer has
-                # nothing waiting for delivery, no job is behind this one, so publishing is fair.
-                if queued >= self.max_queued:
-                    consumer = await self.js.consumer_info(STREAM_TASKS, CONSUMER_RENDERER)
-                    if not consumer.num_pending:
-                        if delay >= 1.0:
-                            log.warning("tasks.queue_count_ignored", job_id=self.job_id, queued=queued)
-                        return
-            except _RETRYABLE:
-                queued = 0  # can't tell now: the publish path has its own retry
-            if queued < self.max_queued:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

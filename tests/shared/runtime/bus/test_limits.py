@@ -12,6 +12,7 @@ from shared.contract.codec import encode_json
 from shared.contract.errors import TooLarge
 from shared.contract.messages import MAX_REASON_CHARS, ItemResult, RenderItem, clip, failed_item
 from shared.runtime.bus.limits import TaskBudget, check_reply, result_bound, task_bytes
+from tests.benches import run_bench
 
 # Any character but the surrogates (ingest refuses those: shared/workflow/carriable.py).
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
@@ -85,17 +86,5 @@ def test_clip_and_check_reply() -> None:
 
 def test_bench_sizes_runs() -> None:
     """bench/bench_sizes.py runs as bench/README.md shows it (with fewer items)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[4]
-    done = subprocess.run(
-        [sys.executable, "bench/bench_sizes.py", "--count", "300", "--rounds", "1"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "sizing as a share of rendering" in done.stdout, done.stdout
+    out = run_bench("bench_sizes.py", "--count", "300", "--rounds", "1")
+    assert "sizing as a share of rendering" in out, out

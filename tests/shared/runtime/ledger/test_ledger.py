@@ -12,6 +12,7 @@ from shared.contract.messages import BatchResult, ItemResult
 from shared.contract.submit import upload_label, upload_name
 from shared.runtime.ledger import Ledger, migrate
 from shared.runtime.ledger.migrate import available_migrations
+from tests.benches import run_bench
 from tests.conftest import create_database
 
 
@@ -320,17 +321,5 @@ async def test_a_job_is_labelled_with_what_it_read(ledger: Ledger) -> None:
 def test_bench_ledger_runs() -> None:
     """bench/bench_ledger.py runs as bench/README.md shows it (with fewer batches): every batch
     recorded once and the job completed (the bench asserts both)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[4]
-    done = subprocess.run(
-        [sys.executable, "bench/bench_ledger.py", "--batches", "20", "--rounds", "1", "--items", "64"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "round trips" in done.stdout, done.stdout
+    out = run_bench("bench_ledger.py", "--batches", "20", "--rounds", "1", "--items", "64")
+    assert "round trips" in out, out
