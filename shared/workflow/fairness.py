@@ -15,6 +15,7 @@ per check when a batch takes 0.1 s to render.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 
@@ -29,6 +30,10 @@ CHECK_EVERY = 4  # batches published between looks once the cap is reached
 MIN_SLEEP = 0.05
 MAX_SLEEP = 1.0
 RATE_WINDOW = 5.0  # seconds of looks the consumption rate is measured over
+# The longest one check holds a job back: fairness is a preference, a job's progress is not. (A
+# job's last batch once waited here for minutes while the server reported none of its batches
+# queued to another connection; the cause is not known.)
+MAX_WAIT = 30.0
 
 
 class QueueCap:
@@ -41,12 +46,15 @@ class QueueCap:
         subject: str,
         max_queued: int,
         unavailable: tuple[type[Exception], ...],
+        *,
+        max_wait: float = MAX_WAIT,
     ) -> None:
         self.js = js
         self.job_id = job_id
         self.subject = subject
         self.max_queued = max_queued
         self.unavailable = unavailable  # errors that mean "cannot tell now": publish, let it retry
+        self.max_wait = max_wait
         self.looks = 0  # requests made to look at the queue (tests)
         self._seen: deque[tuple[float, int]] = deque()  # (when, batches consumed) at each look
 
@@ -54,7 +62,7 @@ class QueueCap:
         """Return once the job, with `published` batches published so far, may publish one more."""
         if not self.max_queued or published < self.max_queued or published % CHECK_EVERY:
             return
-        sleep, waited = MIN_SLEEP, 0.0
+        sleep, waited, started = MIN_SLEEP, 0.0, time.monotonic()
         while True:
             try:
                 queued = await self._queued()
@@ -68,6 +76,9 @@ class QueueCap:
                     return
             except self.unavailable:
                 return  # cannot tell now: the publish path has its own retry
+            if time.monotonic() - started >= self.max_wait:
+                await self._give_up(queued, time.monotonic() - started)
+                return
             if rate:
                 sleep = (queued - self.max_queued + 1) / rate  # until the excess is consumed
             elif waited:
@@ -75,6 +86,20 @@ class QueueCap:
             sleep = min(max(sleep, MIN_SLEEP), MAX_SLEEP)
             await asyncio.sleep(sleep)
             waited += sleep
+
+    async def _give_up(self, queued: int, seconds: float) -> None:
+        """Publish after all, saying what the queue looked like (for the cause, still unknown)."""
+        pending: int | None = None
+        with contextlib.suppress(Exception):
+            pending = (await self.js.consumer_info(STREAM_TASKS, CONSUMER_RENDERER)).num_pending
+        log.warning(
+            "tasks.fairness_wait_ended",
+            job_id=self.job_id,
+            queued=queued,
+            renderers_pending=pending,
+            seconds=round(seconds, 1),
+            looks=self.looks,
+        )
 
     async def _queued(self) -> int:
         self.looks += 1

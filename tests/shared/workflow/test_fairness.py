@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
+import structlog.testing
 from nats.js.client import JetStreamContext
 
 from devstack import NatsServer
@@ -81,3 +82,21 @@ async def test_a_job_whose_batches_the_renderers_hold_is_not_held_back() -> None
         # Nothing waits for a renderer: nobody is behind this job, so it may publish at once.
         await asyncio.wait_for(cap.wait(CAP + CHECK_EVERY), 5)
         assert cap.looks == 2  # the count, then the renderers' consumer
+
+
+async def test_a_check_never_holds_a_job_back_longer_than_its_bound() -> None:
+    """Renderers that take nothing (or a count that never falls while tasks wait): the job goes
+    on after `max_wait`, and says what the queue looked like."""
+    async with task_queue() as js:
+        subject = tasks_subject("stuck")
+        for _ in range(CAP + CHECK_EVERY):
+            await js.publish(subject, b"task")
+        cap = QueueCap(js, "stuck", subject, CAP, (), max_wait=1.5)
+        started = asyncio.get_running_loop().time()
+        with structlog.testing.capture_logs() as logs:
+            await asyncio.wait_for(cap.wait(CAP + CHECK_EVERY), 10)
+        waited = asyncio.get_running_loop().time() - started
+    assert 1.5 <= waited < 4, waited
+    ended = [entry for entry in logs if entry["event"] == "tasks.fairness_wait_ended"]
+    assert len(ended) == 1 and ended[0]["queued"] == CAP + CHECK_EVERY, logs
+    assert ended[0]["renderers_pending"] == CAP + CHECK_EVERY
