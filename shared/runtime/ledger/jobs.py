@@ -1,4 +1,5 @@
-"""Job records: create, move through states, count batches exactly once, query.
+"""Job records: create, move through states, query; counting a batch result is in `batches.py`,
+how a job row is read in `records.py`.
 
 Every state change is one conditional UPDATE, so when two writers race (ingest finishing the
 count while the notifier records the last batch) exactly one of them sees the transition and
@@ -14,11 +15,11 @@ from datetime import datetime
 import asyncpg
 
 from shared.contract.errors import Conflict, NotFound
-from shared.contract.messages import BatchResult, ItemFailure, JobInfo, item_status, missing_reason
+from shared.contract.messages import BatchResult, ItemFailure, JobInfo
 from shared.contract.states import ACTIVE_STATUSES, JobStatus
-from shared.contract.submit import upload_label
-from shared.runtime.ledger.checks import JobBounds, refusal
+from shared.runtime.ledger.batches import BatchOutcome, record_batch
 from shared.runtime.ledger.migrate import migrate
+from shared.runtime.ledger.records import COMPLETE_IF_DONE, JOB_COLUMNS, job_info
 from shared.runtime.logging import get_logger
 from shared.runtime.retry import retrying
 
@@ -26,40 +27,6 @@ log = get_logger(__name__)
 
 
 _ACTIVE = sorted(ACTIVE_STATUSES)
-
-_JOB_COLUMNS = """job_id, source, status, attempt, total_items, done_items, failed_items,
-                  incomplete_items, output, error, created_at, started_at, finished_at,
-                  request->>'object' AS upload,
-                  COALESCE(request->>'path', request->>'data_source') AS read_from"""
-
-# Completes a job whose counts have caught up with its (known) total. Used by both writers.
-_COMPLETE_IF_DONE = f"""
-UPDATE imagegen_jobs
-   SET status = CASE WHEN failed_items > 0 OR incomplete_items > 0 THEN 'completed_with_errors'
-                     ELSE 'completed' END,
-       finished_at = now(), updated_at = now()
- WHERE job_id = $1 AND attempt = $2 AND status = 'rendering'
-   AND total_items IS NOT NULL AND done_items + failed_items >= total_items
-RETURNING {_JOB_COLUMNS}
-"""
-
-
-_BATCH_SEEN = "SELECT 1 FROM imagegen_job_batches WHERE job_id = $1 AND attempt = $2 AND batch = $3"
-
-# A batch's row and its counts in one statement; no row back when the batch was counted before.
-_COUNT_BATCH = f"""
-WITH batch AS (
-    INSERT INTO imagegen_job_batches
-           (job_id, attempt, batch, done_items, failed_items, incomplete_items, renderer)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-UPDATE imagegen_jobs SET done_items = done_items + $4, failed_items = failed_items + $5,
-       incomplete_items = incomplete_items + $6, updated_at = now()
- WHERE job_id = $1 AND attempt = $2 AND EXISTS (SELECT 1 FROM batch)
-RETURNING {_JOB_COLUMNS}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,41 +40,11 @@ class RetryItem:
     row: int = 0  # the source's own row number
 
 
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """What recording one batch result did."""
-
-    recorded: bool  # False: counted before (a redelivery), or refused
-    job: JobInfo | None  # the job after the update; None if the job is unknown
-    completed: bool  # this call moved the job to a completed state
-    refused: str | None = None  # why the result does not fit its job (`checks.refusal`)
-
-
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset of a released connection: nothing to do. The ledger leaves no session
     state behind (no SET, LISTEN, cursors or session-level advisory locks; migrations take a
     transaction-level lock), and asyncpg rolls back an open transaction before calling this, so
     the default RESET ALL round trip on every release is saved."""
-
-
-def _job_info(row: asyncpg.Record, failures: list[ItemFailure] | None = None) -> JobInfo:
-    return JobInfo(
-        job_id=row["job_id"],
-        source=row["source"],
-        status=row["status"],
-        attempt=row["attempt"],
-        total=row["total_items"],
-        done=row["done_items"],
-        failed=row["failed_items"],
-        incomplete=row["incomplete_items"],
-        output=row["output"],
-        error=row["error"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        failures=failures or [],
-        label=upload_label(row["upload"]) if row["upload"] else row["read_from"],
-    )
 
 
 class Ledger:
@@ -144,14 +81,14 @@ class Ledger:
             f"""INSERT INTO imagegen_jobs (job_id, source, status, request, output)
                 VALUES ($1, $2, 'accepted', $3::jsonb, $4)
                 ON CONFLICT (job_id) DO NOTHING
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {JOB_COLUMNS}""",
             job_id,
             source,
             request.decode("utf-8"),
             output,
         )
         if row is not None:
-            return _job_info(row), True
+            return job_info(row), True
         return await self.get_job(job_id), False
 
     async def start_ingest(
@@ -171,13 +108,13 @@ class Ledger:
                                                ELSE incomplete_items END,
                        updated_at = now()
                  WHERE job_id = $1 AND attempt = $2 AND status IN ('accepted', 'ingesting')
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {JOB_COLUMNS}""",
             job_id,
             attempt,
             done,
             incomplete,
         )
-        return None if row is None else _job_info(row)
+        return None if row is None else job_info(row)
 
     async def finish_ingest(
         self, job_id: str, attempt: int, total_items: int, total_batches: int
@@ -193,7 +130,7 @@ class Ledger:
                            total_items = $3, total_batches = $4, updated_at = now()
                      WHERE job_id = $1 AND attempt = $2
                        AND status IN ('ingesting', 'rendering', 'cancelled')
-                    RETURNING {_JOB_COLUMNS}""",
+                    RETURNING {JOB_COLUMNS}""",
                 job_id,
                 attempt,
                 total_items,
@@ -201,8 +138,8 @@ class Ledger:
             )
             if row is None:
                 return None, False
-            done = await conn.fetchrow(_COMPLETE_IF_DONE, job_id, attempt)
-            return _job_info(done or row), done is not None
+            done = await conn.fetchrow(COMPLETE_IF_DONE, job_id, attempt)
+            return job_info(done or row), done is not None
 
     async def fail_job(
         self, job_id: str, attempt: int, error: str, *, total_items: int | None = None
@@ -213,14 +150,14 @@ class Ledger:
             f"""UPDATE imagegen_jobs SET status = 'failed', error = $3, finished_at = now(),
                        total_items = coalesce($5, total_items), updated_at = now()
                  WHERE job_id = $1 AND attempt = $2 AND status = ANY($4::text[])
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {JOB_COLUMNS}""",
             job_id,
             attempt,
             error,
             _ACTIVE,
             total_items,
         )
-        return None if row is None else _job_info(row)
+        return None if row is None else job_info(row)
 
     async def fail_stalled(self, seconds: float) -> list[JobInfo]:
         """Fail every active job whose row has not changed for `seconds` (no state change, no
@@ -238,12 +175,12 @@ class Ledger:
                        SELECT 1 FROM imagegen_jobs busy
                         WHERE busy.source = job.source AND busy.status = 'ingesting'
                           AND busy.updated_at >= now() - make_interval(secs => $3)))
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {JOB_COLUMNS}""",
             _ACTIVE,
             f"{seconds:g}",
             seconds,
         )
-        return [_job_info(row) for row in rows]
+        return [job_info(row) for row in rows]
 
     async def cancel_job(self, job_id: str) -> tuple[JobInfo, bool]:
         """Active -> cancelled; (job, changed). Cancelling a cancelled job is a no-op; a finished
@@ -252,12 +189,12 @@ class Ledger:
             f"""UPDATE imagegen_jobs SET status = 'cancelled', cancelled_at = now(),
                        finished_at = now(), updated_at = now()
                  WHERE job_id = $1 AND status = ANY($2::text[])
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {JOB_COLUMNS}""",
             job_id,
             _ACTIVE,
         )
         if row is not None:
-            return _job_info(row), True
+            return job_info(row), True
         job = await self.get_job(job_id)
         if job.status == JobStatus.CANCELLED:
             return job, False
@@ -273,12 +210,12 @@ class Ledger:
                        total_batches = NULL, failed_items = 0, error = NULL, finished_at = NULL,
                        cancelled_at = NULL, updated_at = now()
                  WHERE job_id = $1 AND status = ANY($2::text[])
-                RETURNING {_JOB_COLUMNS}""",
+                RETURNING {JOB_COLUMNS}""",
             job_id,
             [JobStatus.CANCELLED, JobStatus.FAILED],
         )
         if row is not None:
-            return _job_info(row)
+            return job_info(row)
         job = await self.get_job(job_id)  # NotFound for an unknown job
         raise Conflict(
             f"only a cancelled or failed job can be resumed; {job_id} is {job.status}", field="job_id"
@@ -288,7 +225,7 @@ class Ledger:
         """Start a new attempt of a finished job that re-renders only its failed items."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1 FOR UPDATE", job_id
+                f"SELECT {JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1 FOR UPDATE", job_id
             )
             if row is None:
                 raise NotFound(f"no job {job_id!r}", field="job_id")
@@ -314,7 +251,7 @@ class Ledger:
                            total_items = done_items + $2, total_batches = NULL, error = NULL,
                            finished_at = NULL, updated_at = now()
                      WHERE job_id = $1
-                    RETURNING {_JOB_COLUMNS}""",
+                    RETURNING {JOB_COLUMNS}""",
                 job_id,
                 len(failures),
             )
@@ -329,7 +266,7 @@ class Ledger:
                 )
                 for r in failures
             ]
-            return _job_info(updated), items
+            return job_info(updated), items
 
     async def set_batches(self, job_id: str, attempt: int, total_batches: int) -> None:
         await self.pool.execute(
@@ -347,86 +284,14 @@ class Ledger:
         return str(raw).encode("utf-8")
 
     async def record_batch(self, result: BatchResult) -> BatchOutcome:
-        """Count one batch result exactly once and complete the job if it was the last.
-
-        A redelivered result is not counted again; one that does not fit its job (an attempt
-        that is not current, a batch never issued, items outside the job, counts beyond its
-        total: `checks.refusal`) is refused, and neither is recorded.
-
-        Four round trips for a batch without failures (BEGIN, the locked job row, the batch
-        and its counts in one statement, COMMIT): the batch's primary key tells a redelivery
-        apart, so no separate look-up is needed unless the result is refused.
-        """
-        failed = [item for item in result.items if not item.ok]
-        incomplete = [item for item in result.items if item_status(item) == "incomplete"]
-        done_count = len(result.items) - len(failed)
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Locked until commit: the checks and the counting see the same totals, and a
-            # second copy of this result waits here until the first is committed.
-            row = await conn.fetchrow(
-                f"SELECT {_JOB_COLUMNS}, total_batches FROM imagegen_jobs WHERE job_id = $1 FOR UPDATE",
-                result.job_id,
-            )
-            if row is None:
-                return BatchOutcome(False, None, False, refused="no such job")
-            bounds = JobBounds(
-                attempt=row["attempt"],
-                status=row["status"],
-                total_items=row["total_items"],
-                total_batches=row["total_batches"],
-                counted=row["done_items"] + row["failed_items"],
-            )
-            why = refusal(bounds, result)
-            if why is not None:
-                # A redelivery of a batch already counted (e.g. the last one of a job that has
-                # completed since) is a duplicate, not a refusal.
-                if await conn.fetchval(_BATCH_SEEN, result.job_id, result.attempt, result.batch):
-                    return BatchOutcome(False, _job_info(row), False)
-                return BatchOutcome(False, _job_info(row), False, refused=why)
-            counted = await conn.fetchrow(
-                _COUNT_BATCH,
-                result.job_id,
-                result.attempt,
-                result.batch,
-                done_count,
-                len(failed),
-                len(incomplete),
-                result.renderer,
-            )
-            if counted is None:  # its primary key was there: counted before
-                return BatchOutcome(False, _job_info(row), False)
-            if failed or incomplete:
-                await conn.executemany(
-                    """INSERT INTO imagegen_item_failures
-                              (job_id, attempt, item_index, reason, text, name, style, row_number, kind)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9) ON CONFLICT DO NOTHING""",
-                    [
-                        (
-                            result.job_id,
-                            result.attempt,
-                            item.index,
-                            (item.error or "unknown error") if not item.ok else missing_reason(item),
-                            item.text,
-                            item.name,
-                            json.dumps(item.style, ensure_ascii=False) if item.style else None,
-                            item.row,
-                            item_status(item),
-                        )
-                        for item in [*failed, *incomplete]
-                    ],
-                )
-            done = None
-            total = counted["total_items"]
-            if total is not None and counted["done_items"] + counted["failed_items"] >= total:
-                # Only then can _COMPLETE_IF_DONE change anything (it decides): no round trip
-                # for every other batch.
-                done = await conn.fetchrow(_COMPLETE_IF_DONE, result.job_id, result.attempt)
-            return BatchOutcome(True, _job_info(done or counted), done is not None)
+        """Count one batch result exactly once and complete the job if it was the last
+        (`shared.runtime.ledger.batches`)."""
+        return await record_batch(self.pool, result)
 
     # --- queries -----------------------------------------------------------------------------
 
     async def get_job(self, job_id: str, *, failures_limit: int = 0) -> JobInfo:
-        row = await self.pool.fetchrow(f"SELECT {_JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", job_id)
+        row = await self.pool.fetchrow(f"SELECT {JOB_COLUMNS} FROM imagegen_jobs WHERE job_id = $1", job_id)
         if row is None:
             raise NotFound(f"no job {job_id!r}", field="job_id")
         failures: list[ItemFailure] = []
@@ -441,7 +306,7 @@ class Ledger:
                     failures_limit,
                 )
             ]
-        return _job_info(row, failures)
+        return job_info(row, failures)
 
     async def list_jobs(
         self,
@@ -453,7 +318,7 @@ class Ledger:
     ) -> list[JobInfo]:
         """Newest first; page with `before` = the last `created_at` of the previous page."""
         rows = await self.pool.fetch(
-            f"""SELECT {_JOB_COLUMNS} FROM imagegen_jobs
+            f"""SELECT {JOB_COLUMNS} FROM imagegen_jobs
                  WHERE ($1::text IS NULL OR status = $1)
                    AND ($2::timestamptz IS NULL OR created_at < $2)
                    AND ($4::timestamptz IS NULL OR created_at >= $4)
@@ -463,4 +328,4 @@ class Ledger:
             limit,
             since,
         )
-        return [_job_info(row) for row in rows]
+        return [job_info(row) for row in rows]
