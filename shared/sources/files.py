@@ -1,10 +1,11 @@
 """Where a file source's bytes come from: an upload, a server path, or the request itself.
 
 Submit-time checks read only the head of a file (`head`): an upload is read chunk by chunk from
-the object store and reading stops once enough bytes are in, so a 1 GB upload costs its first
-chunks at submit, not a download. Ingest reads the whole file through `local_file`: the allowed
-path itself, or the upload streamed into a temporary file (memory stays flat whatever its size),
-and line by line through `bounded_lines`, which never holds more of one line than the limit.
+the object store (`shared.storage.chunks`) and reading stops once enough bytes are in, so a 1 GB
+upload costs its first chunks at submit, not a download. Ingest reads the whole file through
+`local_file`: the allowed path itself, or the upload streamed into a temporary file (memory stays
+flat whatever its size; its size and digest are checked), and line by line through
+`bounded_lines`, which never holds more of one line than the limit.
 """
 
 from __future__ import annotations
@@ -18,20 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, AnyStr
 
+from nats.js.api import ObjectInfo
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
-from shared.contract.errors import BadRequest
+from shared.contract.errors import BadRequest, SourceError, StorageError
 from shared.contract.subjects import BUCKET_INPUTS
 from shared.contract.submit import FileSubmit
 from shared.sources.base import SourceContext
+from shared.storage.chunks import object_chunks
 
 # A file's line may take this many row limits (IMAGEGEN_MAX_ROW_BYTES): JSON escapes and CSV
 # quoting make a line longer than its cells, and a line carries columns no item uses.
 LINE_LIMIT_ROWS = 8
 _LINE_ENDS = ("\n", "\r", b"\n")  # a text file opened with newline="" also ends lines at \r
-
-_CHUNKS = "$O.{bucket}.C.{nuid}"  # the object store's chunk subjects (ADR-20)
-_STREAM = "OBJ_{bucket}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,30 +90,18 @@ def the_one_input(request: FileSubmit, inline: str | None) -> str:
     return given[0]
 
 
-async def _object_info_nuid(ctx: SourceContext, name: str) -> tuple[str, int]:
+async def _object_info(ctx: SourceContext, name: str) -> ObjectInfo:
     store = await ctx.js.object_store(BUCKET_INPUTS)
     try:
-        info = await store.get_info(name)
+        return await store.get_info(name)
     except (ObjectNotFoundError, NotFoundError) as exc:
         raise BadRequest(f"no object {name!r} in bucket {BUCKET_INPUTS}", field="object") from exc
-    return info.nuid or "", info.size or 0
 
 
 async def object_head(ctx: SourceContext, name: str, limit: int) -> bytes:
     """The first `limit` bytes (or all, if shorter) of upload `name`, read chunk by chunk."""
-    nuid, size = await _object_info_nuid(ctx, name)
-    stream = _STREAM.format(bucket=BUCKET_INPUTS)
-    subject = _CHUNKS.format(bucket=BUCKET_INPUTS, nuid=nuid)
-    parts: list[bytes] = []
-    got, seq = 0, 1
-    while got < min(limit, size):
-        try:
-            msg = await ctx.js.get_msg(stream, seq=seq, subject=subject, next=True)
-        except NotFoundError:
-            break
-        parts.append(msg.data or b"")
-        got += len(msg.data or b"")
-        seq = (msg.seq or seq) + 1
+    info = await _object_info(ctx, name)
+    parts = [chunk async for chunk in object_chunks(ctx.js, BUCKET_INPUTS, info, limit=limit)]
     return b"".join(parts)[:limit]
 
 
@@ -147,9 +135,12 @@ async def local_file(ctx: SourceContext, request: FileSubmit, inline: str | None
         with os.fdopen(fd, "wb") as handle:
             if which == "object":
                 assert request.object is not None
-                await _object_info_nuid(ctx, request.object)  # a clear 400 for a missing object
-                store = await ctx.js.object_store(BUCKET_INPUTS)
-                await store.get(request.object, writeinto=handle)
+                info = await _object_info(ctx, request.object)  # a clear 400 for a missing object
+                try:
+                    async for chunk in object_chunks(ctx.js, BUCKET_INPUTS, info):
+                        handle.write(chunk)
+                except StorageError as exc:
+                    raise SourceError(f"the upload cannot be read: {exc}") from exc
             else:
                 text = getattr(request, which)
                 assert isinstance(text, str)

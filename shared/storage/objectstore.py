@@ -28,6 +28,7 @@ from shared.storage.base import (
     check_image_name,
     natural_key,
 )
+from shared.storage.chunks import object_chunks
 from shared.storage.naming import is_safe_file_name
 
 
@@ -93,7 +94,8 @@ class ObjectImageStore:
             check_image_name(name)
         store = await self._bucket()
         try:
-            result = await store.get(self.object_name(job_id, name))
+            info = await store.get_info(self.object_name(job_id, name))
         except NotFoundError:
             raise NotFound(f"job {job_id} has no file {name!r}", field="name") from None
-        yield result.data or b""
+        async for chunk in object_chunks(self.js, self.bucket, info):
+            yield chunk

@@ -168,6 +168,23 @@ async def test_a_client_can_upload_but_read_no_upload(bare: Server) -> None:
         await admin.close()
 
 
+async def test_ingest_reads_an_upload_chunk_by_chunk_and_creates_no_consumer_on_it(bare: Server) -> None:
+    client, ingest = await bare.connect(CLIENT), await bare.connect(INGEST)
+    from shared.storage.chunks import object_chunks
+    from shared.storage.uploads import put_upload
+
+    try:
+        data = bytes(range(256)) * 1200  # three chunks
+        info = await put_upload(client.js, "an-upload.csv", data)
+        chunks = [chunk async for chunk in object_chunks(ingest.js, subjects.BUCKET_INPUTS, info)]
+        assert b"".join(chunks) == data and len(chunks) == 3
+        stream = f"OBJ_{subjects.BUCKET_INPUTS}"
+        await ingest.request_refused(f"$JS.API.CONSUMER.CREATE.{stream}", b"{}")
+    finally:
+        await client.close()
+        await ingest.close()
+
+
 async def test_a_client_subscribes_to_its_inbox_only(bare: Server) -> None:
     client = await bare.connect(CLIENT)
     try:

@@ -98,9 +98,16 @@ def _undelivered(stream: str) -> list[str]:
     return [*_read_messages(stream), f"{_API}.STREAM.MSG.DELETE.{stream}"]
 
 
-def _object_reader(bucket: str) -> list[str]:
+def _object_chunks(bucket: str) -> list[str]:
+    """Read an object's entry and then its chunks one by one (`shared.storage.chunks`)."""
     stream = subjects.object_stream(bucket)
-    return [*_stream_info(stream), *_read_messages(stream), *_replay(stream), f"{_API}.STREAM.NAMES"]
+    return [*_stream_info(stream), *_read_messages(stream)]
+
+
+def _object_reader(bucket: str) -> list[str]:
+    """Also list the bucket and read objects as nats-py and the nats CLI do (ordered consumers)."""
+    stream = subjects.object_stream(bucket)
+    return [*_object_chunks(bucket), *_replay(stream), f"{_API}.STREAM.NAMES"]
 
 
 def _object_writer(bucket: str) -> list[str]:
@@ -224,7 +231,7 @@ IDENTITIES: Final[dict[str, Identity]] = {
                     *_pull(subjects.STREAM_REQUESTS, "*"),
                     *_kv_reader(subjects.BUCKET_CANCELLED),
                     *_kv_writer(subjects.BUCKET_ACTIVE),
-                    *_object_reader(subjects.BUCKET_INPUTS),
+                    *_object_chunks(subjects.BUCKET_INPUTS),
                     *_object_writer(subjects.BUCKET_IMAGES),
                     *_manifest_reader(),
                 ]
