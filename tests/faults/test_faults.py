@@ -263,7 +263,9 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
         assert not any((stack.state_dir / f"host-{i}").rglob("*.png"))
 
 
-@pytest.mark.stack_env({"IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "16"})
+# 128-item batches: the bound below is counted in them (the default, 512, would put what may be
+# ahead of the small job at 15,000 items, too close to the 10 % the test allows to tell).
+@pytest.mark.stack_env({"IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "16", "IMAGEGEN_BATCH_SIZE": "128"})
 async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultStack) -> None:
     """Fairness: a job keeps at most N batches in the FIFO work queue, so a small job submitted
     behind a 100,000-item job waits for those N batches, not for the whole big job."""
@@ -282,9 +284,10 @@ async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultSt
         print(f"the big job rendered {during:,} items while the small one waited")
         assert (final.kind, final.done) == ("completed", 50)
         # The small job waited for what was ahead of it, counted in items, not seconds: at most
-        # 16 queued batches + 2 renderers x (prefetch 4 + 1 in hand) = 26 batches of 128, about
-        # 3,300 items (ingest's refills go behind it). Without the cap, the whole rest of the
-        # big job (~99,000 items) would be queued ahead of it.
+        # 16 queued batches (+ 3: the cap is looked at every CHECK_EVERY = 4 publishes) + 2
+        # renderers x (prefetch 4 + 1 in hand) = 29 batches of 128, about 3,700 items, and what
+        # renders while the small job is accepted and read (ingest's refills then go behind it).
+        # Without the cap, the whole rest of the big job (~99,000 items) would be ahead of it.
         assert during < big_rows / 10, (during, big_now)
         assert big_now.status in ("ingesting", "rendering") and big_now.done < big_rows / 2, big_now
         await client.cancel_job(big.job_id)  # no need to render the rest
