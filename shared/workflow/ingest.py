@@ -9,6 +9,7 @@ The request that runs is the one stored in the ledger when the job was accepted.
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ from shared.runtime.bus.poison import settle
 from shared.runtime.bus.service import ServiceContext
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
+from shared.runtime.stalls import report_stalls
 from shared.runtime.tasks import TaskSet
 from shared.sources import Source, SourceSpec
 from shared.storage import ImageStore, NameTemplate
@@ -42,6 +44,7 @@ from shared.workflow.results import Rendered, rendered_before
 log = get_logger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.5
+REPORT_STALLS_AFTER = 120.0
 
 # `filename_column` reuses the template machinery (sanitising, collisions) through one
 # placeholder fed with the row's file-name cell.
@@ -160,12 +163,16 @@ class IngestWorker:
                     ramp_from=None if submit.batch_size else 8,
                     max_queued=settings.max_queued_batches_per_job,
                 )
-                cancelled = await self._publish_rows(request, submit, publisher, rendered)
-                total_items, total_batches = await publisher.close()
+                async with self._report_stalls(publisher):
+                    cancelled = await self._publish_rows(request, submit, publisher, rendered)
+                    total_items, total_batches = await publisher.close()
                 total_items += skip
             except ImagegenError as exc:
                 # What was read before the failure is published and will still be counted.
-                published = (await publisher.close())[0] if publisher else 0
+                published = 0
+                if publisher:
+                    async with self._report_stalls(publisher):
+                        published = (await publisher.close())[0]
                 log.warning("ingest.source_failed", error=str(exc), published=published)
                 await fail_job(
                     self.ctx.js,
@@ -186,6 +193,16 @@ class IngestWorker:
                 # Every result was counted before the totals were known: completion is ours.
                 await complete_job(self.ctx.js, finished, self.store, self.active)
         await msg.ack()
+
+    @staticmethod
+    def _report_stalls(publisher: TaskPublisher) -> AbstractAsyncContextManager[None]:
+        """Say where the job's handler waits if neither a row nor a stored batch comes for
+        `REPORT_STALLS_AFTER` seconds (twice, a handler waited minutes with nothing logged)."""
+        return report_stalls(
+            lambda: (publisher.items_added, publisher.batches_stored),
+            after=REPORT_STALLS_AFTER,
+            event="ingest.no_progress",
+        )
 
     async def _publish_rows(
         self, request: IngestRequest, submit: SubmitBase, publisher: TaskPublisher, rendered: Rendered | None

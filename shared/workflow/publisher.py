@@ -67,6 +67,7 @@ class TaskPublisher:
         self.cap = QueueCap(js, job_id, self.subject, max_queued, _RETRYABLE)  # fairness between jobs
         self.items_published = 0
         self.batches_published = 0
+        self.items_added = self.batches_stored = 0  # progress, as a stall report sees it
         self.budget = budget
         self._pending: list[RenderItem] = []
         self._pending_bytes = self._pending_result = 0
@@ -81,6 +82,7 @@ class TaskPublisher:
         self._failure: BaseException | None = None
 
     async def add(self, item: RenderItem) -> None:
+        self.items_added += 1
         size, result = task_bytes(item), result_bound(item)
         if not self.budget.fits_alone(self._overhead, size, result):
             # No message could carry it: it fails alone, without its text, the job goes on.
@@ -149,6 +151,7 @@ class TaskPublisher:
         while True:
             try:
                 await self.js.publish(self.subject, payload, headers=headers, timeout=10)
+                self.batches_stored += 1
                 return
             except _RETRYABLE as exc:
                 # A full work queue (discard=new) or a server restart: wait for room.
