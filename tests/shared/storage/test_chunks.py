@@ -23,6 +23,7 @@ from shared.sources.base import SourceContext
 from shared.sources.csv.request import SubmitCsv
 from shared.sources.files import local_file
 from shared.storage.chunks import object_chunks
+from tests.benches import run_bench
 from tests.conftest import nats_options
 
 CHUNK = 1000
@@ -126,3 +127,10 @@ async def test_ingest_fails_a_damaged_upload_with_the_reason(
     with pytest.raises(SourceError, match=f"the upload cannot be read: .* {lost}"):
         async with local_file(ctx, SubmitCsv(column="name", object=name), "csv"):
             pytest.fail("a damaged upload must not be handed on")
+
+
+def test_bench_objects_runs() -> None:
+    """bench/bench_objects.py runs as bench/README.md shows it (smaller): both readers return
+    every byte put (the bench asserts it)."""
+    out = run_bench("bench_objects.py", "--megabytes", "2", "--rounds", "1")
+    assert "x nats-py's time (median of 1)" in out, out
