@@ -219,6 +219,32 @@ def test_compose_runs_nats_with_the_layout_and_each_service_as_itself() -> None:
         assert service["depends_on"]["nats-setup"] == {"condition": "service_completed_successfully"}, name
 
 
+# Who may reach Postgres: the ledger's writers, and the one ingest that serves the db source.
+LEDGER_USERS = {"ingest", "result-notifier"}
+
+
+def test_compose_gives_database_credentials_only_to_who_uses_them() -> None:
+    for name, service in imagegen_services(load_compose()["services"]).items():
+        served, env = served_service(service["command"]), service["environment"]
+        assert ("IMAGEGEN_DATABASE_URL" in env) == (served in LEDGER_USERS), name
+        queries = served == "ingest" and "db" in ingest_sources(env, name)
+        assert ("IMAGEGEN_DATA_SOURCES" in env) == queries, name
+    for one_shot in ONE_SHOTS:
+        env = load_compose()["services"][one_shot].get("environment", {})
+        assert not {"IMAGEGEN_DATABASE_URL", "IMAGEGEN_DATA_SOURCES"} & set(env), one_shot
+
+
+def test_k8s_gives_database_credentials_only_to_who_uses_them() -> None:
+    for name, deployment in k8s_by_kind("Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        served = served_service(container["command"])
+        secrets = {ref["secretRef"]["name"] for ref in container.get("envFrom", []) if "secretRef" in ref}
+        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        assert ("imagegen-ledger" in secrets) == (served in LEDGER_USERS), name
+        queries = served == "ingest" and "db" in ingest_sources(env, name)
+        assert ("imagegen-data-sources" in secrets) == queries, name
+
+
 def test_the_nats_config_file_is_the_layout() -> None:
     """compose and Kubernetes mount deploy/k8s/nats-auth.conf: it is what `imagegen nats config`
     prints (regenerate it with `imagegen nats config > deploy/k8s/nats-auth.conf`)."""
