@@ -48,8 +48,8 @@ CHECK_WAIT_SECONDS = 1.0
 CLEANUP_SECONDS = 10.0
 
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
+def _text(value: str | None) -> str:
+    return "" if value is None else value
 
 
 def _quoted(name: str) -> str:
@@ -208,12 +208,16 @@ async def _read_only(conn: PoolConnectionProxy) -> AsyncIterator[None]:
 def capped_query(query: str, columns: int, max_row_bytes: int) -> str:
     """`query` wrapped so that the server measures each row (its cells as text) and sends a
     row over `max_row_bytes` as NULLs plus its size: a `SELECT repeat('x', 100000000)` costs
-    ingest nothing. The last column is the row's size. The columns are renamed by position (a
-    query may repeat a name); the query's own text is unchanged inside, its parameters too, and
-    a trailing comment cannot swallow the wrapper (it ends at the newline)."""
+    ingest nothing. Every cell comes as Postgres writes it as text (an interval with its months,
+    an array as `{1,2}`), never as a Python value's str() (asyncpg's interval is a timedelta of
+    30-day months, its bytea a bytes repr). The last column is the row's size. The columns are
+    renamed by position (a query may repeat a name); the query's own text is unchanged inside,
+    its parameters too, and a trailing comment cannot swallow the wrapper (it ends at the
+    newline)."""
     names = [f"_c{i}" for i in range(columns)]
     size = " + ".join(f"coalesce(octet_length(q.{n}::text), 0)::bigint" for n in names)
-    cells = ", ".join(f"CASE WHEN s._size > {int(max_row_bytes)} THEN NULL ELSE s.{n} END" for n in names)
+    limit = int(max_row_bytes)
+    cells = ", ".join(f"CASE WHEN s._size > {limit} THEN NULL ELSE s.{n}::text END" for n in names)
     return (
         f"SELECT {cells}, s._size FROM (SELECT q.*, {size} AS _size FROM (\n{query}\n) "
         f"AS q({', '.join(names)})) AS s"

@@ -210,6 +210,33 @@ async def test_parameters_take_the_declared_types(
 
 
 @pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # asyncpg's Python value would have read '32 days, 3:04:05': a month taken for 30 days.
+        ("interval '1 month 2 days 3 hours 4 minutes 5 seconds'", "1 mon 2 days 03:04:05"),
+        ("true", "true"),
+        ("'\\x00ff'::bytea", "\\x00ff"),  # not Python's b'\x00\xff'
+        ("ARRAY[1, 2, 3]", "{1,2,3}"),  # not [1, 2, 3]
+        ("ARRAY['北京', 'a b']", '{北京,"a b"}'),
+        ("1.50::numeric", "1.50"),
+        ("0.1::float8", "0.1"),
+        ('\'{"b": 1, "a": [1, 2]}\'::jsonb', '{"a": [1, 2], "b": 1}'),
+        ("timestamp '2024-02-29 13:14:15.5'", "2024-02-29 13:14:15.5"),  # not ...15.500000
+        ("ROW(1, '长城')", "(1,长城)"),  # not a Record's repr
+        ("'192.168.0.1/24'::inet", "192.168.0.1/24"),  # not an IPv4Interface
+    ],
+)
+async def test_a_cell_reads_as_postgres_writes_it_as_text(
+    sample_source: SampleSource, opened: list[DbSource], expression: str, expected: str
+) -> None:
+    """Every cell is the value as Postgres casts it to text, never a Python value's str()."""
+    source = source_for(sample_source.reader_url)
+    opened.append(source)
+    (row,) = await read_all(source, request(f"SELECT {expression} AS name"))
+    assert row.text == expected
+
+
+@pytest.mark.parametrize(
     ("query", "params", "field", "words"),
     [
         ("SELECT name FROM products WHERE id = $1", ["two"], "params[0]", "integer"),
