@@ -7,7 +7,6 @@ while no event arrives without cancelling the subscription's iterator mid-read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -18,6 +17,7 @@ from shared.contract.codec import encode_json
 from shared.contract.messages import JobEvent, JobInfo
 from shared.contract.states import TERMINAL_EVENTS
 from shared.runtime.logging import get_logger
+from shared.runtime.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -63,6 +63,4 @@ async def event_stream(
             if event.kind in TERMINAL_EVENTS and event.attempt >= job.attempt:
                 return
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_and_wait(task)

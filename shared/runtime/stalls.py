@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from shared.runtime.logging import get_logger
+from shared.runtime.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -78,6 +79,4 @@ async def report_stalls(
     try:
         yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait(watcher)

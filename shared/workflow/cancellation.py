@@ -11,7 +11,6 @@ batch rate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from shared.contract.subjects import BUCKET_CANCELLED, validate_job_id
+from shared.runtime.tasks import cancel_and_wait
 
 CACHE_SECONDS = 1.0
 
@@ -82,6 +82,7 @@ class CancelWatch:
         self.cancelled = False
         self._reading = False
         self._interrupted = False
+        self._stopped = False
         self._reader: asyncio.Task[Any] | None = None
         self._poller: asyncio.Task[None] | None = None
 
@@ -91,13 +92,12 @@ class CancelWatch:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._stopped = True  # a poller that lost its cancellation still ends at its next look
         if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+            await cancel_and_wait(self._poller)
 
     async def _poll(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self.interval)
             if await self.cancellations.is_cancelled(self.job_id, self.attempt):
                 self.cancelled = True

@@ -23,6 +23,7 @@ from shared.contract.errors import BadRequest
 from shared.runtime import metrics
 from shared.runtime.logging import get_logger
 from shared.runtime.retry import Backoff, retrying
+from shared.runtime.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -146,4 +147,4 @@ async def keep_alive(msg: Msg, every: float) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
+        await cancel_and_wait(task)

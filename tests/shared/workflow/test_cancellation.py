@@ -211,3 +211,35 @@ async def test_someone_elses_cancellation_of_the_reader_goes_through(ncs: list[N
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert not watch.cancelled
+
+
+class _LosesACancel(Cancellations):
+    """Checks that lose one cancellation, as a nats-py request does on Python 3.11 when its reply
+    lands in the same loop iteration as the cancel (`asyncio.wait_for` returns the reply)."""
+
+    def __init__(self) -> None:
+        super().__init__(js=None)  # type: ignore[arg-type]  # never asks NATS
+        self.lost = 0
+
+    async def is_cancelled(self, job_id: str, attempt: int) -> bool:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            self.lost += 1
+        return False
+
+
+async def test_a_watch_whose_poller_lost_its_cancellation_still_ends() -> None:
+    """An ingest handler once waited minutes in the watch's exit for a poller that had lost its
+    cancellation and polled on: the exit must end whatever the poller does with a cancel."""
+    cancellations = _LosesACancel()
+
+    async def read_then_leave() -> None:
+        async with CancelWatch(cancellations, "job-1", 1, interval=0.001):
+            await asyncio.sleep(0.02)  # the poller is inside a check now
+
+    task = asyncio.create_task(read_then_leave())
+    await asyncio.wait({task}, timeout=5)  # not wait_for: the old exit swallowed its cancel too
+    assert task.done(), "the watch's exit waits for a poller that polls on"
+    task.result()
+    assert cancellations.lost >= 1
