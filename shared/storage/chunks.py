@@ -3,10 +3,10 @@
 nats-py's `ObjectStore.get` reads an object through an ordered push consumer: nothing bounds
 its wait when a delivery stalls, and when its subscription ends early (the connection closing) it
 returns what it had without checking the digest, a shorter file, silently. It is also slow: it
-takes about 7 times as long for a 30 MB upload (bench/bench_objects.py). Here every chunk is a direct get of the
-next message on the object's chunk subject, a request with the JetStream context's timeout, and a
-whole read is checked against the object's size and SHA-256 digest: an object that ends early or
-changed is a `StorageError` naming it, never a shorter file.
+takes about 7 times as long for a 30 MB upload (bench/bench_objects.py). Here every chunk is a
+direct get of the next message on the object's chunk subject, a request with the JetStream
+context's timeout, and a whole read is checked against the object's size and SHA-256 digest: an
+object that ends early or changed is a `StorageError` naming it, never a shorter file.
 """
 
 from __future__ import annotations
