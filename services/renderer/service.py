@@ -10,6 +10,7 @@ only a task's header (job, attempt, batch): the items go to the child as the byt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from services.renderer.batch import BatchOutcome
 from services.renderer.preview import PreviewPool
 from services.renderer.worker import RenderWorker, WorkerLost
 from shared.contract.codec import decode_json, decode_msgpack, encode_json
-from shared.contract.errors import BadRequest
+from shared.contract.errors import BadRequest, TooLarge
 from shared.contract.messages import (
     BatchResult,
     ItemResult,
@@ -47,7 +48,7 @@ from shared.contract.submit import JobId
 from shared.render import FontCatalogue, parse_style
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
-from shared.runtime.bus.limits import check_reply, payload_budget
+from shared.runtime.bus.limits import check_reply, encode_result, payload_budget
 from shared.runtime.bus.poison import delivery_of, settle
 from shared.runtime.bus.publish import publish
 from shared.runtime.bus.service import Endpoint, Service
@@ -227,9 +228,11 @@ class Renderer(Service):
 
     def _message(self, task: TaskHeader, items: bytes, delivery: int) -> bytes:
         """The result message of `task` whose items are `items`, a JSON array of `ItemResult`s,
-        encoded to fit a message. Ingest sized the task so that its result fits
-        (`shared/runtime/bus/limits.py`); should it not (a server with a smaller max_payload),
-        the items go without their texts, names and styles rather than never arrive."""
+        encoded to fit a message. Ingest sized the task by `result_bound`, so its result fits
+        once its failed items' reasons are clipped to the room that keeps for them
+        (`encode_result`: only long reasons in non-Latin scripts need it); should it still not
+        (a server with a smaller max_payload than ingest saw), the items go without their texts,
+        names and styles rather than never arrive."""
         result = BatchResult(
             job_id=task.job_id,
             attempt=task.attempt,
@@ -245,12 +248,15 @@ class Renderer(Service):
         budget = payload_budget(self.ctx.nc)
         if len(payload) <= budget:
             return payload
+        decoded = msgspec.structs.replace(result, items=decode_json(items, list[ItemResult]))
+        with contextlib.suppress(TooLarge):
+            return encode_result(decoded, budget)  # its failed items' reasons clipped
         log.error("result.too_large", bytes=len(payload), budget=budget)
         slim = [
             msgspec.structs.replace(
                 item, text=None, name=None, style=None, missing_glyphs=item.missing_glyphs[:16]
             )
-            for item in decode_json(items, list[ItemResult])
+            for item in decoded.items
         ]
         payload = encode_json(msgspec.structs.replace(result, items=slim))
         check_reply(payload, budget)

@@ -47,7 +47,7 @@ from shared.contract.subjects import (
 )
 from shared.runtime import metrics
 from shared.runtime.bus.consumer import heartbeat_every, keep_alive, pull_decoded
-from shared.runtime.bus.limits import TaskBudget
+from shared.runtime.bus.limits import TaskBudget, encode_result, payload_budget
 from shared.runtime.bus.poison import describe, settle
 from shared.runtime.bus.publish import publish
 from shared.runtime.bus.service import Endpoint, Service
@@ -299,7 +299,7 @@ class ResultNotifier(Service):
         await publish(
             self.ctx.js,
             results_subject(result.job_id),
-            encode_json(msgspec.structs.replace(copy, replaces=True)),
+            encode_result(msgspec.structs.replace(copy, replaces=True), payload_budget(self.ctx.nc)),
             headers={"Nats-Msg-Id": f"{result.job_id}:{result.attempt}:{result.batch}:replaced"},
         )
         try:

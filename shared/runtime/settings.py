@@ -154,14 +154,14 @@ class Settings(EnvSettings):
 
     # --- behaviour ---------------------------------------------------------------------------
     output_dir: Path = Path("output")
-    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = 512
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] = MAX_BATCH_SIZE
     ingest_concurrency: Annotated[int, Field(ge=1, le=256)] = 8
     ingest_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Sources this ingest process serves, comma-separated (default: every registered one).",
     )
     max_queued_batches_per_job: Annotated[int, Field(ge=0)] = Field(
-        default=16,
+        default=8,
         description="Fairness: a job keeps at most this many batches in the task queue (0: no cap).",
     )
     batch_max_bytes: Annotated[int, Field(ge=4096)] = Field(

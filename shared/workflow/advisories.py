@@ -18,10 +18,11 @@ import contextlib
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from shared.contract.codec import decode_json, decode_msgpack, encode_json
+from shared.contract.codec import decode_json, decode_msgpack
 from shared.contract.errors import BadRequest
 from shared.contract.messages import BatchResult, IngestRequest, MaxDeliveries, RenderTask, failed_item
 from shared.contract.subjects import STREAM_REQUESTS, STREAM_TASKS, results_subject
+from shared.runtime.bus.limits import encode_result, payload_budget
 from shared.runtime.bus.publish import publish
 from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
@@ -94,7 +95,7 @@ class Undelivered:
         await publish(
             self.js,
             results_subject(task.job_id),
-            encode_json(result),
+            encode_result(result, payload_budget(self.js._nc)),  # the context's connection
             headers={"Nats-Msg-Id": f"{task.job_id}:{task.attempt}:{task.batch}"},
         )
 

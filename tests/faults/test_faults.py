@@ -263,8 +263,8 @@ async def test_renderers_without_a_shared_disk_write_to_the_object_store(fault_s
         assert not any((stack.state_dir / f"host-{i}").rglob("*.png"))
 
 
-# 128-item batches: the bound below is counted in them (the default, 512, would put what may be
-# ahead of the small job at 15,000 items, too close to the 10 % the test allows to tell).
+# 128-item batches: the bound below is counted in them (with 512-item ones up to 15,000 items may
+# be ahead of the small job, too close to the 10 % the test allows to tell).
 @pytest.mark.stack_env({"IMAGEGEN_MAX_QUEUED_BATCHES_PER_JOB": "16", "IMAGEGEN_BATCH_SIZE": "128"})
 async def test_a_small_job_behind_a_100k_job_is_not_starved(fault_stack: FaultStack) -> None:
     """Fairness: a job keeps at most N batches in the FIFO work queue, so a small job submitted

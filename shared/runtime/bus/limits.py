@@ -19,21 +19,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
 from nats.aio.client import Client as NATS
 from nats.js.api import ObjectMeta, ObjectMetaOptions
 from nats.js.client import JetStreamContext
 
 from shared.contract.codec import encode_json, encode_msgpack
 from shared.contract.errors import TooLarge
-from shared.contract.messages import MAX_REASON_CHARS, RenderItem
+from shared.contract.messages import BatchResult, RenderItem, clip
 
 # Room for headers (Nats-Msg-Id, service error headers, the JetStream ones) and the message's
 # own envelope, which count against max_payload as well.
 HEADER_ALLOWANCE = 4096
 # A result item's fixed fields (index, ok, row, width, height, bytes, the keys) in JSON.
 ITEM_OVERHEAD = 192
-# A clipped reason has no control characters: at most 4 bytes a character in JSON, and quotes.
-_MAX_REASON_BYTES = 4 * MAX_REASON_CHARS + 2
+# The room a result keeps for each failed item's reason. A reason is clipped to
+# MAX_REASON_CHARS, with no control characters: up to 4 bytes a character in JSON, 1,202 in all.
+# Reserving that for every item would hold a result on a default server to about 700 items; any
+# ASCII reason fits in this room, and a result that would not fit has its reasons clipped to
+# RESERVED_REASON_CHARS before it is published (`encode_result`).
+RESERVED_REASON_CHARS = 80
+_RESERVED_REASON_BYTES = 4 * RESERVED_REASON_CHARS + 2
+_FILE_SUFFIX_BYTES = 8  # what a rendered item's `file` adds to its name: the image's extension
 OBJECT_CHUNK_BYTES = 128 * 1024  # nats-py's default object-store chunk
 
 
@@ -65,16 +72,36 @@ def task_bytes(item: RenderItem) -> int:
 
 
 def result_bound(item: RenderItem) -> int:
-    """An upper bound on what `item` adds to its `BatchResult` (JSON), whatever the outcome.
+    """An upper bound on what `item` adds to its `BatchResult` (JSON), whatever the outcome, as
+    `encode_result` publishes it.
 
-    A rendered item repeats its text and names its file and its missing glyphs (each a distinct
-    character of the text, quoted: at most the text's escaped size plus 3 bytes a character); a
-    failed one repeats its text, name and style with a clipped reason.
+    Either outcome repeats the text and the name (a rendered item's file is its name and an
+    extension). A rendered item adds its missing glyphs (each a distinct character of the text,
+    quoted: at most the text's escaped size plus 3 bytes a character); a failed one adds its
+    style and its reason, clipped to RESERVED_REASON_CHARS when the result needs it.
     """
     text = len(encode_json(item.text))
     name = len(encode_json(item.name))
     style = len(encode_json(item.style)) if item.style else 0
-    return ITEM_OVERHEAD + 2 * text + 3 * len(item.text) + 2 * name + style + _MAX_REASON_BYTES
+    rendered = text + 3 * len(item.text) + _FILE_SUFFIX_BYTES
+    failed = style + _RESERVED_REASON_BYTES
+    return ITEM_OVERHEAD + text + name + max(rendered, failed)
+
+
+def encode_result(result: BatchResult, budget: int) -> bytes:
+    """`result` as JSON within `budget` bytes: as it is when it fits, else with its failed items'
+    reasons clipped to RESERVED_REASON_CHARS, the room `result_bound` keeps for them (a task's
+    items were sized by it, so that fits); `TooLarge` if even that does not."""
+    payload = encode_json(result)
+    if len(payload) <= budget:
+        return payload
+    items = [
+        msgspec.structs.replace(item, error=clip(item.error, RESERVED_REASON_CHARS)) if item.error else item
+        for item in result.items
+    ]
+    payload = encode_json(msgspec.structs.replace(result, items=items))
+    check_reply(payload, budget)
+    return payload
 
 
 # A result's own fields (job, attempt, batch, renderer, delivery, at) besides its items.

@@ -10,8 +10,24 @@ from hypothesis import strategies as st
 
 from shared.contract.codec import encode_json
 from shared.contract.errors import TooLarge
-from shared.contract.messages import MAX_REASON_CHARS, ItemResult, RenderItem, clip, failed_item
-from shared.runtime.bus.limits import TaskBudget, check_reply, result_bound, task_bytes
+from shared.contract.messages import (
+    MAX_REASON_CHARS,
+    BatchResult,
+    ItemResult,
+    RenderItem,
+    clip,
+    failed_item,
+)
+from shared.runtime.bus.limits import (
+    RESERVED_REASON_CHARS,
+    RESULT_OVERHEAD,
+    TaskBudget,
+    check_reply,
+    encode_result,
+    result_bound,
+    task_bytes,
+)
+from shared.runtime.settings import Settings
 from tests.benches import run_bench
 
 # Any character but the surrogates (ingest refuses those: shared/workflow/carriable.py).
@@ -42,12 +58,40 @@ def test_the_result_bound_covers_a_rendered_and_a_failed_item(
         missing_glyphs=sorted(set(text)),
     )
     assert _item_json(rendered) <= result_bound(item)
-    # The widest reasons: control characters (escaped in 6 bytes, unless replaced), astral ones.
+    # The widest reasons: control characters (escaped in 6 bytes, unless replaced), astral ones,
+    # as `encode_result` publishes them when the result needs it.
     for filler in ("\x01", "\U0001d54f", '"'):
         worst_reason = filler * (10 * MAX_REASON_CHARS) + reason
         fails = msgspec.structs.replace(failed_item(item, worst_reason), index=2**40, row=2**40)
         assert len(fails.error or "") == MAX_REASON_CHARS
-        assert _item_json(fails) <= result_bound(item)
+        clipped = msgspec.structs.replace(fails, error=clip(fails.error or "", RESERVED_REASON_CHARS))
+        assert _item_json(clipped) <= result_bound(item)
+    # Any ASCII reason fits as it is: only long reasons in other scripts are ever clipped further.
+    ascii_fails = msgspec.structs.replace(failed_item(item, "x" * 1000), index=2**40, row=2**40)
+    assert len(ascii_fails.error or "") == MAX_REASON_CHARS
+    assert _item_json(ascii_fails) <= result_bound(item)
+
+
+def test_a_result_of_long_reasons_is_published_with_them_clipped_to_the_room_kept() -> None:
+    """A full default task whose every item failed with a 300-character reason quoting rare CJK
+    (Extension B: 4 bytes a character): its result fits once the reasons are clipped to the room
+    `result_bound` keeps, texts and names whole. (Common CJK, 3 bytes, fits unclipped.)"""
+    from bench.bench_render import strings
+
+    items = [RenderItem(i, text, str(i + 2), None, None, i + 2) for i, text in enumerate(strings(1000))]
+    budget = TaskBudget(512 * 1024, 1024 * 1024 - 4096 - RESULT_OVERHEAD)
+    assert sum(map(result_bound, items)) <= budget.result_bytes  # ingest sends them as one task
+    reason = "无法渲染：" + "\U00020000" * 400
+    failed = [failed_item(item, reason) for item in items]
+    result = BatchResult(job_id="j", attempt=1, batch=0, items=failed, renderer="r" * 64, delivery=99)
+    assert len(encode_json(result)) > 1024 * 1024 - 4096  # as the renderer made it: too large
+    payload = encode_result(result, 1024 * 1024 - 4096)
+    assert len(payload) <= 1024 * 1024 - 4096
+    sent = msgspec.json.decode(payload, type=BatchResult)
+    assert [(i.text, i.name) for i in sent.items] == [(i.text, i.name) for i in items]
+    assert all(i.error == clip(reason, RESERVED_REASON_CHARS) for i in sent.items)
+    small = msgspec.structs.replace(result, items=failed[:10])
+    assert encode_result(small, 1024 * 1024 - 4096) == encode_json(small)  # what fits is untouched
 
 
 def test_task_bytes_is_the_items_encoding_and_a_budget_refuses_what_cannot_fit() -> None:
@@ -61,14 +105,16 @@ def test_task_bytes_is_the_items_encoding_and_a_budget_refuses_what_cannot_fit()
 
 
 def test_the_default_batch_of_ordinary_rows_is_one_task() -> None:
-    """512 items of ordinary product names (the default batch) fit one task and one result on
-    a default server: the byte budget splits only rows that need it."""
+    """A default batch (1000 items) of ordinary product names fits one task and one result on a
+    default server: the byte budget splits only rows that need it."""
     from bench.bench_render import strings
 
-    items = [RenderItem(i, text, str(i + 2), None, None, i + 2) for i, text in enumerate(strings(512))]
+    size = Settings().batch_size
+    assert size == 1000
+    items = [RenderItem(i, text, str(i + 2), None, None, i + 2) for i, text in enumerate(strings(size))]
     one_mib = 1024 * 1024
     assert sum(map(task_bytes, items)) < 512 * 1024 - 4096
-    assert sum(map(result_bound, items)) < one_mib - 4096 - 1024
+    assert sum(map(result_bound, items)) < one_mib - 4096 - RESULT_OVERHEAD
 
 
 def test_clip_and_check_reply() -> None:
