@@ -68,9 +68,9 @@ async def record_batch(pool: asyncpg.Pool, result: BatchResult) -> BatchOutcome:
         bounds = JobBounds(
             attempt=row["attempt"],
             status=row["status"],
-            total_items=row["total_items"],
+            total_items=row["total"],
             total_batches=row["total_batches"],
-            counted=row["done_items"] + row["failed_items"],
+            counted=row["done"] + row["failed"],
         )
         why = refusal(bounds, result)
         if why is not None:
@@ -112,8 +112,8 @@ async def record_batch(pool: asyncpg.Pool, result: BatchResult) -> BatchOutcome:
                 ],
             )
         done = None
-        total = counted["total_items"]
-        if total is not None and counted["done_items"] + counted["failed_items"] >= total:
+        total = counted["total"]
+        if total is not None and counted["done"] + counted["failed"] >= total:
             # Only then can COMPLETE_IF_DONE change anything (it decides): no round trip
             # for every other batch.
             done = await conn.fetchrow(COMPLETE_IF_DONE, result.job_id, result.attempt)

@@ -8,10 +8,13 @@ import asyncpg
 from shared.contract.messages import ItemFailure, JobInfo
 from shared.contract.submit import upload_label
 
-JOB_COLUMNS = """job_id, source, status, attempt, total_items, done_items, failed_items,
-                  incomplete_items, output, error, created_at, started_at, finished_at,
-                  request->>'object' AS upload,
+# Named as `JobInfo`'s fields, so that a row maps onto it by name (`job_info`); `upload` and
+# `read_from` make its label.
+JOB_COLUMNS = """job_id, source, status, attempt, total_items AS total, done_items AS done,
+                  failed_items AS failed, incomplete_items AS incomplete, output, error,
+                  created_at, started_at, finished_at, request->>'object' AS upload,
                   COALESCE(request->>'path', request->>'data_source') AS read_from"""
+_FIELDS = frozenset(JobInfo.__struct_fields__)
 
 # Completes a job whose counts have caught up with its (known) total. Used by both writers.
 COMPLETE_IF_DONE = f"""
@@ -26,20 +29,7 @@ RETURNING {JOB_COLUMNS}
 
 
 def job_info(row: asyncpg.Record, failures: list[ItemFailure] | None = None) -> JobInfo:
-    return JobInfo(
-        job_id=row["job_id"],
-        source=row["source"],
-        status=row["status"],
-        attempt=row["attempt"],
-        total=row["total_items"],
-        done=row["done_items"],
-        failed=row["failed_items"],
-        incomplete=row["incomplete_items"],
-        output=row["output"],
-        error=row["error"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        failures=failures or [],
-        label=upload_label(row["upload"]) if row["upload"] else row["read_from"],
-    )
+    """The job a row of `JOB_COLUMNS` (and perhaps more columns, left out) describes."""
+    fields = {name: value for name, value in row.items() if name in _FIELDS}
+    label = upload_label(row["upload"]) if row["upload"] else row["read_from"]
+    return JobInfo(**fields, failures=failures or [], label=label)
