@@ -251,6 +251,32 @@ def test_the_nats_config_file_is_the_layout() -> None:
     assert NATS_AUTH.read_text(encoding="utf-8") == render_authorization(from_environment)
 
 
+# The knobs bench/README.md's figures are measured at: a deployment that sets one runs the default,
+# so what compose and Kubernetes run is what was measured (compose ran 128-item batches for weeks
+# after the default became 1000).
+THROUGHPUT_KNOBS = ("batch_size", "max_queued_batches_per_job", "batch_max_bytes", "renderer_prefetch")
+
+
+def test_deployments_run_the_benchmarked_throughput_defaults() -> None:
+    defaults = {
+        f"IMAGEGEN_{name.upper()}": str(Settings.model_fields[name].default) for name in THROUGHPUT_KNOBS
+    }
+    configmap = k8s_by_kind("ConfigMap")["imagegen-config"]["data"]
+    envs = {
+        f"compose {name}": service["environment"]
+        for name, service in imagegen_services(load_compose()["services"]).items()
+    }
+    envs["k8s imagegen-config"] = configmap
+    for name, deployment in k8s_by_kind("Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        envs[f"k8s {name}"] = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    for where, env in envs.items():
+        for key, default in defaults.items():
+            assert str(env.get(key, default)) == default, (
+                f"{where}: {key}={env[key]}, the default is {default}"
+            )
+
+
 def test_compose_renderer_replicas() -> None:
     renderer = load_compose()["services"]["renderer"]
     assert renderer["deploy"]["replicas"] >= 2
