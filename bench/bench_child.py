@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from inprocess import Baseline, tasks_for  # noqa: E402
 from jobs import load_names, pick  # noqa: E402
+from statedir import bench_root, describe  # noqa: E402
 
 from services.renderer.worker import RenderWorker  # noqa: E402
 from shared.contract.codec import encode_msgpack  # noqa: E402
@@ -39,7 +40,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     args = parser.parse_args()
     names = pick(load_names(), 0, args.rows)
-    out = Path(tempfile.mkdtemp(prefix="imagegen-bench-child-"))
+    out = Path(tempfile.mkdtemp(prefix="imagegen-bench-child-", dir=bench_root(2 * args.rows)))
+    print(f"files in {out} ({describe(out)})")
     baseline = Baseline()
     worker = RenderWorker(font_dirs=[], output_dir=out / "child")
     worker.start()

@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from inprocess import Baseline, tasks_for  # noqa: E402
 from jobs import Pipeline, big_job, load_names, pick, wait_renderers, write_csv  # noqa: E402
 from procs import beside_child, parts_per_row  # noqa: E402
+from statedir import bench_root, describe  # noqa: E402
 
 from devstack.stack import LocalStack  # noqa: E402
 from shared.runtime.settings import Settings  # noqa: E402
@@ -93,6 +94,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="extra IMAGEGEN_* setting for the services (repeatable), e.g. IMAGEGEN_RENDERER_PREFETCH=8",
     )
     parser.add_argument("--keep", action="store_true", help="keep the state folder (logs) afterwards")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to make the state folder (default: /dev/shm when it has room, else the temporary"
+        " folder; see bench/statedir.py for why)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.rounds = 4000, 1
@@ -110,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (a replica spawned for the round would otherwise pay cold caches the others do not).
     warm = texts
 
-    state = Path(tempfile.mkdtemp(prefix="imagegen-bench-"))
+    root = args.state_dir or bench_root(max(2 * args.rows, args.big_job))
+    state = Path(tempfile.mkdtemp(prefix="imagegen-bench-", dir=root))
+    state.chmod(0o711)  # Postgres runs as its own user and must reach its data folder inside
     input_dir = state / "input"
     input_dir.mkdir()
     write_csv(input_dir / "bench.csv", texts)
@@ -122,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"bench_pipeline: {args.rows:,} rows x {args.rounds} round(s), batch {args.batch_size}, "
-        f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}, state {state}",
+        f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}, state {state} ({describe(state)})",
         flush=True,
     )
     if args.env:
