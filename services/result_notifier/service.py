@@ -3,6 +3,8 @@
 Each result is acked only after its batch is committed in Postgres, so when Postgres is away
 results wait in the stream (nak with a delay, no loss) and are recorded when it returns. The
 ledger counts each (job, attempt, batch) once, so a redelivered result never counts twice.
+Each counted result's manifest lines are spooled then (`shared/workflow/recorded.py`), so a job's
+completion writes its manifest without reading its results back.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ from shared.workflow.cancellation import Cancellations
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
 from shared.workflow.failure import fail_job, failed_copy, still_rendering
+from shared.workflow.manifest import Spool
 from shared.workflow.publisher import TaskPublisher
+from shared.workflow.recorded import RecordedRuns
 from shared.workflow.watchdog import watch_stalls
 
 log = get_logger(__name__)
@@ -98,6 +102,8 @@ class ResultNotifier(Service):
         self.active = ActiveJobs(self.ctx.js)
         self.store = open_store(self.settings, self.ctx.js)
         self.finishing = TaskSet()
+        # Each counted result's manifest lines, so a job's completion need not read them back.
+        self.recorded = RecordedRuns()
 
     @classmethod
     def consumers(cls, settings: Settings) -> list[tuple[str, ConsumerConfig]]:
@@ -105,6 +111,7 @@ class ResultNotifier(Service):
 
     async def stop(self) -> None:
         await self.ledger.close()
+        self.recorded.close()
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -151,6 +158,7 @@ class ResultNotifier(Service):
             metrics.JOBS.labels(state="cancelled").inc()
             await announce(self.ctx.js, job, EventKind.CANCELLED)
             self.progress.forget(job_id)
+        self.recorded.drop(job_id)
         return encode_json(job)
 
     async def jobs_retry(self, payload: bytes) -> bytes:
@@ -265,9 +273,11 @@ class ResultNotifier(Service):
         if outcome.refused is not None:
             await self.refuse(msg, result, outcome.refused)
             return
-        await self.recorded(outcome, msg)
+        if outcome.recorded:
+            self.recorded.add(result)
+        await self.counted(outcome, msg)
 
-    async def recorded(self, outcome: BatchOutcome, msg: Msg | None) -> None:
+    async def counted(self, outcome: BatchOutcome, msg: Msg | None) -> None:
         """After a batch was counted: the progress event, or the job's completion; then ack
         `msg` (None: the caller settles it)."""
         metrics.RESULTS_RECORDED.labels(outcome="recorded" if outcome.recorded else "duplicate").inc()
@@ -281,11 +291,12 @@ class ResultNotifier(Service):
             # The manifest is written by a task (this loop goes on with other results); the
             # task then announces `completed`, naming the manifest, and acks this message.
             self.progress.forget(job.job_id)
-            await self.finishing.spawn(self.finish(job, msg))
+            await self.finishing.spawn(self.finish(job, msg, self.recorded.take(job.job_id)))
             return
         elif outcome.recorded and job.status == JobStatus.FAILED and not still_rendering(job):
             # A job failed by its source once its published items are all counted: stop.
             await self.active.end(job.job_id)
+            self.recorded.drop(job.job_id)
         elif outcome.recorded and self.progress.due(job.job_id):
             await announce(self.ctx.js, job, EventKind.PROGRESS)
         if msg is not None:
@@ -319,7 +330,9 @@ class ResultNotifier(Service):
             )
             return
         if outcome.refused is None:
-            await self.recorded(outcome, None)
+            if outcome.recorded:
+                self.recorded.add(copy)
+            await self.counted(outcome, None)
 
     async def refuse(self, msg: Msg, result: BatchResult, reason: str) -> None:
         """A result that does not fit its job, from a broken or hostile renderer: logged with
@@ -337,15 +350,19 @@ class ResultNotifier(Service):
         with contextlib.suppress(Exception):
             await msg.term()
 
-    async def finish(self, job: JobInfo, msg: Msg | None) -> None:
+    async def finish(self, job: JobInfo, msg: Msg | None, recorded: Spool | None) -> None:
         """Complete `job` (manifest, then the `completed` event), then ack the result that
-        completed it: a crash in between redelivers it and the completion runs again."""
+        completed it: a crash in between redelivers it and the completion runs again.
+        `recorded` holds the manifest lines of the results this process counted."""
         try:
             if msg is None:
-                await complete_job(self.ctx.js, job, self.store, self.active)
+                await complete_job(self.ctx.js, job, self.store, self.active, recorded=recorded)
                 return
             async with keep_alive(msg, heartbeat_every(self.settings.ack_wait_seconds)):
-                await complete_job(self.ctx.js, job, self.store, self.active)
+                await complete_job(self.ctx.js, job, self.store, self.active, recorded=recorded)
             await msg.ack()
         except Exception:
             log.exception("job.complete_failed", job_id=job.job_id)
+        finally:
+            if recorded is not None:
+                recorded.close()

@@ -4,29 +4,30 @@ The manifest has one row per item (row, text, file, width, height, status, error
 order (which follows the source's rows) whatever order the results arrived in; after a retry each
 item appears once, with its latest attempt, and a result published twice changes nothing.
 
-Two ways to build it, both with memory flat in the job's size:
-- `_Spool`, the common case (one attempt, every item in one result): each result's rows are
+Three ways to build it, all with memory flat in the job's size:
+- `Spool`, the common case (one attempt, every item in one result): each result's rows are
   formatted as CSV as it arrives and appended to a scratch file; at the end the results' runs
   are copied out in index order. About one CSV write per result instead of a database row per
   item.
+- `Spool` as results were recorded: result-notifier spools each result it counts
+  (`shared/workflow/recorded.py`). When that spool holds exactly the rows the ledger counts
+  (`Spool.holds`), the manifest is written from it and the results stream is not read at all.
 - `_SortedRows`, for everything else (retries and resumes, which overlap earlier attempts; a
   result that replaces another; a result seen twice): each item's line is keyed by its index in
   an SQLite file, the latest attempt winning, and written out sorted.
-`write_manifest` reads the results once into the spool and, only if the spool cannot hold them,
-a second time into the sorted rows.
+`write_manifest` uses the recorded spool if it holds the job, else reads the results once into a
+spool and, only if the spool cannot hold them, a second time into the sorted rows.
 
 The file is UTF-8 with a BOM, so spreadsheet programs (Excel in China in particular) show
-Chinese text correctly; read it with `encoding="utf-8-sig"`. A cell that a spreadsheet would take
-for a formula (it starts with = + - @, a tab or a carriage return) is written with a leading '.
+Chinese text correctly; read it with `encoding="utf-8-sig"`. Its lines are formatted in
+`shared/workflow/manifest_lines.py`, which keeps cells from running as formulas.
 """
 
 from __future__ import annotations
 
-import _csv
 import asyncio
 import codecs
 import contextlib
-import csv
 import io
 import sqlite3
 import tempfile
@@ -35,55 +36,23 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import msgspec
 from nats.js.client import JetStreamContext
 
-from shared.contract.messages import BatchResult, ItemResult, ItemStatus, item_status, missing_reason
+from shared.contract.messages import BatchResult, JobInfo, item_status
 from shared.storage import MANIFEST_NAME, ImageStore
+from shared.workflow.manifest_lines import COLUMNS, STATUSES, csv_writer, format_lines, manifest_row
 from shared.workflow.results import Heartbeat, last_result_seq, stored_results
 
-COLUMNS = ("row", "text", "file", "width", "height", "status", "error")
-STATUSES: tuple[ItemStatus, ...] = ("ok", "incomplete", "failed")
 
-
-# A cell a spreadsheet would run as a formula (CSV injection): OWASP's list of first characters.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(text: str) -> str:
-    """`text` as a spreadsheet will show it but never run it: a cell that would start a formula
-    is prefixed with a single quote, as OWASP recommends (a program reading the manifest strips a
-    leading ' from such cells)."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def manifest_row(item: ItemResult) -> tuple[object, ...]:
-    """One manifest line: the file is named relative to the manifest (it sits beside it); an
-    incomplete item says which characters its image lacks. Text cells are safe to open."""
-    status = item_status(item)
-    error = missing_reason(item) if status == "incomplete" else (item.error or "")
-    return (
-        item.row,
-        safe_cell(item.text or ""),
-        safe_cell(item.file or ""),
-        "" if item.width is None else item.width,
-        "" if item.height is None else item.height,
-        status,
-        safe_cell(error),
-    )
-
-
-def _csv_writer(handle: io.StringIO | io.TextIOWrapper) -> _csv.Writer:
-    return csv.writer(handle, lineterminator="\n")
-
-
-class _Spool:
+class Spool:
     """The results of a job with one attempt, each item in one result: every result's rows as
     CSV text in a scratch file, copied out in index order at the end."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.file: BinaryIO = path.open("w+b")
         self.runs: list[tuple[int, int, int, int]] = []  # (first index, last index, offset, length)
         self.counts: Counter[str] = Counter()
@@ -107,14 +76,28 @@ class _Spool:
                 return False  # an index twice in one result: the first must win, item by item
         self.attempt = result.attempt
         self.batches.add(result.batch)
-        text = io.StringIO()
-        rows = [manifest_row(item) for item in items]
-        _csv_writer(text).writerows(rows)
-        data = text.getvalue().encode("utf-8")
+        data, counts = format_lines(items)
         self.runs.append((indexes[0], indexes[-1], self.file.tell(), len(data)))
         self.file.write(data)
-        self.counts.update(str(row[5]) for row in rows)
+        self.counts.update(counts)
         return True
+
+    def holds(self, job: JobInfo) -> bool:
+        """Whether these are exactly the rows of `job` (its first attempt) as its ledger row
+        counts them: one row for each of its `total` items, and as many of each status."""
+        if job.attempt != 1 or self.attempt not in (None, 1) or job.total is None:
+            return False
+        self.runs.sort()
+        if self.runs and (self.runs[0][0] < 0 or self.runs[-1][1] >= job.total):
+            return False
+        if any(prev[1] >= run[0] for prev, run in pairwise(self.runs)):
+            return False
+        return (
+            self.counts["ok"] + self.counts["incomplete"] == job.done
+            and self.counts["incomplete"] == job.incomplete
+            and self.counts["failed"] == job.failed
+            and job.done + job.failed == job.total
+        )
 
     def write_csv(self, path: Path) -> dict[str, int] | None:
         """Write the manifest in index order and return the count of each status; None (and
@@ -125,7 +108,7 @@ class _Spool:
         with path.open("wb") as out:
             out.write(codecs.BOM_UTF8)
             header = io.StringIO()
-            _csv_writer(header).writerow(COLUMNS)
+            csv_writer(header).writerow(COLUMNS)
             out.write(header.getvalue().encode("utf-8"))
             for _, _, offset, length in self.runs:
                 self.file.seek(offset)
@@ -133,7 +116,9 @@ class _Spool:
         return {status: self.counts[status] for status in STATUSES}
 
     def close(self) -> None:
+        """Close and delete the scratch file."""
         self.file.close()
+        self.path.unlink(missing_ok=True)
 
 
 class _SortedRows:
@@ -167,7 +152,7 @@ class _SortedRows:
     def write_csv(self, path: Path) -> dict[str, int]:
         """Write the manifest in index order; returns the count of each status."""
         with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = _csv_writer(handle)
+            writer = csv_writer(handle)
             writer.writerow(COLUMNS)
             for (line,) in self.db.execute("SELECT line FROM rows ORDER BY idx"):
                 writer.writerow(msgspec.json.decode(line))
@@ -186,7 +171,12 @@ class ManifestSummary:
     ok: int
     incomplete: int
     failed: int
-    spooled: bool  # built by `_Spool` (True) or by `_SortedRows`
+    built: Built
+
+
+# How a manifest was built: from the rows spooled as its results were recorded, from a spool of
+# its results read back, or from its results read back and sorted item by item.
+Built = Literal["recorded", "spooled", "sorted"]
 
 
 async def build_manifest(
@@ -195,7 +185,7 @@ async def build_manifest(
     """Write to `path` the manifest of the results `read()` yields (those of attempts up to
     `attempt`), using files in `scratch`; returns the count of each status, and whether the spool
     held the results. `read` is called a second time when the spool cannot hold them."""
-    spool = _Spool(scratch / "runs.csv")
+    spool = Spool(scratch / "runs.csv")
     try:
         counts: dict[str, int] | None = dict.fromkeys(STATUSES, 0)
         # Closed at once on leaving early: its pull consumer goes now, not when collected.
@@ -222,28 +212,37 @@ async def build_manifest(
 
 async def write_manifest(
     js: JetStreamContext,
-    job_id: str,
+    job: JobInfo,
     store: ImageStore,
     *,
-    attempt: int,
     heartbeat: Heartbeat | None = None,
+    recorded: Spool | None = None,
 ) -> ManifestSummary:
-    """Write the manifest of `job_id` from its results up to `attempt` into `store`; returns counts.
+    """Write the manifest of `job` from its results up to its attempt into `store`; returns
+    counts. `recorded` is the spool of the results counted by this process, used when it holds
+    every row of the job; otherwise the results are read back from their stream.
 
     It is written to a local temporary file first and then handed to the store, which replaces
     any earlier manifest whole.
     """
-    last_seq = await last_result_seq(js, job_id)
-
-    async def read() -> AsyncGenerator[BatchResult, None]:
-        if last_seq:
-            async for result in stored_results(js, job_id, last_seq, heartbeat):
-                yield result
-
     with tempfile.TemporaryDirectory(prefix="imagegen-manifest-") as tmp:
         local = Path(tmp) / MANIFEST_NAME
-        counts, spooled = await build_manifest(read, attempt, local, Path(tmp))
-        location = await store.put_manifest(job_id, local)
+        built: Built
+        if recorded is not None and recorded.holds(job):
+            counts = await asyncio.to_thread(recorded.write_csv, local)
+            assert counts is not None  # `holds` checked that no runs overlap
+            built = "recorded"
+        else:
+            last_seq = await last_result_seq(js, job.job_id)
+
+            async def read() -> AsyncGenerator[BatchResult, None]:
+                if last_seq:
+                    async for result in stored_results(js, job.job_id, last_seq, heartbeat):
+                        yield result
+
+            counts, spooled = await build_manifest(read, job.attempt, local, Path(tmp))
+            built = "spooled" if spooled else "sorted"
+        location = await store.put_manifest(job.job_id, local)
     return ManifestSummary(
-        location, sum(counts.values()), counts["ok"], counts["incomplete"], counts["failed"], spooled
+        location, sum(counts.values()), counts["ok"], counts["incomplete"], counts["failed"], built
     )

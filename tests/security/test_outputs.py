@@ -15,7 +15,7 @@ import pytest
 from shared.client import Client
 from shared.contract.errors import BadRequest
 from shared.sources.csv import SubmitCsv
-from shared.workflow.manifest import safe_cell
+from shared.workflow.manifest_lines import safe_cell
 from tests.services.ingest.csv.helpers import read_manifest
 
 FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1", "\r=1"]

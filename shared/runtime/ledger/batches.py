@@ -54,7 +54,8 @@ async def record_batch(pool: asyncpg.Pool, result: BatchResult) -> BatchOutcome:
     apart, so no separate look-up is needed unless the result is refused.
     """
     failed = [item for item in result.items if not item.ok]
-    incomplete = [item for item in result.items if item_status(item) == "incomplete"]
+    # item_status's "incomplete", inline: this runs for every item of every job.
+    incomplete = [item for item in result.items if item.ok and item.missing_glyphs]
     done_count = len(result.items) - len(failed)
     async with pool.acquire() as conn, conn.transaction():
         # Locked until commit: the checks and the counting see the same totals, and a

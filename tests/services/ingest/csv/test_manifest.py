@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import msgspec
 
@@ -10,8 +11,11 @@ from devstack.stack import LocalStack
 from shared.client import Client
 from shared.contract.messages import BatchResult
 from shared.contract.style import Style
-from shared.runtime.bus.permissions import RENDERER
+from shared.runtime.bus.permissions import ADMIN, RENDERER
 from shared.sources.csv import SubmitCsv
+from shared.storage import DirectoryStore
+from shared.workflow.manifest import write_manifest
+from shared.workflow.manifest_lines import safe_cell
 from tests.conftest import DATA
 from tests.services.ingest.csv.helpers import read_manifest, run_file
 from tests.waiting import log_entries, logged
@@ -72,3 +76,33 @@ async def test_a_duplicated_result_does_not_duplicate_manifest_rows(
     rewrite = await logged(stack, "result-notifier", "manifest.written", accepted.job_id, count=before + 1)
     assert rewrite["rows"] == 2, rewrite
     assert sorted(read_manifest(final)) == [2, 3]
+
+
+async def test_a_first_attempt_manifest_comes_from_the_counted_results_as_the_stream_has_it(
+    client: Client, stack: LocalStack, tmp_path: Path
+) -> None:
+    # Plain rows (joined directly), cells the csv module quotes or a spreadsheet would run, a
+    # carriage return, and rows too long to render (failed), over many small batches.
+    texts = [
+        "x" * 6000
+        if i % 50 == 0
+        else ("=1+1", 'a "b", c', "cr\rhere", f"东华门街道 {i}")[i % 4]
+        if i % 9 == 0
+        else f"row {i}"
+        for i in range(240)
+    ]
+    body = "name\n" + "".join('"' + t.replace('"', '""') + '"\n' for t in texts)
+    accepted = await client.submit(SubmitCsv(csv=body, column="name", batch_size=8))
+    final = await client.wait(accepted.job_id, timeout=90)
+    assert final.kind == "completed" and final.failed == 5, final
+    written = await logged(stack, "result-notifier", "manifest.written", accepted.job_id)
+    assert written["built"] == "recorded", written  # the results stream was not read back
+    manifest = read_manifest(final)
+    assert [manifest[i + 2]["text"] for i in range(240)] == [safe_cell(t) for t in texts]
+
+    # The same job's manifest read back from the results stream, as before: the same bytes.
+    job = await client.get_job(accepted.job_id)
+    async with await stack.client(ADMIN) as admin:
+        summary = await write_manifest(admin.js, job, DirectoryStore(tmp_path))
+    assert summary.built == "spooled"
+    assert Path(summary.location).read_bytes() == Path(final.manifest or "").read_bytes()

@@ -1,0 +1,73 @@
+"""The manifest lines of the jobs whose results this process counts, spooled as they are counted.
+
+result-notifier has every result decoded in hand when the ledger counts it, so it formats the
+result's manifest lines then (`Spool`), and completing the job writes the manifest from them
+instead of reading the whole job back from the results stream: every result is decoded once, and
+nats-server delivers it once. Nothing depends on the spool being there: a job whose results were
+counted partly elsewhere (another replica, before a restart), retried, resumed or replaced is
+written from the stream as before; `Spool.holds` decides, against the ledger's counts.
+
+At most `most` jobs are spooled at once (the one least recently added to goes first); a job's
+spool goes when it completes, is cancelled or fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+from shared.contract.messages import BatchResult
+from shared.workflow.manifest import Spool
+
+
+class RecordedRuns:
+    """One `Spool` per job whose first attempt's results this process is counting."""
+
+    def __init__(self, *, most: int = 64) -> None:
+        self.most = most
+        self._folder = tempfile.TemporaryDirectory(prefix="imagegen-recorded-")
+        # None: a job whose manifest must come from the stream (its spool could not hold a result).
+        self._spools: OrderedDict[str, Spool | None] = OrderedDict()
+        self._names = itertools.count()  # file names: a job id may be longer than a file name
+
+    def add(self, result: BatchResult) -> None:
+        """Spool the lines of `result`, which the ledger has just counted."""
+        if result.job_id in self._spools:
+            self._spools.move_to_end(result.job_id)
+            spool = self._spools[result.job_id]
+            if spool is None:
+                return
+        elif result.attempt != 1:
+            return  # a later attempt's manifest merges attempts: only the stream has them all
+        else:
+            spool = self._spools[result.job_id] = Spool(Path(self._folder.name) / f"{next(self._names)}.csv")
+            while len(self._spools) > self.most:
+                evicted = self._spools.popitem(last=False)[1]
+                if evicted is not None:
+                    evicted.close()
+        if not spool.add(result):
+            # A result this spool cannot hold (a batch twice, an index twice): the job's
+            # manifest comes from the stream.
+            spool.close()
+            self._spools[result.job_id] = None
+
+    def take(self, job_id: str) -> Spool | None:
+        """The spool of `job_id`, now the caller's to use and close (None: none kept)."""
+        return self._spools.pop(job_id, None)
+
+    def drop(self, job_id: str) -> None:
+        spool = self._spools.pop(job_id, None)
+        if spool is not None:
+            spool.close()
+
+    def __len__(self) -> int:
+        return len(self._spools)
+
+    def close(self) -> None:
+        for spool in self._spools.values():
+            if spool is not None:
+                spool.close()
+        self._spools.clear()
+        self._folder.cleanup()
