@@ -4,8 +4,8 @@
 .venv/bin/python bench/bench_sizes.py [--count 20000] [--rounds 5]
 ```
 
-Ingest measures every item twice before it joins a task (`shared/runtime/bus/limits.py`): its
-MessagePack encoding (`task_bytes`) and a bound on its result's JSON (`result_bound`), and the
+Ingest measures every item before it joins a task (`shared/runtime/bus/limits.py`,
+`item_sizes`): its MessagePack encoding and a bound on its result's JSON, and the
 carriable check (`shared/workflow/carriable.py`) scans its cells for NUL and surrogates. This
 times those three per item on the render benchmark's strings (mixed Chinese/English, 48 px) and
 on 4,000-character CJK rows, and the engine's render of the same short strings, in CPU time of
@@ -27,7 +27,7 @@ from bench.bench_render import strings  # noqa: E402
 from shared.contract.messages import RenderItem  # noqa: E402
 from shared.render import RenderEngine, parse_style  # noqa: E402
 from shared.render.fonts import default_catalogue  # noqa: E402
-from shared.runtime.bus.limits import result_bound, task_bytes  # noqa: E402
+from shared.runtime.bus.limits import item_sizes  # noqa: E402
 from shared.sources.base import Row  # noqa: E402
 from shared.workflow.carriable import carriable  # noqa: E402
 
@@ -46,8 +46,7 @@ def sizing(items: list[RenderItem], rows: list[Row]) -> Callable[[], None]:
     def run() -> None:
         for item, row in zip(items, rows, strict=True):
             carriable(row, 65536)
-            task_bytes(item)
-            result_bound(item)
+            item_sizes(item)
 
     return run
 

@@ -228,7 +228,7 @@ class Renderer(Service):
 
     def _message(self, task: TaskHeader, items: bytes, delivery: int) -> bytes:
         """The result message of `task` whose items are `items`, a JSON array of `ItemResult`s,
-        encoded to fit a message. Ingest sized the task by `result_bound`, so its result fits
+        encoded to fit a message. Ingest sized the task by `item_sizes`, so its result fits
         once its failed items' reasons are clipped to the room that keeps for them
         (`encode_result`: only long reasons in non-Latin scripts need it); should it still not
         (a server with a smaller max_payload than ingest saw), the items go without their texts,

@@ -223,7 +223,8 @@ class IngestWorker:
                 name = template.render(row.index, row.row, values)
                 if rendered is not None and row.index in rendered:
                     continue
-                await publisher.add(RenderItem(row.index, row.text, name, row.error, row.style, row.row))
+                if publisher.put(RenderItem(row.index, row.text, name, row.error, row.style, row.row)):
+                    await publisher.publish_ready()
         if watch.cancelled:
             publisher.discard_pending()
         return watch.cancelled

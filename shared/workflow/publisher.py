@@ -23,7 +23,7 @@ from shared.contract.messages import RenderItem, RenderTask
 from shared.contract.style import Style
 from shared.contract.subjects import tasks_subject
 from shared.runtime import metrics
-from shared.runtime.bus.limits import TaskBudget, result_bound, task_bytes
+from shared.runtime.bus.limits import TaskBudget, item_sizes
 from shared.runtime.bus.publish import JS_UNAVAILABLE
 from shared.runtime.logging import get_logger
 from shared.workflow.fairness import QueueCap
@@ -70,6 +70,7 @@ class TaskPublisher:
         self.items_added = self.batches_stored = 0  # progress, as a stall report sees it
         self.budget = budget
         self._pending: list[RenderItem] = []
+        self._ready: list[tuple[list[RenderItem], int]] = []  # sealed batches and their item bytes
         self._pending_bytes = self._pending_result = 0
         self._overhead = (
             len(encode_msgpack(RenderTask(job_id=job_id, attempt=attempt, batch=0, items=[], style=style)))
@@ -82,40 +83,62 @@ class TaskPublisher:
         self._failure: BaseException | None = None
 
     async def add(self, item: RenderItem) -> None:
+        """Queue `item` and publish the batch it completes."""
+        if self.put(item):
+            await self.publish_ready()
+
+    def put(self, item: RenderItem) -> bool:
+        """Queue `item` (no await: ingest puts every row); True when a batch is ready, for
+        `publish_ready`."""
         self.items_added += 1
-        size, result = task_bytes(item), result_bound(item)
+        size, result = item_sizes(item)
         if not self.budget.fits_alone(self._overhead, size, result):
             # No message could carry it: it fails alone, without its text, the job goes on.
             reason = self.budget.too_large_reason(self._overhead + size, result)
             item = msgspec.structs.replace(item, text="", error=reason, style=None)
-            size, result = task_bytes(item), result_bound(item)
+            size, result = item_sizes(item)
         if self._pending and (
             self._overhead + self._pending_bytes + size > self.budget.bytes
             or self._pending_result + result > self.budget.result_bytes
         ):
-            await self._flush()
+            self._seal()
         self._pending.append(item)
         self._pending_bytes += size
         self._pending_result += result
         if len(self._pending) >= self._size:
             self._size = min(self._size * 2, self.batch_size)
-            await self._flush()
+            self._seal()
+        return bool(self._ready)
+
+    def _seal(self) -> None:
+        """The pending items become a batch ready to publish."""
+        self._ready.append((self._pending, self._pending_bytes))
+        self._pending = []
+        self._pending_bytes = self._pending_result = 0
+
+    async def publish_ready(self) -> None:
+        """Publish the batches `put` made ready, in order (waiting for room as `_flush` does)."""
+        while self._ready:
+            items, size = self._ready.pop(0)
+            await self._publish_batch(items, size)
 
     async def _flush(self) -> None:
+        """Publish every ready batch and what is pending."""
+        if self._pending:
+            self._seal()
+        await self.publish_ready()
+
+    async def _publish_batch(self, items: list[RenderItem], size: int) -> None:
         if self._failure:
             raise self._failure
-        if not self._pending:
-            return
         task = RenderTask(
             job_id=self.job_id,
             attempt=self.attempt,
             batch=self.batches_published,
-            items=self._pending,
+            items=items,
             style=self.style,
         )
-        weight = self._overhead + self._pending_bytes
-        self._pending = []
-        self._pending_bytes = self._pending_result = 0
+        weight = self._overhead + size
         await self.cap.wait(self.batches_published)
         self.batches_published += 1
         self.items_published += len(task.items)
@@ -170,6 +193,7 @@ class TaskPublisher:
     def discard_pending(self) -> None:
         """Forget items not yet sent (the job was cancelled); in-flight publishes still land."""
         self._pending = []
+        self._ready = []
         self._pending_bytes = self._pending_result = 0
 
     async def close(self) -> tuple[int, int]:

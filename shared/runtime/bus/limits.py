@@ -24,7 +24,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import ObjectMeta, ObjectMetaOptions
 from nats.js.client import JetStreamContext
 
-from shared.contract.codec import encode_json, encode_msgpack
+from shared.contract.codec import encode_json
 from shared.contract.errors import TooLarge
 from shared.contract.messages import BatchResult, RenderItem, clip
 
@@ -66,31 +66,29 @@ def check_reply(reply: bytes, budget: int) -> None:
         )
 
 
-def task_bytes(item: RenderItem) -> int:
-    """What `item` adds to an encoded `RenderTask` (exact: its MessagePack encoding)."""
-    return len(encode_msgpack(item))
+_json = msgspec.json.Encoder().encode
+_msgpack = msgspec.msgpack.Encoder().encode
 
 
-def result_bound(item: RenderItem) -> int:
-    """An upper bound on what `item` adds to its `BatchResult` (JSON), whatever the outcome, as
-    `encode_result` publishes it.
+def item_sizes(item: RenderItem) -> tuple[int, int]:
+    """What `item` adds to an encoded `RenderTask` (exact: its MessagePack encoding), and an upper
+    bound on what it adds to its `BatchResult` (JSON), whatever the outcome, as `encode_result`
+    publishes it. One call for both: ingest sizes every row.
 
     Either outcome repeats the text and the name (a rendered item's file is its name and an
     extension). A rendered item adds its missing glyphs (each a distinct character of the text,
     quoted: at most the text's escaped size plus 3 bytes a character); a failed one adds its
     style and its reason, clipped to RESERVED_REASON_CHARS when the result needs it.
     """
-    text = len(encode_json(item.text))
-    name = len(encode_json(item.name))
-    style = len(encode_json(item.style)) if item.style else 0
-    rendered = text + 3 * len(item.text) + _FILE_SUFFIX_BYTES
-    failed = style + _RESERVED_REASON_BYTES
-    return ITEM_OVERHEAD + text + name + max(rendered, failed)
+    text = len(_json(item.text))
+    rendered = ITEM_OVERHEAD + 2 * text + 3 * len(item.text) + _FILE_SUFFIX_BYTES
+    failed = ITEM_OVERHEAD + text + (len(_json(item.style)) if item.style else 0) + _RESERVED_REASON_BYTES
+    return len(_msgpack(item)), len(_json(item.name)) + (rendered if rendered > failed else failed)
 
 
 def encode_result(result: BatchResult, budget: int) -> bytes:
     """`result` as JSON within `budget` bytes: as it is when it fits, else with its failed items'
-    reasons clipped to RESERVED_REASON_CHARS, the room `result_bound` keeps for them (a task's
+    reasons clipped to RESERVED_REASON_CHARS, the room `item_sizes` keeps for them (a task's
     items were sized by it, so that fits); `TooLarge` if even that does not."""
     payload = encode_json(result)
     if len(payload) <= budget:

@@ -1,6 +1,6 @@
-"""The size arithmetic every publisher relies on: `result_bound` is never below what a result
-item really encodes to, whatever the text (CJK, control characters, quotes, surrogates kept out),
-so a task sized by it always has a result that fits."""
+"""The size arithmetic every publisher relies on: the result bound of `item_sizes` is never
+below what a result item really encodes to, whatever the text (CJK, control characters, quotes,
+surrogates kept out), so a task sized by it always has a result that fits."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from shared.runtime.bus.limits import (
     TaskBudget,
     check_reply,
     encode_result,
-    result_bound,
-    task_bytes,
+    item_sizes,
 )
 from shared.runtime.settings import Settings
 from tests.benches import run_bench
@@ -33,6 +32,14 @@ from tests.benches import run_bench
 # Any character but the surrogates (ingest refuses those: shared/workflow/carriable.py).
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
 STYLE = st.none() | st.dictionaries(st.sampled_from(["color", "font", "size"]), TEXT, max_size=3)
+
+
+def result_bound(item: RenderItem) -> int:
+    return item_sizes(item)[1]
+
+
+def task_bytes(item: RenderItem) -> int:
+    return item_sizes(item)[0]
 
 
 def _item_json(item: ItemResult) -> int:
