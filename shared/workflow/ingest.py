@@ -215,16 +215,17 @@ class IngestWorker:
         watch = CancelWatch(
             self.cancellations, request.job_id, request.attempt, interval=CANCEL_CHECK_SECONDS
         )
-        async with watch, contextlib.aclosing(self.source.rows(submit)) as rows:
-            while (row := await watch.read(rows)) is not None:
-                row = carriable(row, max_row_bytes)
-                values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
-                # Named even when skipped: a repeated name's suffix depends on the names before it.
-                name = template.render(row.index, row.row, values)
-                if rendered is not None and row.index in rendered:
-                    continue
-                if publisher.put(RenderItem(row.index, row.text, name, row.error, row.style, row.row)):
-                    await publisher.publish_ready()
+        async with watch, contextlib.aclosing(self.source.chunks(submit)) as chunks:
+            while (chunk := await watch.read(chunks)) is not None:
+                for row in chunk:
+                    row = carriable(row, max_row_bytes)
+                    values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
+                    # Named even when skipped: a repeated name's suffix depends on the names before it.
+                    name = template.render(row.index, row.row, values)
+                    if rendered is not None and row.index in rendered:
+                        continue
+                    if publisher.put(RenderItem(row.index, row.text, name, row.error, row.style, row.row)):
+                        await publisher.publish_ready()
         if watch.cancelled:
             publisher.discard_pending()
         return watch.cancelled

@@ -7,7 +7,7 @@ import io
 from collections.abc import AsyncGenerator
 
 from shared.contract.errors import BadRequest, SourceError
-from shared.sources.base import Checked, Row, SourceContext
+from shared.sources.base import Checked, Row, SourceContext, in_chunks
 from shared.sources.csv.reader import SNIFF_BYTES, iter_records, layout_of, open_text
 from shared.sources.csv.request import SubmitCsv
 from shared.sources.files import head, line_limit, local_file
@@ -16,7 +16,6 @@ from shared.storage.naming import NameTemplate
 
 # The check reads this much of an upload: the sniff sample, the header and a first row.
 HEAD_BYTES = 256 * 1024
-ROWS_PER_YIELD = 256
 
 
 class CsvSource:
@@ -59,7 +58,7 @@ class CsvSource:
         resolved: dict[str, object] = {"encoding": detected.encoding} if request.encoding is None else {}
         return Checked(notes, resolved)
 
-    async def rows(self, request: SubmitCsv) -> AsyncGenerator[Row, None]:
+    async def chunks(self, request: SubmitCsv) -> AsyncGenerator[list[Row], None]:
         self._check_inline_size(request)
         with_values = bool(NameTemplate(request.name_template).columns)
         async with local_file(self.ctx, request, "csv") as path:
@@ -68,10 +67,12 @@ class CsvSource:
                 layout = layout_of(text, has_header=request.has_header, delimiter=request.delimiter)
                 columns = Columns.resolve(request, layout.header)
                 records = iter_records(text, layout, max_line=line_limit(self.ctx.settings.max_row_bytes))
-                for index, (number, cells, error) in enumerate(records):
-                    yield columns.row(index, number, cells, with_values=with_values, error=error)
-                    if index % ROWS_PER_YIELD == ROWS_PER_YIELD - 1:
-                        await asyncio.sleep(0)  # let heartbeats and replies through on huge files
+                rows = (
+                    columns.row(index, number, cells, with_values=with_values, error=error)
+                    for index, (number, cells, error) in enumerate(records)
+                )
+                async for chunk in in_chunks(rows):
+                    yield chunk
 
 
 __all__ = ["SNIFF_BYTES", "CsvSource"]

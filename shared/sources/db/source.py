@@ -151,7 +151,7 @@ class DbSource:
             Columns.resolve(request, [attr.name for attr in statement.get_attributes()])
         return Checked()
 
-    async def rows(self, request: SubmitDb) -> AsyncGenerator[Row, None]:
+    async def chunks(self, request: SubmitDb) -> AsyncGenerator[list[Row], None]:
         source = await self.source(request.data_source)
         query = check_select(request.query, source.policy)
         with_values = bool(NameTemplate(request.name_template).columns)
@@ -166,19 +166,28 @@ class DbSource:
                 names = [attr.name for attr in statement.get_attributes()]
                 columns = Columns.resolve(request, names)
                 capped = await conn.prepare(capped_query(query, len(names), max_bytes))
-                async for record in capped.cursor(*params, prefetch=prefetch):
-                    if index >= limit:
+                cursor = await capped.cursor(*params)
+                while records := await cursor.fetch(prefetch):
+                    over = index + len(records) > limit
+                    chunk = []
+                    for record in records[: limit - index] if over else records:
+                        *values, size = record.values()
+                        if size > max_bytes:
+                            error = oversized_row(size, max_bytes)
+                            row = columns.row(
+                                index, index + 1, [""] * len(names), with_values=False, error=error
+                            )
+                        else:
+                            cells = [_text(value) for value in values]
+                            row = columns.row(index, index + 1, cells, with_values=with_values)
+                        chunk.append(row)
+                        index += 1
+                    if chunk:
+                        yield chunk
+                    if over:
                         raise SourceError(
                             f"the query returns more than {limit} rows (the server's row limit)"
                         )
-                    *values, size = record.values()
-                    if size > max_bytes:
-                        error = oversized_row(size, max_bytes)
-                        yield columns.row(index, index + 1, [""] * len(names), with_values=False, error=error)
-                    else:
-                        cells = [_text(value) for value in values]
-                        yield columns.row(index, index + 1, cells, with_values=with_values)
-                    index += 1
         except asyncpg.IdleInTransactionSessionTimeoutError as exc:
             raise SourceError(
                 f"query stopped after {index} rows: the data source ended the transaction after "

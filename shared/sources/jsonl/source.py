@@ -7,7 +7,6 @@ only the head of the file: the first object must parse and hold the text key.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from typing import IO, Any
@@ -15,14 +14,13 @@ from typing import IO, Any
 import msgspec
 
 from shared.contract.errors import BadRequest
-from shared.sources.base import Checked, Row, SourceContext
+from shared.sources.base import Checked, Row, SourceContext, in_chunks
 from shared.sources.files import Overlong, bounded_lines, head, line_limit, local_file
 from shared.sources.jsonl.request import SubmitJsonl
 from shared.sources.table import Columns, check_overrides
 from shared.storage.naming import NameTemplate
 
 HEAD_BYTES = 256 * 1024
-ROWS_PER_YIELD = 256
 
 _decoder = msgspec.json.Decoder()
 
@@ -111,20 +109,23 @@ class JsonlSource:
             raise BadRequest(f"the first row (line {number}) has no text under {keys[0]!r}", field="column")
         return Checked()
 
-    async def rows(self, request: SubmitJsonl) -> AsyncGenerator[Row, None]:
+    async def chunks(self, request: SubmitJsonl) -> AsyncGenerator[list[Row], None]:
         keys = keys_of(request)
         columns = Columns.resolve(request, keys)
         with_values = bool(NameTemplate(request.name_template).columns)
         limit = line_limit(self.ctx.settings.max_row_bytes)
+
+        def rows(lines: Iterable[tuple[int, bytes | Overlong]]) -> Iterator[Row]:
+            for index, (number, line) in enumerate(lines):
+                error: str | None
+                if isinstance(line, Overlong):
+                    cells, error = [""] * len(keys), line.reason(limit)
+                else:
+                    cells, error = parse_line(line, keys)
+                yield columns.row(index, number, cells, with_values=with_values, error=error)
+
         async with local_file(self.ctx, request, "jsonl") as path:
             handle: IO[bytes]
             with path.open("rb") as handle:
-                for index, (number, line) in enumerate(iter_lines(bounded_lines(handle, limit))):
-                    error: str | None
-                    if isinstance(line, Overlong):
-                        cells, error = [""] * len(keys), line.reason(limit)
-                    else:
-                        cells, error = parse_line(line, keys)
-                    yield columns.row(index, number, cells, with_values=with_values, error=error)
-                    if index % ROWS_PER_YIELD == ROWS_PER_YIELD - 1:
-                        await asyncio.sleep(0)
+                async for chunk in in_chunks(rows(iter_lines(bounded_lines(handle, limit)))):
+                    yield chunk

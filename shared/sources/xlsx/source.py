@@ -19,13 +19,11 @@ import openpyxl
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from shared.contract.errors import BadRequest, SourceError
-from shared.sources.base import Checked, Row, SourceContext
+from shared.sources.base import Checked, Row, SourceContext, in_chunks
 from shared.sources.files import local_file
 from shared.sources.table import Columns
 from shared.sources.xlsx.request import SubmitXlsx
 from shared.storage.naming import NameTemplate
-
-ROWS_PER_YIELD = 256
 
 
 def cell_text(value: Any) -> str:
@@ -110,16 +108,18 @@ class XlsxSource:
                 raise BadRequest("the sheet has no data rows", field="sheet")
             return Checked({"sheet": str(sheet.title)})
 
-    async def rows(self, request: SubmitXlsx) -> AsyncGenerator[Row, None]:
+    async def chunks(self, request: SubmitXlsx) -> AsyncGenerator[list[Row], None]:
         with_values = bool(NameTemplate(request.name_template).columns)
         async with local_file(self.ctx, request, None) as path:
             with open_sheet(path, request.sheet) as sheet:
                 records = iter_sheet(sheet)
                 columns = Columns.resolve(request, read_header(records, request.has_header))
+                rows = (
+                    columns.row(index, number, cells, with_values=with_values)
+                    for index, (number, cells) in enumerate(records)
+                )
                 try:
-                    for index, (number, cells) in enumerate(records):
-                        yield columns.row(index, number, cells, with_values=with_values)
-                        if index % ROWS_PER_YIELD == ROWS_PER_YIELD - 1:
-                            await asyncio.sleep(0)
+                    async for chunk in in_chunks(rows):
+                        yield chunk
                 except (zipfile.BadZipFile, KeyError, ValueError) as exc:
                     raise SourceError(f"the workbook stops being readable: {exc}") from exc

@@ -27,7 +27,7 @@ def test_a_50_mb_line_costs_no_more_than_the_limit(tmp_path: Path) -> None:
         out.write(b"name,n\nfirst,1\n")
         for _ in range(50):
             out.write(b"x" * (1024 * 1024))
-        out.write(b",2\n\"quoted\nacross lines\",3\nlast,4\n")
+        out.write(b',2\n"quoted\nacross lines",3\nlast,4\n')
     layout = CsvLayout("utf-8", ",", ["name", "n"])
     tracemalloc.start()
     try:

@@ -46,7 +46,7 @@ def request(query: str, *params: Any) -> SubmitDb:
 
 
 async def read_all(source: DbSource, submit: SubmitDb) -> list[Row]:
-    return [row async for row in source.rows(submit)]
+    return [row async for chunk in source.chunks(submit) for row in chunk]
 
 
 async def backend_running(db: asyncpg.Connection, marker: str) -> int:
@@ -165,9 +165,9 @@ async def test_a_read_closed_between_rows_rolls_back(
     source = source_for(sample_source.reader_url, max_concurrent=1)
     opened.append(source)
     marker = f"closed-{secrets.token_hex(4)}"
-    rows = source.rows(request(f"SELECT g::text || '{marker}' AS name FROM generate_series(1, 5000) g"))
+    rows = source.chunks(request(f"SELECT g::text || '{marker}' AS name FROM generate_series(1, 5000) g"))
     first = await anext(rows)
-    assert first.text == f"1{marker}"
+    assert first[0].text == f"1{marker}" and len(first) < 5000  # one fetch, not the whole result
     in_transaction = await db.fetchval(
         "SELECT state FROM pg_stat_activity WHERE query LIKE $1", f"%{marker}%"
     )
@@ -339,3 +339,21 @@ def test_a_plain_dsn_is_a_source_with_the_defaults() -> None:
     assert shop.dsn == "postgresql://reader@db/shop"
     assert (shop.statement_timeout_seconds, shop.temp_file_limit, shop.max_concurrent) == (60, "1GB", 2)
     assert (shop.allowed_schemas, shop.allow_catalogs, shop.allowed_functions) == (["public"], False, [])
+
+
+async def test_a_query_over_the_row_limit_yields_the_limit_then_fails(
+    sample_source: SampleSource, opened: list[DbSource]
+) -> None:
+    """The rows up to the limit are read (ingest publishes them) and the next fails the job."""
+    settings = Settings.model_validate(
+        {"data_sources": {"s": {"dsn": sample_source.reader_url}}, "db_row_limit": 250}
+    )
+    source = DbSource(SourceContext(settings, js=None))  # type: ignore[arg-type]
+    opened.append(source)
+    read: list[Row] = []
+    with pytest.raises(SourceError, match="more than 250 rows"):
+        async for chunk in source.chunks(request("SELECT g::text AS name FROM generate_series(1, 1000) g")):
+            read.extend(chunk)
+    assert [row.text for row in read] == [str(i) for i in range(1, 251)]
+    exact = source.chunks(request("SELECT g::text AS name FROM generate_series(1, 250) g"))
+    assert len([row async for chunk in exact for row in chunk]) == 250  # at the limit: no error

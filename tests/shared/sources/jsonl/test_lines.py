@@ -87,6 +87,6 @@ async def test_a_line_over_the_line_limit_fails_alone_unread() -> None:
 
     source = JsonlSource(SourceContext(Settings(max_row_bytes=1024), js=None))  # type: ignore[arg-type]
     data = '{"name": "a"}\n{"name": "' + "长" * 20_000 + '"}\n{"name": "c"}\n'
-    rows = [row async for row in source.rows(SubmitJsonl(column="name", jsonl=data))]
+    rows = [row async for chunk in source.chunks(SubmitJsonl(column="name", jsonl=data)) for row in chunk]
     assert [(row.row, row.text) for row in rows] == [(1, "a"), (2, ""), (3, "c")]
     assert rows[1].error is not None and "60013 bytes" in rows[1].error and "8192" in rows[1].error
