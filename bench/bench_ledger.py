@@ -1,7 +1,9 @@
 """The ledger's cost per batch result, in plain round trips measured in the same run.
 
-result-notifier records every batch result with `Ledger.record_batch` (one transaction: the job
-row locked, the batch counted exactly once, completion checked). On this VM a round trip to
+result-notifier records every batch result with `Ledger.record_batch` (the batch counted exactly
+once, completion checked: the first result of a job with its row locked in a transaction, the
+later ones in one statement against the row as last seen; `shared/runtime/ledger/batches.py`).
+On this VM a round trip to
 Postgres costs the client far more CPU than the SQL costs the server, so the figure to steer by
 is how many plain round trips (`SELECT 1` on the same connection, held: no pool in between, timed
 in the same run) one recorded batch costs the client and the server. Starts a throwaway Postgres.

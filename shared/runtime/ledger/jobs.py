@@ -17,7 +17,7 @@ import asyncpg
 from shared.contract.errors import Conflict, NotFound
 from shared.contract.messages import BatchResult, ItemFailure, JobInfo
 from shared.contract.states import ACTIVE_STATUSES, JobStatus
-from shared.runtime.ledger.batches import BatchOutcome, record_batch
+from shared.runtime.ledger.batches import BatchCounter, BatchOutcome
 from shared.runtime.ledger.migrate import migrate
 from shared.runtime.ledger.records import COMPLETE_IF_DONE, JOB_COLUMNS, job_info
 from shared.runtime.logging import get_logger
@@ -52,6 +52,7 @@ class Ledger:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.batches = BatchCounter(pool)
 
     @classmethod
     async def open(cls, dsn: str, *, max_size: int = 10, retry_for: float | None = None) -> Ledger:
@@ -286,7 +287,7 @@ class Ledger:
     async def record_batch(self, result: BatchResult) -> BatchOutcome:
         """Count one batch result exactly once and complete the job if it was the last
         (`shared.runtime.ledger.batches`)."""
-        return await record_batch(self.pool, result)
+        return await self.batches.record(result)
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -259,6 +259,54 @@ async def test_counts_beyond_the_total_are_refused(ledger: Ledger) -> None:
     assert finished.completed and finished.job is not None and finished.job.done == 3
 
 
+async def test_a_job_s_later_results_are_counted_in_one_statement_and_exactly(ledger: Ledger) -> None:
+    await _job_with_totals(ledger, "quick", items=40, batches=10)
+    outcomes = [await ledger.record_batch(_result("quick", n, ok=4, first=4 * n)) for n in range(10)]
+    assert all(o.recorded for o in outcomes)
+    # The first reads the job row; the next eight count against what it saw; the last, which
+    # completes the job, commits its completion with its count on the locked path.
+    assert [o.locked for o in outcomes] == [True] + [False] * 8 + [True]
+    assert [o.job.done for o in outcomes if o.job] == [4 * (n + 1) for n in range(10)]
+    assert [o.completed for o in outcomes] == [False] * 9 + [True]
+    again = await ledger.record_batch(_result("quick", 3, ok=4, first=12))  # a redelivery
+    assert not again.recorded and again.refused is None
+    job = await ledger.get_job("quick")
+    assert (job.status, job.done, job.failed) == ("completed", 40, 0)
+
+
+async def test_one_statement_counting_never_uses_bounds_that_changed(ledger: Ledger, fresh_url: str) -> None:
+    # Cancelled since its last result was counted: the next is refused, not counted.
+    await _job_with_totals(ledger, "gone", items=40, batches=10)
+    assert (await ledger.record_batch(_result("gone", 0, ok=4))).recorded
+    await ledger.cancel_job("gone")
+    assert await _refused(ledger, _result("gone", 1, ok=4, first=4)) == "the job was cancelled"
+
+    # Its totals recorded since (ingest finished): a batch beyond them is refused.
+    await _new_job(ledger, "totals")
+    assert (await ledger.record_batch(_result("totals", 0, ok=4))).recorded  # totals unknown
+    await ledger.finish_ingest("totals", 1, total_items=8, total_batches=2)
+    assert "batch 5 was never issued" in await _refused(ledger, _result("totals", 5, ok=4, first=4))
+
+    # Counted by another replica since: counts stay exact and the job completes once.
+    await _job_with_totals(ledger, "shared", items=16, batches=4)
+    other = await Ledger.open(fresh_url, retry_for=10)
+    try:
+        first = await ledger.record_batch(_result("shared", 0, ok=4))
+        elsewhere = await other.record_batch(_result("shared", 1, ok=4, first=4))
+        assert first.recorded and elsewhere.recorded
+        # What this replica saw has 4 counted; the row has 8: counted on the locked path.
+        third = await ledger.record_batch(_result("shared", 2, ok=4, first=8))
+        assert third.recorded and third.locked and third.job is not None and third.job.done == 12
+        duplicate = await ledger.record_batch(_result("shared", 1, ok=4, first=4))
+        assert not duplicate.recorded and duplicate.refused is None
+        last = await ledger.record_batch(_result("shared", 3, ok=4, first=12))
+        assert last.recorded and last.completed and last.locked
+    finally:
+        await other.close()
+    job = await ledger.get_job("shared")
+    assert (job.status, job.done) == ("completed", 16)
+
+
 async def test_only_active_jobs_unchanged_for_the_bound_are_failed_as_stalled(ledger: Ledger) -> None:
     for job_id in ("stalled-ingesting", "stalled-rendering", "moving", "done-long-ago"):
         await ledger.create_job(job_id, "csv", b'{"column": "x"}', "/out")
