@@ -116,8 +116,10 @@ class Spool:
         return {status: self.counts[status] for status in STATUSES}
 
     def close(self) -> None:
-        """Close and delete the scratch file."""
-        self.file.close()
+        """Close and delete the scratch file (a write it can no longer flush, on a full disk,
+        is of no use to anyone: the file goes either way)."""
+        with contextlib.suppress(OSError):
+            self.file.close()
         self.path.unlink(missing_ok=True)
 
 

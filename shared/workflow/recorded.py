@@ -19,7 +19,10 @@ from collections import OrderedDict
 from pathlib import Path
 
 from shared.contract.messages import BatchResult
+from shared.runtime.logging import get_logger
 from shared.workflow.manifest import Spool
+
+log = get_logger(__name__)
 
 
 class RecordedRuns:
@@ -47,9 +50,14 @@ class RecordedRuns:
                 evicted = self._spools.popitem(last=False)[1]
                 if evicted is not None:
                     evicted.close()
-        if not spool.add(result):
-            # A result this spool cannot hold (a batch twice, an index twice): the job's
-            # manifest comes from the stream.
+        try:
+            held = spool.add(result)
+        except OSError as exc:  # a full or failing disk costs the shortcut, never the result
+            log.warning("manifest.spool_failed", job_id=result.job_id, error=str(exc))
+            held = False
+        if not held:
+            # A result this spool cannot hold (a batch twice, an index twice) or write: the
+            # job's manifest comes from the stream.
             spool.close()
             self._spools[result.job_id] = None
 

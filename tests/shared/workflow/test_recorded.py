@@ -4,7 +4,10 @@ the ledger counts, and then the same manifest as the one read back from the stre
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import tempfile
+import textwrap
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +18,8 @@ from shared.contract.messages import BatchResult, JobInfo
 from shared.workflow.manifest import Spool, build_manifest
 from shared.workflow.recorded import RecordedRuns
 from tests.shared.workflow.test_manifest import item, one_attempt, result
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def job(total: int | None, *, done: int, failed: int, incomplete: int = 0, attempt: int = 1) -> JobInfo:
@@ -108,3 +113,26 @@ def test_runs_keep_at_most_their_limit_and_drop_on_request() -> None:
     assert kept is not None and kept.holds(job(1, done=1, failed=0))
     kept.close()
     runs.close()
+
+
+def test_a_spool_that_cannot_be_written_is_given_up_without_raising() -> None:
+    """A full disk (here a file size limit: writes past 4 KiB fail with EFBIG) costs the job
+    its shortcut, not the result: nothing raises, and the manifest comes from the stream."""
+    script = textwrap.dedent(
+        """
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+        from shared.workflow.recorded import RecordedRuns
+        from tests.shared.workflow.test_manifest import one_attempt
+        runs = RecordedRuns()
+        for one in sorted(one_attempt(2000, 100, seed=1), key=lambda r: r.batch):
+            runs.add(one)
+        print("spooled" if runs.take("j") is not None else "from the stream")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip().splitlines()[-1] == "from the stream", out
+    assert "manifest.spool_failed" in out.stdout + out.stderr
