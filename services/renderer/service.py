@@ -110,7 +110,8 @@ class Renderer(Service):
         ]
 
     def workers(self) -> list[Coroutine[Any, Any, None]]:
-        return [self.pull_loop()]
+        # The active-jobs watch lets most tasks be rendered without a key read each.
+        return [self.pull_loop(), self.active.follow(self.ctx.nc, self.ctx.stop)]
 
     # --- request/reply ----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from shared.runtime.bus.permissions import (
     inbox_prefix,
 )
 from shared.sources.csv import SubmitCsv
+from shared.workflow.active import ActiveJobs
 from tests.conftest import REPO
 from tests.images import decode_rgba, ink_pixels
 from tests.security.conftest import Probe, Secured, Server
@@ -183,6 +184,36 @@ async def test_ingest_reads_an_upload_chunk_by_chunk_and_creates_no_consumer_on_
     finally:
         await client.close()
         await ingest.close()
+
+
+async def test_a_renderer_follows_the_active_jobs_bucket_but_cannot_write_it(bare: Server) -> None:
+    """The watch that spares a renderer a key read per task (`ActiveJobs.follow`) is allowed;
+    the bucket stays read-only to it."""
+    notifier, renderer = await bare.connect(NOTIFIER), await bare.connect(RENDERER)
+    active = ActiveJobs(renderer.js, trust_seconds=600)
+    stop = asyncio.Event()
+    follow = asyncio.create_task(active.follow(renderer.nc, stop))
+    try:
+        await ActiveJobs(notifier.js).start("watched-job", 1)
+
+        async def following() -> bool:
+            return active.following
+
+        await eventually(following, "the renderer's watch delivering every key")
+        assert await active.may_render("watched-job", 1)
+        await ActiveJobs(notifier.js).end("watched-job")
+
+        async def skipped() -> bool:
+            return not await active.may_render("watched-job", 1)
+
+        await eventually(skipped, "the watch showing the job's end", timeout=10)
+        assert not renderer.errors, renderer.errors
+        await renderer.publish_refused(f"$KV.{subjects.BUCKET_ACTIVE}.watched-job", b"1")
+    finally:
+        stop.set()
+        await asyncio.wait_for(follow, 10)
+        await notifier.close()
+        await renderer.close()
 
 
 async def test_a_client_subscribes_to_its_inbox_only(bare: Server) -> None:

@@ -125,6 +125,12 @@ def _kv_reader(bucket: str) -> list[str]:
     return [*_stream_info(subjects.kv_stream(bucket)), *_read_messages(subjects.kv_stream(bucket))]
 
 
+def _kv_watcher(bucket: str) -> list[str]:
+    """Read keys and watch the bucket (an ordered consumer; nats-py asks its info once)."""
+    stream = subjects.kv_stream(bucket)
+    return [*_kv_reader(bucket), *_replay(stream), f"{_API}.CONSUMER.INFO.{stream}.*"]
+
+
 def _kv_writer(bucket: str) -> list[str]:
     return [*_kv_reader(bucket), f"$KV.{bucket}.*"]
 
@@ -247,7 +253,7 @@ IDENTITIES: Final[dict[str, Identity]] = {
                     *_PING,
                     f"{subjects.PREFIX}.results.*",
                     *_pull(subjects.STREAM_TASKS, subjects.CONSUMER_RENDERER),
-                    *_kv_reader(subjects.BUCKET_ACTIVE),
+                    *_kv_watcher(subjects.BUCKET_ACTIVE),
                     *_object_writer(subjects.BUCKET_IMAGES),
                 ]
             ),

@@ -6,39 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client as NATS
 
 from devstack import NatsServer
 from shared.contract.errors import BadRequest
 from shared.contract.subjects import BUCKET_CANCELLED
-from shared.runtime.settings import Settings
 from shared.workflow.cancellation import Cancellations, CancelWatch
-from shared.workflow.topology import declare_all
+from tests.shared.workflow.conftest import connect
 from tests.waiting import eventually
 
 # A JetStream call on a connection that is down fails after this long (nats-py buffers it).
 JS_TIMEOUT = 1.0
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    own = NatsServer.start(tmp_path / "nats")
-    try:
-        nc = await connect(own)
-        await declare_all(nc.jetstream(), Settings(nats_url=own.url))
-        await nc.close()
-        yield own
-    finally:
-        own.stop(kill=True)
-
-
-async def connect(server: NatsServer) -> NATS:
-    # Like a service: reconnect for ever.
-    return await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
 
 @pytest.fixture
