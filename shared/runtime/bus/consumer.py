@@ -71,11 +71,12 @@ async def pull_batches(
     )
     backoff = Backoff()
     wait = timeout
+    size = batch
     stopping = asyncio.ensure_future(stop.wait())
     try:
         while not stop.is_set():
             # The watchdog bounds a fetch that outlives its own timeout.
-            fetch = asyncio.ensure_future(asyncio.wait_for(sub.fetch(batch, timeout=wait), wait + 5.0))
+            fetch = asyncio.ensure_future(asyncio.wait_for(sub.fetch(size, timeout=wait), wait + 5.0))
             await asyncio.wait((fetch, stopping), return_when=asyncio.FIRST_COMPLETED)
             if not fetch.done():
                 fetch.cancel()
@@ -95,11 +96,23 @@ async def pull_batches(
                 continue
             backoff.reset()
             wait = timeout
+            size = batch if _pending_after(msgs[-1]) else 1
             yield msgs
     finally:
         stopping.cancel()
         with contextlib.suppress(Exception):  # the connection may already be closed at shutdown
             await sub.unsubscribe()
+
+
+def _pending_after(msg: Msg) -> bool:
+    """Whether the consumer held more messages when `msg` was delivered (its ack subject says).
+    A fetch of more than one message is two pull requests when fewer are waiting (a no-wait
+    probe answered "no messages", then the long poll), so with none waiting the next fetch asks
+    for one: a single long poll, answered by the next message to arrive."""
+    try:
+        return msg.metadata.num_pending > 0
+    except (nats.errors.NotJSMessageError, ValueError, IndexError):
+        return True
 
 
 async def pull_decoded(

@@ -1,6 +1,7 @@
 """`pull_batches` on a real JetStream consumer: an idle consumer's long polls grow to the idle
 bound (read from the pull requests the server receives), a message still arrives as soon as it
-is published, and `stop` ends a fetch that is waiting."""
+is published, a fetch asks for one message when none was waiting, and `stop` ends a fetch that
+is waiting."""
 
 from __future__ import annotations
 
@@ -96,6 +97,45 @@ async def test_a_message_after_an_idle_spell_is_answered_by_the_waiting_poll(nc:
     assert round(expires[received], 1) == 1.0  # back to the short poll once work came
     stop.set()
     await asyncio.wait_for(task, LONG)
+
+
+async def test_a_fetch_asks_for_one_message_when_none_was_waiting(nc: NATS) -> None:
+    """After a delivery that left the consumer empty, the next fetch is a single long poll for
+    one message; after one that left a backlog, it asks for the whole batch again."""
+    batches: list[int] = []
+
+    async def record(msg: Msg) -> None:
+        batches.append(json.loads(msg.data or b"{}").get("batch", 0))
+
+    await nc.subscribe(NEXT, cb=record)
+    js = nc.jetstream()
+    for n in range(3):
+        await js.publish(f"idle.{n}", b"first")
+    stop = asyncio.Event()
+    left: list[int] = []  # what the consumer still held after each fetch's last message
+
+    async def loop() -> None:
+        async for msgs in pull_batches(js, STREAM, DURABLE, batch=8, stop=stop, timeout=LONG):
+            left.append(msgs[-1].metadata.num_pending)
+            for msg in msgs:
+                await msg.ack()
+
+    task = asyncio.create_task(loop())
+    await eventually(lambda: _at_least(batches, 2), "the poll after the first three messages")
+    assert left == [0] and batches[:2] == [8, 1], (left, batches)
+    for n in range(40):  # a burst, stored faster than one message is handled: a backlog
+        await nc.publish(f"idle.{n}", b"burst")
+    await nc.flush()
+
+    async def all_handled() -> bool:
+        return len(left) >= 2 and left[-1] == 0 and len(batches) == len(left) + 1
+
+    await eventually(all_handled, lambda: f"the burst handled (left {left}, polls {batches})")
+    stop.set()
+    await asyncio.wait_for(task, LONG)
+    # Each poll after the first asked for what the previous fetch left: one, or the batch.
+    assert batches[1:] == [8 if pending else 1 for pending in left], (left, batches)
+    assert any(left), left  # the burst left a backlog at least once
 
 
 async def test_stop_ends_a_waiting_poll(nc: NATS) -> None:
