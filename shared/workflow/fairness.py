@@ -7,9 +7,11 @@ small job's batches sit behind at most `max_queued` of them.
 Every look at the queue is a stream-info request, parsed by ingest and answered by the server,
 so how often to look matters: a job past the cap looks once every `CHECK_EVERY` batches, and
 while its share of the queue is full it sleeps about as long as the renderers take to consume
-the batches over the cap, at the rate they consumed its batches over the last few seconds. (A
-backoff from 50 ms, asking the renderers' consumer too at every look, cost about ten requests
-per check when a batch takes 0.1 s to render.)
+the batches over the cap, at the rate they consumed its batches over the last few seconds. The
+renderers' consumer is asked too (is anything waiting for a renderer at all?) only while no such
+rate is known: a check is then two looks, the count before and after the sleep. (A backoff from
+50 ms, asking the consumer at every look, cost about ten requests per check when a batch takes
+0.1 s to render; asking it at every check's first look, three.)
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ class QueueCap:
                 rate = self._consumption_rate(published - queued)
                 if queued < self.max_queued:
                     return
-                # Asked at the first look and whenever the count has not moved since the last.
-                if (not waited or rate is None) and await self._nothing_pending():
+                # Asked only while no rate is known (the first check, a count that has not
+                # moved): with one, the sleep below ends before the renderers, which hold at
+                # most the count, can run out of this job's batches.
+                if rate is None and await self._nothing_pending():
                     if rate is None and waited >= MAX_SLEEP:
                         log.warning("tasks.queue_count_ignored", job_id=self.job_id, queued=queued)
                     return
