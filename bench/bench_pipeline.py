@@ -257,6 +257,10 @@ def report_rounds(
             f" ({totals[replicas] / per_row[replicas]:.2f}x the loop) = {parts}"
             f"\n    {beside_child(spent)}"
         )
+    print("\nclient messages to and from nats-server per 1,000 rows (counts: no drift with the load):")
+    for replicas in (1, 2):
+        counts = pipeline.traffic[replicas].per_thousand_rows(pipeline.rows[replicas])
+        print(f"  {replicas} replica(s): {counts}")
     for replicas in (1, 2):
         spent, wall = pipeline.cpu[replicas], pipeline.seconds[replicas]
         print(

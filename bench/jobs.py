@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import procs
+import traffic
 from inprocess import Baseline, tasks_for
 
 from devstack.stack import LocalStack
@@ -115,18 +116,26 @@ class Pipeline:
         self.cpu: dict[int, dict[str, float]] = {1: {}, 2: {}}
         self.seconds: dict[int, float] = {1: 0.0, 2: 0.0}
         self.rows: dict[int, int] = {1: 0, 2: 0}
+        self.traffic: dict[int, traffic.Traffic] = {1: traffic.Traffic(), 2: traffic.Traffic()}
 
     def job(self, csv_name: str, rows: int, job_id: str, replicas: int, *, measured: bool = True) -> float:
         before = procs.snapshot()
+        said = self.said()
         elapsed, done, failed = asyncio.run(run_job(self.stack, csv_name, rows, job_id))
         if measured:
             procs.cpu_delta(before, procs.snapshot(), self.cpu[replicas])
+            self.traffic[replicas].add(said, self.said())
             self.seconds[replicas] += elapsed
             self.rows[replicas] += rows
         if done != rows or failed:
             raise RuntimeError(f"job {job_id}: {done} done, {failed} failed, expected {rows} done")
         shutil.rmtree(self.stack.output_dir / job_id, ignore_errors=True)
         return elapsed
+
+    def said(self) -> traffic.Traffic:
+        """The message counts so far (none when the stack's NATS is not its own to monitor)."""
+        port = self.stack.nats.monitor_port if self.stack.nats else 0
+        return traffic.snapshot(port) if port else traffic.Traffic()
 
 
 # --- one big job ---------------------------------------------------------------------------------
@@ -159,10 +168,13 @@ def big_job(
     extra = [stack.spawn("renderer") for _ in range(args.big_replicas - 1)]
     try:
         asyncio.run(wait_renderers(stack, args.big_replicas))
-        before = procs.snapshot()
+        pipeline = Pipeline(stack, input_dir)
+        before, said = procs.snapshot(), pipeline.said()
         procs.reset_peaks(before)
         elapsed, done, failed = asyncio.run(run_job(stack, "big.csv", rows, "big-job"))
         after = procs.snapshot()
+        messages = traffic.Traffic()
+        messages.add(said, pipeline.said())
     finally:
         for proc in extra:
             proc.stop()
@@ -181,6 +193,7 @@ def big_job(
     print(
         f"  CPU per row {per_row:.3f} ms = {procs.parts_per_row(spent, rows)}"
         + f"\n  {procs.beside_child(spent)}"
+        + f"\n  client messages per 1,000 rows: {messages.per_thousand_rows(rows)}"
     )
     print(
         "  peak RSS during the job (VmHWM, MiB): "
