@@ -8,14 +8,19 @@ counted partly elsewhere (another replica, before a restart), retried, resumed o
 written from the stream as before; `Spool.holds` decides, against the ledger's counts.
 
 At most `most` jobs are spooled at once (the one least recently added to goes first); a job's
-spool goes when it completes, is cancelled or fails.
+spool goes when it completes, is cancelled or fails here, and when nothing was added to it for
+`idle_seconds` (a job that ingest completed or the stall watchdog failed never comes back here;
+a job that merely paused, waiting for Postgres say, starts a new spool that `Spool.holds` will
+refuse, and its manifest comes from the stream).
 """
 
 from __future__ import annotations
 
 import itertools
 import tempfile
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from shared.contract.messages import BatchResult
@@ -28,8 +33,13 @@ log = get_logger(__name__)
 class RecordedRuns:
     """One `Spool` per job whose first attempt's results this process is counting."""
 
-    def __init__(self, *, most: int = 64) -> None:
+    def __init__(
+        self, *, most: int = 64, idle_seconds: float = 600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.most = most
+        self.idle_seconds = idle_seconds
+        self._clock = clock
+        self._touched: dict[str, float] = {}  # when each job's spool was last added to
         self._folder = tempfile.TemporaryDirectory(prefix="imagegen-recorded-")
         # None: a job whose manifest must come from the stream (its spool could not hold a result).
         self._spools: OrderedDict[str, Spool | None] = OrderedDict()
@@ -37,8 +47,11 @@ class RecordedRuns:
 
     def add(self, result: BatchResult) -> None:
         """Spool the lines of `result`, which the ledger has just counted."""
+        now = self._clock()
+        self._expire(now)
         if result.job_id in self._spools:
             self._spools.move_to_end(result.job_id)
+            self._touched[result.job_id] = now
             spool = self._spools[result.job_id]
             if spool is None:
                 return
@@ -46,10 +59,9 @@ class RecordedRuns:
             return  # a later attempt's manifest merges attempts: only the stream has them all
         else:
             spool = self._spools[result.job_id] = Spool(Path(self._folder.name) / f"{next(self._names)}.csv")
+            self._touched[result.job_id] = now
             while len(self._spools) > self.most:
-                evicted = self._spools.popitem(last=False)[1]
-                if evicted is not None:
-                    evicted.close()
+                self.drop(next(iter(self._spools)))
         try:
             held = spool.add(result)
         except OSError as exc:  # a full or failing disk costs the shortcut, never the result
@@ -61,12 +73,23 @@ class RecordedRuns:
             spool.close()
             self._spools[result.job_id] = None
 
+    def _expire(self, now: float) -> None:
+        """Drop the spools nothing was added to for `idle_seconds`, oldest first (the order of
+        `_spools` is the order they were last added to)."""
+        while self._spools:
+            oldest = next(iter(self._spools))
+            if now - self._touched.get(oldest, now) < self.idle_seconds:
+                break
+            log.info("manifest.spool_idle", job_id=oldest, idle_seconds=self.idle_seconds)
+            self.drop(oldest)
+
     def take(self, job_id: str) -> Spool | None:
         """The spool of `job_id`, now the caller's to use and close (None: none kept)."""
+        self._touched.pop(job_id, None)
         return self._spools.pop(job_id, None)
 
     def drop(self, job_id: str) -> None:
-        spool = self._spools.pop(job_id, None)
+        spool = self.take(job_id)
         if spool is not None:
             spool.close()
 
@@ -78,4 +101,5 @@ class RecordedRuns:
             if spool is not None:
                 spool.close()
         self._spools.clear()
+        self._touched.clear()
         self._folder.cleanup()

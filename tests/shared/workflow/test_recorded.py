@@ -115,6 +115,27 @@ def test_runs_keep_at_most_their_limit_and_drop_on_request() -> None:
     runs.close()
 
 
+def test_a_spool_nothing_was_added_to_for_its_idle_time_goes_at_the_next_add() -> None:
+    """A job that ingest completed or the watchdog failed never comes back here: its spool (a
+    file) must not wait for 64 newer jobs."""
+    now = [0.0]
+    runs = RecordedRuns(idle_seconds=600, clock=lambda: now[0])
+    runs.add(msgspec.structs.replace(result(0, [item(0)]), job_id="finished-elsewhere"))
+    runs.add(msgspec.structs.replace(result(0, [item(0)]), job_id="running"))
+    files = sorted(Path(runs._folder.name).iterdir())
+    assert len(runs) == 2 and len(files) == 2
+    now[0] = 400.0
+    runs.add(msgspec.structs.replace(result(1, [item(1)]), job_id="running"))  # still going
+    now[0] = 700.0
+    runs.add(msgspec.structs.replace(result(0, [item(0)]), job_id="next-job"))
+    assert runs.take("finished-elsewhere") is None  # idle for 700 s: gone, its file too
+    assert not files[0].exists()
+    kept = runs.take("running")  # added to 300 s ago: kept, and whole
+    assert kept is not None and kept.holds(job(2, done=2, failed=0))
+    kept.close()
+    runs.close()
+
+
 def test_a_spool_that_cannot_be_written_is_given_up_without_raising() -> None:
     """A full disk (here a file size limit: writes past 4 KiB fail with EFBIG) costs the job
     its shortcut, not the result: nothing raises, and the manifest comes from the stream."""
