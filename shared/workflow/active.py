@@ -7,8 +7,8 @@ the task's attempt, so a task for a job that does not exist, has ended or belong
 attempt is skipped, whoever published it. Only ingest and result-notifier may write the bucket.
 
 A renderer follows the bucket (`follow`: a KV watch, updates pushed as they are stored) and
-renders without asking while the watch says the job is active at the task's attempt and that was
-confirmed less than `TRUST_SECONDS` ago. Anything else is asked of the bucket, one key read:
+renders without asking when the watch or a read said the job is active at the task's attempt less
+than `TRUST_SECONDS` ago and the watch is up. Anything else is asked of the bucket, one key read:
 - only "active at this attempt" is trusted: a task of an attempt the watch has not shown yet (a
   retry's first tasks) or of a job it does not know is read, never skipped on the cache's word;
 - a job's end reaches the watch as it is stored, so its remaining tasks are skipped at once;
