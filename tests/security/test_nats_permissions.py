@@ -39,6 +39,7 @@ from shared.workflow.active import ActiveJobs
 from tests.conftest import REPO
 from tests.images import decode_rgba, ink_pixels
 from tests.security.conftest import Probe, Secured, Server
+from tests.shared.workflow.conftest import following
 from tests.waiting import eventually
 
 JOB = "victim-job-1"
@@ -190,28 +191,19 @@ async def test_a_renderer_follows_the_active_jobs_bucket_but_cannot_write_it(bar
     """The watch that spares a renderer a key read per task (`ActiveJobs.follow`) is allowed;
     the bucket stays read-only to it."""
     notifier, renderer = await bare.connect(NOTIFIER), await bare.connect(RENDERER)
-    active = ActiveJobs(renderer.js, trust_seconds=600)
-    stop = asyncio.Event()
-    follow = asyncio.create_task(active.follow(renderer.nc, stop))
     try:
         await ActiveJobs(notifier.js).start("watched-job", 1)
+        async with following(ActiveJobs(renderer.js, trust_seconds=600), renderer.nc) as active:
+            assert await active.may_render("watched-job", 1)
+            await ActiveJobs(notifier.js).end("watched-job")
 
-        async def following() -> bool:
-            return active.following
+            async def skipped() -> bool:
+                return not await active.may_render("watched-job", 1)
 
-        await eventually(following, "the renderer's watch delivering every key")
-        assert await active.may_render("watched-job", 1)
-        await ActiveJobs(notifier.js).end("watched-job")
-
-        async def skipped() -> bool:
-            return not await active.may_render("watched-job", 1)
-
-        await eventually(skipped, "the watch showing the job's end", timeout=10)
+            await eventually(skipped, "the watch showing the job's end", timeout=10)
         assert not renderer.errors, renderer.errors
         await renderer.publish_refused(f"$KV.{subjects.BUCKET_ACTIVE}.watched-job", b"1")
     finally:
-        stop.set()
-        await asyncio.wait_for(follow, 10)
         await notifier.close()
         await renderer.close()
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from nats.aio.client import Client as NATS
 
 from devstack import NatsServer
 from shared.workflow.active import ActiveJobs, _Known
-from tests.shared.workflow.conftest import connect
+from tests.shared.workflow.conftest import following
 from tests.waiting import eventually
 
 # Long enough that nothing a test sees can come from the trust window running out: a cached
@@ -22,38 +22,27 @@ from tests.waiting import eventually
 LONG_TRUST = 600.0
 
 
+Connect = Callable[[], Awaitable[NATS]]
+
+
 @pytest.fixture
-async def writer(server: NatsServer) -> AsyncIterator[ActiveJobs]:
+async def writer(connections: Connect) -> ActiveJobs:
     """Ingest's or result-notifier's side, on a connection of its own."""
-    nc = await connect(server)
-    try:
-        yield ActiveJobs(nc.jetstream(timeout=2))
-    finally:
-        await nc.close()
+    return ActiveJobs((await connections()).jetstream(timeout=2))
 
 
 @pytest.fixture
-async def follower_nc(server: NatsServer) -> AsyncIterator[NATS]:
-    nc = await connect(server)
-    try:
-        yield nc
-    finally:
-        await nc.close()
+async def follower_nc(connections: Connect) -> NATS:
+    return await connections()
 
 
 @pytest.fixture
 async def follower(follower_nc: NATS) -> AsyncIterator[ActiveJobs]:
     """A renderer's side: following the bucket, trusting an answer for LONG_TRUST seconds."""
-    nc = follower_nc
-    active = ActiveJobs(nc.jetstream(timeout=2), trust_seconds=LONG_TRUST)
-    stop = asyncio.Event()
-    follow = asyncio.create_task(active.follow(nc, stop))
-    try:
-        await eventually(lambda: _true(active.following), "the watch delivering every key")
+    async with following(
+        ActiveJobs(follower_nc.jetstream(timeout=2), trust_seconds=LONG_TRUST), follower_nc
+    ) as active:
         yield active
-    finally:
-        stop.set()
-        await asyncio.wait_for(follow, 10)
 
 
 async def _true(value: bool) -> bool:
@@ -61,24 +50,21 @@ async def _true(value: bool) -> bool:
 
 
 async def test_a_task_renders_only_at_its_jobs_current_attempt(
-    writer: ActiveJobs, server: NatsServer
+    writer: ActiveJobs, connections: Connect
 ) -> None:
-    nc = await connect(server)
-    try:
-        reader = ActiveJobs(nc.jetstream(timeout=2))  # not following: every answer is a read
-        assert not await reader.may_render("never-started", 1)
-        await writer.start("job-a", 1)
-        assert await reader.may_render("job-a", 1)
-        assert not await reader.may_render("job-a", 2)
-        await writer.start("job-a", 2)  # a retry
-        assert not await reader.may_render("job-a", 1)
-        assert await reader.may_render("job-a", 2)
-        await writer.end("job-a")
-        assert not await reader.may_render("job-a", 2)
-        assert await reader.current_attempt("job-a") is None
-        assert reader.reads == 6  # every may_render asked
-    finally:
-        await nc.close()
+    # Not following: every answer is a read.
+    reader = ActiveJobs((await connections()).jetstream(timeout=2))
+    assert not await reader.may_render("never-started", 1)
+    await writer.start("job-a", 1)
+    assert await reader.may_render("job-a", 1)
+    assert not await reader.may_render("job-a", 2)
+    await writer.start("job-a", 2)  # a retry
+    assert not await reader.may_render("job-a", 1)
+    assert await reader.may_render("job-a", 2)
+    await writer.end("job-a")
+    assert not await reader.may_render("job-a", 2)
+    assert await reader.current_attempt("job-a") is None
+    assert reader.reads == 6  # every may_render asked
 
 
 async def test_a_follower_renders_an_active_jobs_tasks_without_a_read_each(
@@ -90,23 +76,17 @@ async def test_a_follower_renders_an_active_jobs_tasks_without_a_read_each(
     assert follower.reads <= 1  # none once the watch has shown the key, one if the task came first
 
 
-async def test_an_answer_is_trusted_only_for_the_trust_window(writer: ActiveJobs, server: NatsServer) -> None:
-    nc = await connect(server)
-    active = ActiveJobs(nc.jetstream(timeout=2), trust_seconds=0.3)
-    stop = asyncio.Event()
-    follow = asyncio.create_task(active.follow(nc, stop))
-    try:
-        await eventually(lambda: _true(active.following), "the watch delivering every key")
+async def test_an_answer_is_trusted_only_for_the_trust_window(
+    writer: ActiveJobs, connections: Connect
+) -> None:
+    nc = await connections()
+    async with following(ActiveJobs(nc.jetstream(timeout=2), trust_seconds=0.3), nc) as active:
         await writer.start("job-c", 1)
         assert await active.may_render("job-c", 1)
         before = active.reads
         await asyncio.sleep(0.4)
         assert await active.may_render("job-c", 1)
         assert active.reads == before + 1  # asked again once the window had passed
-    finally:
-        stop.set()
-        await asyncio.wait_for(follow, 10)
-        await nc.close()
 
 
 async def test_a_jobs_end_reaches_a_follower_without_waiting_out_the_trust(
