@@ -82,6 +82,10 @@ COVERED: list[tuple[tuple[str, ...], str]] = [
         "tests/shared/runtime/ledger/test_ledger.py::test_bench_ledger_runs",
     ),
     (
+        (".venv/bin/python", "bench/bench_ingest.py"),
+        "tests/bench/test_bench_ingest.py::test_bench_ingest_runs",
+    ),
+    (
         (".venv/bin/python", "bench/bench_sizes.py"),
         "tests/shared/runtime/bus/test_limits.py::test_bench_sizes_runs",
     ),

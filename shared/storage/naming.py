@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from shared.contract.errors import BadRequest
 
@@ -89,6 +89,14 @@ class NameTemplate:
         longest = literal + sum(max(pad, 20) for pad in pads) + 1
         self.may_collide = bool(self.columns) or longest > MAX_NAME_BYTES
         self._seen: set[str] = set()
+
+    def render_many(
+        self, indices: Iterable[int], rows: Iterable[int], values: Iterable[Mapping[str, str] | None]
+    ) -> list[str]:
+        """`render` of each (index, row, values), in order: the names of a chunk of items."""
+        if self.template == "{row}":
+            return list(map(str, rows))  # the default, for every row of most jobs: no Python step
+        return list(map(self.render, indices, rows, values))
 
     def render(self, index: int, row: int = 0, values: Mapping[str, str] | None = None) -> str:
         """The sanitised name of item `index` (source row `row`, cells `values`); falls back to

@@ -32,6 +32,20 @@ def _problem(value: str, what: str) -> str | None:
     )
 
 
+def _clean(text: str) -> bool:
+    """No NUL and no surrogate in `text`: what `_UNCARRIABLE` finds, several times faster than
+    its search on CJK text and far faster on ASCII (ingest checks every row's text)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")  # the one thing strict UTF-8 refuses in a str is a surrogate
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _size(row: Row) -> int:
     size = len(row.text.encode("utf-8", "surrogatepass"))
     if row.filename:
@@ -65,7 +79,7 @@ def carriable(row: Row, max_bytes: int) -> Row:
         and not row.style
         and row.error is None
         and len(row.text) * 4 <= max_bytes
-        and _UNCARRIABLE.search(row.text) is None
+        and _clean(row.text)
     ):
         return row  # most rows, once per row: the checks of `row_problem` for a bare text cell
     problem = row_problem(row, max_bytes)
@@ -74,3 +88,18 @@ def carriable(row: Row, max_bytes: int) -> Row:
             return replace(row, error=_UNCARRIABLE.sub("\ufffd", row.error))
         return row
     return replace(row, text="", error=problem, style=None, filename=None, values=None)
+
+
+def carriable_rows(rows: list[Row], max_bytes: int) -> list[Row]:
+    """`carriable` of every row of a chunk, checked for the chunk at once when it is what most
+    chunks are (bare text cells, none long, none holding NUL or a surrogate, no error): then the
+    rows go as they are (ingest checks every row)."""
+    texts = [row.text for row in rows if row.filename is None and not row.style and row.error is None]
+    if (
+        len(texts) == len(rows)
+        and max(map(len, texts), default=0) * 4 <= max_bytes
+        # The separator is neither NUL nor a surrogate: what is found is in one of the texts.
+        and _clean("\n".join(texts))
+    ):
+        return rows
+    return [carriable(row, max_bytes) for row in rows]

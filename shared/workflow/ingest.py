@@ -9,6 +9,7 @@ The request that runs is the one stored in the ledger when the job was accepted.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
@@ -30,11 +31,11 @@ from shared.runtime.ledger import Ledger
 from shared.runtime.logging import get_logger
 from shared.runtime.stalls import report_stalls
 from shared.runtime.tasks import TaskSet
-from shared.sources import Source, SourceSpec
+from shared.sources import Row, Source, SourceSpec
 from shared.storage import ImageStore, NameTemplate
 from shared.workflow.active import ActiveJobs
 from shared.workflow.cancellation import Cancellations, CancelWatch
-from shared.workflow.carriable import carriable
+from shared.workflow.carriable import carriable_rows
 from shared.workflow.completion import complete_job
 from shared.workflow.events import announce
 from shared.workflow.failure import fail_job
@@ -50,6 +51,27 @@ REPORT_STALLS_AFTER = 120.0
 # placeholder fed with the row's file-name cell.
 _FILENAME_KEY = "filename"
 _FILENAME_TEMPLATE = "{row[filename]}"
+
+
+def items_of(
+    chunk: list[Row], template: NameTemplate, by_filename: bool, max_row_bytes: int, rendered: Rendered | None
+) -> list[RenderItem]:
+    """The render items of a chunk of source rows: checked (`carriable_rows`), named, less what
+    `rendered` holds. A chunk at a time, in comprehensions: ingest runs this for every row of
+    every job (bench/bench_ingest.py)."""
+    rows = carriable_rows(chunk, max_row_bytes)
+    values: list[Mapping[str, str] | None]
+    if by_filename:
+        values = [{_FILENAME_KEY: row.filename or ""} for row in rows]
+    else:
+        values = [row.values for row in rows]
+    # Named even when skipped: a repeated name's suffix depends on the names before it.
+    names = template.render_many([row.index for row in rows], [row.row for row in rows], values)
+    return [
+        RenderItem(row.index, row.text, name, row.error, row.style, row.row)
+        for row, name in zip(rows, names, strict=True)
+        if rendered is None or row.index not in rendered
+    ]
 
 
 def name_template_for(request: SubmitBase) -> NameTemplate:
@@ -217,15 +239,8 @@ class IngestWorker:
         )
         async with watch, contextlib.aclosing(self.source.chunks(submit)) as chunks:
             while (chunk := await watch.read(chunks)) is not None:
-                for row in chunk:
-                    row = carriable(row, max_row_bytes)
-                    values = {_FILENAME_KEY: row.filename or ""} if by_filename else row.values
-                    # Named even when skipped: a repeated name's suffix depends on the names before it.
-                    name = template.render(row.index, row.row, values)
-                    if rendered is not None and row.index in rendered:
-                        continue
-                    if publisher.put(RenderItem(row.index, row.text, name, row.error, row.style, row.row)):
-                        await publisher.publish_ready()
+                if publisher.put_many(items_of(chunk, template, by_filename, max_row_bytes, rendered)):
+                    await publisher.publish_ready()
         if watch.cancelled:
             publisher.discard_pending()
         return watch.cancelled

@@ -23,7 +23,7 @@ from shared.contract.messages import RenderItem, RenderTask
 from shared.contract.style import Style
 from shared.contract.subjects import tasks_subject
 from shared.runtime import metrics
-from shared.runtime.bus.limits import TaskBudget, item_sizes
+from shared.runtime.bus.limits import TaskBudget, item_sizes, items_sizes
 from shared.runtime.bus.publish import JS_UNAVAILABLE
 from shared.runtime.logging import get_logger
 from shared.workflow.fairness import QueueCap
@@ -97,18 +97,50 @@ class TaskPublisher:
             reason = self.budget.too_large_reason(self._overhead + size, result)
             item = msgspec.structs.replace(item, text="", error=reason, style=None)
             size, result = item_sizes(item)
-        if self._pending and (
-            self._overhead + self._pending_bytes + size > self.budget.bytes
-            or self._pending_result + result > self.budget.result_bytes
-        ):
+        if self._pending and not self._fits(size, result):
             self._seal()
-        self._pending.append(item)
+        self._queue([item], size, result)
+        return bool(self._ready)
+
+    def put_many(self, items: list[RenderItem]) -> bool:
+        """Queue `items` in order, making the very batches `put` would make one item at a time,
+        but sized together (`items_sizes`) wherever all of them fit the batch being filled;
+        True when a batch is ready, for `publish_ready`."""
+        at = 0
+        while at < len(items):
+            part = items[at : at + self._size - len(self._pending)]  # up to the count's cut
+            at += len(part)
+            if not self._take(part):
+                for item in part:
+                    self.put(item)
+        return bool(self._ready)
+
+    def _take(self, part: list[RenderItem]) -> bool:
+        """Queue `part` whole if it fits the batch being filled (then every item of it would
+        have, one at a time, and no cut by bytes falls inside it); False: nothing queued."""
+        size, result = items_sizes(part)
+        if not self._fits(size, result):
+            return False
+        self.items_added += len(part)
+        self._queue(part, size, result)
+        return True
+
+    def _fits(self, size: int, result: int) -> bool:
+        """Whether items of `size` task bytes and `result` bound still fit the batch being filled."""
+        return (
+            self._overhead + self._pending_bytes + size <= self.budget.bytes
+            and self._pending_result + result <= self.budget.result_bytes
+        )
+
+    def _queue(self, items: list[RenderItem], size: int, result: int) -> None:
+        """Add `items` to the batch being filled; seal it at the count (which doubles up to
+        `batch_size`)."""
+        self._pending.extend(items)
         self._pending_bytes += size
         self._pending_result += result
         if len(self._pending) >= self._size:
             self._size = min(self._size * 2, self.batch_size)
             self._seal()
-        return bool(self._ready)
 
     def _seal(self) -> None:
         """The pending items become a batch ready to publish."""

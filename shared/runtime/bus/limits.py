@@ -18,6 +18,7 @@ The limit is read from the connection (the server announces it in INFO), never a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -81,9 +82,53 @@ def item_sizes(item: RenderItem) -> tuple[int, int]:
     style and its reason, clipped to RESERVED_REASON_CHARS when the result needs it.
     """
     text = len(_json(item.text))
-    rendered = ITEM_OVERHEAD + 2 * text + 3 * len(item.text) + _FILE_SUFFIX_BYTES
-    failed = ITEM_OVERHEAD + text + (len(_json(item.style)) if item.style else 0) + _RESERVED_REASON_BYTES
-    return len(_msgpack(item)), len(_json(item.name)) + (rendered if rendered > failed else failed)
+    return len(_msgpack(item)), len(_json(item.name)) + _result_room(item, text)
+
+
+def _result_room(item: RenderItem, text_json: int) -> int:
+    """What `item` adds to its result besides its name, given its text's JSON size."""
+    rendered = ITEM_OVERHEAD + 2 * text_json + 3 * len(item.text) + _FILE_SUFFIX_BYTES
+    style = len(_json(item.style)) if item.style else 0
+    failed = ITEM_OVERHEAD + text_json + style + _RESERVED_REASON_BYTES
+    return rendered if rendered > failed else failed
+
+
+def items_sizes(items: list[RenderItem]) -> tuple[int, int]:
+    """`item_sizes` summed over `items`, exactly, with the encoding done a few times for the lot
+    rather than four times an item (ingest sizes every row; bench/bench_ingest.py).
+
+    A MessagePack array is its header and then its elements' encodings, and a JSON array of
+    strings is its brackets, its commas and then the strings' encodings. Where no item has a
+    style and even the longest text, at its largest in JSON, leaves a rendered item smaller
+    than the room a failed one keeps (most batches: texts up to 34 characters), every item's
+    bound is its failed form's, and only the sum of the texts' JSON sizes is needed."""
+    count = len(items)
+    if not count:
+        return 0, 0
+    task = len(_msgpack(items)) - _array_header_bytes(count)
+    names = _json_strings_bytes(list(map(_NAME, items)))
+    texts = list(map(_TEXT, items))
+    longest = max(map(len, texts))
+    rendered_most = _MAX_JSON_PER_CHAR * longest + 2 + 3 * longest + _FILE_SUFFIX_BYTES
+    if rendered_most <= _RESERVED_REASON_BYTES and not any(map(_STYLE, items)):
+        return task, names + count * (ITEM_OVERHEAD + _RESERVED_REASON_BYTES) + _json_strings_bytes(texts)
+    return task, names + sum(map(_result_room, items, map(len, map(_json, texts))))
+
+
+def _json_strings_bytes(strings: list[str]) -> int:
+    """The JSON sizes of `strings` (at least one), summed: their array less brackets and commas."""
+    return len(_json(strings)) - len(strings) - 1
+
+
+# The most a character takes in msgspec's JSON: a control character is written \u00XX; any
+# other character as itself in UTF-8 (at most 4 bytes), or a short escape such as \n.
+_MAX_JSON_PER_CHAR = 6
+_NAME, _TEXT, _STYLE = attrgetter("name"), attrgetter("text"), attrgetter("style")
+
+
+def _array_header_bytes(count: int) -> int:
+    """The size of a MessagePack array's header for `count` elements (fixarray, array 16, 32)."""
+    return 1 if count < 16 else 3 if count < 65536 else 5
 
 
 def encode_result(result: BatchResult, budget: int) -> bytes:

@@ -67,11 +67,7 @@ class CsvSource:
                 layout = layout_of(text, has_header=request.has_header, delimiter=request.delimiter)
                 columns = Columns.resolve(request, layout.header)
                 records = iter_records(text, layout, max_line=line_limit(self.ctx.settings.max_row_bytes))
-                rows = (
-                    columns.row(index, number, cells, with_values=with_values, error=error)
-                    for index, (number, cells, error) in enumerate(records)
-                )
-                async for chunk in in_chunks(rows):
+                async for chunk in in_chunks(columns.rows(records, with_values=with_values)):
                     yield chunk
 
 

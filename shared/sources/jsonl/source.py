@@ -115,17 +115,18 @@ class JsonlSource:
         with_values = bool(NameTemplate(request.name_template).columns)
         limit = line_limit(self.ctx.settings.max_row_bytes)
 
-        def rows(lines: Iterable[tuple[int, bytes | Overlong]]) -> Iterator[Row]:
-            for index, (number, line) in enumerate(lines):
-                error: str | None
+        def records(
+            lines: Iterable[tuple[int, bytes | Overlong]],
+        ) -> Iterator[tuple[int, list[str], str | None]]:
+            for number, line in lines:
                 if isinstance(line, Overlong):
-                    cells, error = [""] * len(keys), line.reason(limit)
+                    yield number, [""] * len(keys), line.reason(limit)
                 else:
-                    cells, error = parse_line(line, keys)
-                yield columns.row(index, number, cells, with_values=with_values, error=error)
+                    yield number, *parse_line(line, keys)
 
         async with local_file(self.ctx, request, "jsonl") as path:
             handle: IO[bytes]
             with path.open("rb") as handle:
-                async for chunk in in_chunks(rows(iter_lines(bounded_lines(handle, limit)))):
+                lines = iter_lines(bounded_lines(handle, limit))
+                async for chunk in in_chunks(columns.rows(records(lines), with_values=with_values)):
                     yield chunk

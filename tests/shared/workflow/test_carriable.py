@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.sources.base import Row
-from shared.workflow.carriable import carriable
+from shared.workflow.carriable import carriable, carriable_rows
 
 
 @pytest.mark.parametrize(
@@ -29,3 +31,36 @@ def test_a_row_that_can_travel_is_unchanged_and_an_error_is_made_storable() -> N
     assert carriable(row, 65536) is row
     broken = carriable(Row(0, "", 4, error="not valid JSON: \x00"), 65536)
     assert broken.error == "not valid JSON: \ufffd"
+
+
+# Texts as sources hand them over, lone surrogates and NUL included (a JSON Lines "\ud800").
+ANY_TEXT = st.text(st.characters(), max_size=12) | st.text(
+    st.sampled_from("ab汉\x00\ud800\udfff😀"), max_size=6
+)
+ROWS = st.lists(
+    st.builds(
+        Row,
+        st.integers(0, 10**6),
+        ANY_TEXT,
+        st.integers(0, 10**6),
+        st.none(),
+        st.none() | ANY_TEXT,
+        st.none() | ANY_TEXT,
+        st.none() | st.dictionaries(st.just("color"), ANY_TEXT, max_size=1),
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=ROWS, max_bytes=st.sampled_from([16, 65536]))
+def test_a_chunk_is_checked_as_its_rows_are_one_by_one(rows: list[Row], max_bytes: int) -> None:
+    assert carriable_rows(rows, max_bytes) == [carriable(row, max_bytes) for row in rows]
+
+
+def test_a_chunk_of_plain_rows_goes_as_it_is_and_one_bad_text_fails_only_its_row() -> None:
+    rows = [Row(i, text, i + 2) for i, text in enumerate(["东华门街道", "Main St 12", "😀 ok"])]
+    assert carriable_rows(rows, 65536) is rows
+    for bad in ("\x00", "\ud800", "a\udfffb"):
+        checked = carriable_rows([*rows, Row(3, bad, 5)], 65536)
+        assert checked[:3] == rows and checked[3].text == "" and checked[3].error

@@ -25,6 +25,7 @@ from shared.runtime.bus.limits import (
     check_reply,
     encode_result,
     item_sizes,
+    items_sizes,
 )
 from shared.runtime.settings import Settings
 from tests.benches import run_bench
@@ -141,3 +142,36 @@ def test_bench_sizes_runs() -> None:
     """bench/bench_sizes.py runs as bench/README.md shows it (with fewer items)."""
     out = run_bench("bench_sizes.py", "--count", "300", "--rounds", "1")
     assert "sizing as a share of rendering" in out, out
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.tuples(TEXT, TEXT, STYLE), max_size=40))
+def test_items_sizes_is_the_sum_of_item_sizes(texts: list[tuple[str, str, dict[str, str] | None]]) -> None:
+    """Exactly: ingest sizes its chunks with `items_sizes` and must cut batches where sizing
+    them one by one would."""
+    items = [RenderItem(i * 1000, text, name, None, style, i) for i, (text, name, style) in enumerate(texts)]
+    expected = (sum(item_sizes(item)[0] for item in items), sum(item_sizes(item)[1] for item in items))
+    assert items_sizes(items) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(TEXT, min_size=1, max_size=40))
+def test_items_sizes_of_unstyled_items_is_the_sum_of_item_sizes(texts: list[str]) -> None:
+    """Unstyled chunks take the shortcut when their longest text allows it."""
+    items = [RenderItem(i, text, str(i + 2), None, None, i + 2) for i, text in enumerate(texts)]
+    assert items_sizes(items) == tuple(map(sum, zip(*map(item_sizes, items), strict=True)))
+
+
+def test_items_sizes_either_side_of_the_texts_where_a_rendered_item_takes_more_room() -> None:
+    # Up to 34 characters of anything, a chunk takes the shortcut; beyond, each item is bounded.
+    for filler in ("\x01", "a", "汉", "\U0001d54f", '"'):
+        for length in range(20, 120):
+            items = [RenderItem(0, filler * length, "n"), RenderItem(1, "a", "m")]
+            assert items_sizes(items) == tuple(map(sum, zip(*map(item_sizes, items), strict=True)))
+
+
+def test_items_sizes_past_messagepacks_short_array_headers() -> None:
+    # 15 and 65,535 elements: the array header grows from 1 to 3 to 5 bytes.
+    for count in (15, 16, 65_535, 65_536):
+        many = [RenderItem(i, "东华门", str(i)) for i in range(count)]
+        assert items_sizes(many) == tuple(map(sum, zip(*map(item_sizes, many), strict=True)))
