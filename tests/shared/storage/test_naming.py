@@ -220,3 +220,15 @@ def test_a_name_at_the_budget_is_a_safe_file_name_with_its_extension() -> None:
     assert len(f".{name}.png.4194304.0123abcd.tmp".encode()) < 255  # the store's temporary name fits
     for bad in ("", ".png", "a/b.png", "..", "x.PNG", "x.tar.gz/", "x\u202e.png"):
         assert not is_safe_file_name(bad), bad
+
+
+@pytest.mark.parametrize("template", ["{row}", "{index}", "item-{row:04}", "{row[city]}"])
+def test_render_many_names_a_chunk_as_render_names_each_item_in_turn(template: str) -> None:
+    # Repeated cities: a collision's suffix depends on the names before it, in order.
+    cities = ["东城", "东城", "Main/St", "", "东城-4"]
+    values = [{"city": city} for city in cities]
+    indices, rows = list(range(5)), [row + 2 for row in range(5)]
+    one_by_one = NameTemplate(template)
+    expected = [one_by_one.render(i, r, v) for i, r, v in zip(indices, rows, values, strict=True)]
+    assert NameTemplate(template).render_many(indices, rows, values) == expected
+    assert len(set(expected)) == 5
