@@ -90,14 +90,21 @@ def carriable(row: Row, max_bytes: int) -> Row:
     return replace(row, text="", error=problem, style=None, filename=None, values=None)
 
 
+# Up to this many characters, a chunk's texts are checked joined (bench/bench_sizes.py: 256 rows
+# of 4,000 CJK characters took twice as long joined as one at a time, out of the CPU's caches).
+_TOGETHER_CHARS = 64 * 1024
+
+
 def carriable_rows(rows: list[Row], max_bytes: int) -> list[Row]:
     """`carriable` of every row of a chunk, checked for the chunk at once when it is what most
     chunks are (bare text cells, none long, none holding NUL or a surrogate, no error): then the
     rows go as they are (ingest checks every row)."""
     texts = [row.text for row in rows if row.filename is None and not row.style and row.error is None]
+    lengths = list(map(len, texts))
     if (
         len(texts) == len(rows)
-        and max(map(len, texts), default=0) * 4 <= max_bytes
+        and max(lengths, default=0) * 4 <= max_bytes
+        and sum(lengths) <= _TOGETHER_CHARS
         # The separator is neither NUL nor a surrogate: what is found is in one of the texts.
         and _clean("\n".join(texts))
     ):

@@ -105,14 +105,24 @@ def items_sizes(items: list[RenderItem]) -> tuple[int, int]:
     count = len(items)
     if not count:
         return 0, 0
+    texts = list(map(_TEXT, items))
+    lengths = list(map(len, texts))
+    if sum(lengths) > _TOGETHER_CHARS:
+        # Long texts: one at a time, each encoding small enough to stay in the CPU's caches.
+        task_bytes, result_bytes = zip(*map(item_sizes, items), strict=True)
+        return sum(task_bytes), sum(result_bytes)
     task = len(_msgpack(items)) - _array_header_bytes(count)
     names = _json_strings_bytes(list(map(_NAME, items)))
-    texts = list(map(_TEXT, items))
-    longest = max(map(len, texts))
+    longest = max(lengths)
     rendered_most = _MAX_JSON_PER_CHAR * longest + 2 + 3 * longest + _FILE_SUFFIX_BYTES
     if rendered_most <= _RESERVED_REASON_BYTES and not any(map(_STYLE, items)):
         return task, names + count * (ITEM_OVERHEAD + _RESERVED_REASON_BYTES) + _json_strings_bytes(texts)
     return task, names + sum(map(_result_room, items, map(len, map(_json, texts))))
+
+
+# Up to this many characters of text, a chunk's items are encoded together (bench/bench_sizes.py:
+# 256 rows of 4,000 CJK characters took twice as long together as one at a time).
+_TOGETHER_CHARS = 64 * 1024
 
 
 def _json_strings_bytes(strings: list[str]) -> int:

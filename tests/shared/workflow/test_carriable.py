@@ -64,3 +64,12 @@ def test_a_chunk_of_plain_rows_goes_as_it_is_and_one_bad_text_fails_only_its_row
     for bad in ("\x00", "\ud800", "a\udfffb"):
         checked = carriable_rows([*rows, Row(3, bad, 5)], 65536)
         assert checked[:3] == rows and checked[3].text == "" and checked[3].error
+
+
+def test_a_chunk_of_long_texts_is_checked_row_by_row_with_the_same_outcome() -> None:
+    long = "汉字测试" * 4000  # 16,000 characters: five of them are more than a chunk checks joined
+    rows = [Row(i, long, i + 2) for i in range(5)]
+    assert carriable_rows(rows, 65536) == rows
+    bad = [*rows, Row(5, long + "\x00", 7)]
+    checked = carriable_rows(bad, 65536)
+    assert checked[:5] == rows and checked[5].text == "" and "NUL" in (checked[5].error or "")

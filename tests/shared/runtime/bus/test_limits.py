@@ -172,6 +172,13 @@ def test_items_sizes_either_side_of_the_texts_where_a_rendered_item_takes_more_r
 
 def test_items_sizes_past_messagepacks_short_array_headers() -> None:
     # 15 and 65,535 elements: the array header grows from 1 to 3 to 5 bytes.
+    # Empty texts keep even 65,536 items under the characters sized together.
     for count in (15, 16, 65_535, 65_536):
-        many = [RenderItem(i, "东华门", str(i)) for i in range(count)]
+        many = [RenderItem(i, "", str(i)) for i in range(count)]
         assert items_sizes(many) == tuple(map(sum, zip(*map(item_sizes, many), strict=True)))
+
+
+def test_items_sizes_of_long_texts_one_at_a_time_is_the_same_sum() -> None:
+    for text in ("汉字测试" * 1000, "\x01" * 3000):
+        items = [RenderItem(i, text, str(i), None, {"color": "red"} if i % 2 else None) for i in range(40)]
+        assert items_sizes(items) == tuple(map(sum, zip(*map(item_sizes, items), strict=True)))
