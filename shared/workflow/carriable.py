@@ -14,6 +14,7 @@ import re
 
 from msgspec.structs import replace
 
+from shared.runtime.bus.limits import CHUNK_TEXT_CHARS
 from shared.sources.base import Row, oversized_row
 
 # NUL and the UTF-16 surrogates, which only appear in a str as lone (broken) halves of a pair.
@@ -90,11 +91,6 @@ def carriable(row: Row, max_bytes: int) -> Row:
     return replace(row, text="", error=problem, style=None, filename=None, values=None)
 
 
-# Up to this many characters, a chunk's texts are checked joined (bench/bench_sizes.py: 256 rows
-# of 4,000 CJK characters took twice as long joined as one at a time, out of the CPU's caches).
-_TOGETHER_CHARS = 64 * 1024
-
-
 def carriable_rows(rows: list[Row], max_bytes: int) -> list[Row]:
     """`carriable` of every row of a chunk, checked for the chunk at once when it is what most
     chunks are (bare text cells, none long, none holding NUL or a surrogate, no error): then the
@@ -104,7 +100,7 @@ def carriable_rows(rows: list[Row], max_bytes: int) -> list[Row]:
     if (
         len(texts) == len(rows)
         and max(lengths, default=0) * 4 <= max_bytes
-        and sum(lengths) <= _TOGETHER_CHARS
+        and sum(lengths) <= CHUNK_TEXT_CHARS
         # The separator is neither NUL nor a surrogate: what is found is in one of the texts.
         and _clean("\n".join(texts))
     ):

@@ -107,7 +107,7 @@ def items_sizes(items: list[RenderItem]) -> tuple[int, int]:
         return 0, 0
     texts = list(map(_TEXT, items))
     lengths = list(map(len, texts))
-    if sum(lengths) > _TOGETHER_CHARS:
+    if sum(lengths) > CHUNK_TEXT_CHARS:
         # Long texts: one at a time, each encoding small enough to stay in the CPU's caches.
         task_bytes, result_bytes = zip(*map(item_sizes, items), strict=True)
         return sum(task_bytes), sum(result_bytes)
@@ -120,9 +120,10 @@ def items_sizes(items: list[RenderItem]) -> tuple[int, int]:
     return task, names + sum(map(_result_room, items, map(len, map(_json, texts))))
 
 
-# Up to this many characters of text, a chunk's items are encoded together (bench/bench_sizes.py:
-# 256 rows of 4,000 CJK characters took twice as long together as one at a time).
-_TOGETHER_CHARS = 64 * 1024
+# Up to this many characters of text, a chunk of rows is sized, and checked, together
+# (bench/bench_sizes.py: 256 rows of 4,000 CJK characters took twice as long together as one at a
+# time, their encodings no longer in the CPU's caches).
+CHUNK_TEXT_CHARS = 64 * 1024
 
 
 def _json_strings_bytes(strings: list[str]) -> int:
