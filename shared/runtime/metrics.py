@@ -8,8 +8,9 @@ back-pressure waits and jobs by state. Consumer lag is NATS's own (see the runbo
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import pairwise
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import HistogramMetricFamily
@@ -38,11 +39,13 @@ class BulkHistogram(Collector):
         registry.register(self)
 
     def observe_many(self, values: Iterable[float]) -> None:
-        counts = [0] * len(self.counts)
-        total = 0.0
-        for value in values:
-            counts[bisect_left(self.bounds, value)] += 1  # the first bucket with value <= bound
-            total += value
+        # Each value counts in the first bucket whose bound it does not exceed: sorted, the
+        # values up to a bound are found by bisection, a few steps a bucket instead of a Python
+        # step a value (a replica observes two values per item).
+        ordered = sorted(values)
+        upto = [bisect_right(ordered, bound) for bound in self.bounds] + [len(ordered)]
+        counts = [upto[0], *(b - a for a, b in pairwise(upto))]
+        total = sum(ordered)
         with self.lock:
             self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
             self.sum += total
