@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, AnyStr
+from typing import IO, AnyStr, TypeVar, overload
 
 from nats.js.api import ObjectInfo
 from nats.js.errors import NotFoundError, ObjectNotFoundError
@@ -31,7 +31,8 @@ from shared.storage.chunks import object_chunks
 # A file's line may take this many row limits (IMAGEGEN_MAX_ROW_BYTES): JSON escapes and CSV
 # quoting make a line longer than its cells, and a line carries columns no item uses.
 LINE_LIMIT_ROWS = 8
-_LINE_ENDS = ("\n", "\r", b"\n")  # a text file opened with newline="" also ends lines at \r
+_LINE_ENDS = ("\n", "\r", b"\n")
+_Mark = TypeVar("_Mark")  # a text file opened with newline="" also ends lines at \r
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,18 @@ def line_limit(max_row_bytes: int) -> int:
     return LINE_LIMIT_ROWS * max_row_bytes
 
 
-def bounded_lines(handle: IO[AnyStr], limit: int) -> Iterator[AnyStr | Overlong]:
+@overload
+def bounded_lines(handle: IO[AnyStr], limit: int) -> Iterator[AnyStr | Overlong]: ...
+@overload
+def bounded_lines(
+    handle: IO[AnyStr], limit: int, mark: Callable[[int], _Mark]
+) -> Iterator[AnyStr | _Mark]: ...
+def bounded_lines(
+    handle: IO[AnyStr], limit: int, mark: Callable[[int], object] = Overlong
+) -> Iterator[AnyStr | object]:
     """The lines of `handle` (binary or text), each as read, except that a line longer than
-    `limit` is skipped and reported as `Overlong`: at most `limit` of it is ever in memory."""
+    `limit` is skipped and reported as `mark(its size)` (an `Overlong` unless a reader wants its
+    own mark in the stream): at most `limit` of it is ever in memory."""
     while line := handle.readline(limit + 1):
         if len(line) <= limit or line[-1:] in _LINE_ENDS:
             yield line
@@ -62,7 +72,7 @@ def bounded_lines(handle: IO[AnyStr], limit: int) -> Iterator[AnyStr | Overlong]
         while line and line[-1:] not in _LINE_ENDS:
             line = handle.readline(limit)
             size += len(line)
-        yield Overlong(size)
+        yield mark(size)
 
 
 def allowed_path(ctx: SourceContext, name: str) -> Path:

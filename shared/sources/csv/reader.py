@@ -92,11 +92,10 @@ def layout_of(text: io.TextIOWrapper, *, has_header: bool, delimiter: str | None
     return CsvLayout(str(text.encoding), delim, header)
 
 
-def _bounded(text: io.TextIOWrapper, limit: int) -> Iterator[str]:
-    """The file's lines for `csv.reader`, an overlong one (never read whole) replaced by a
-    record that only `iter_records` writes (a NUL, which it reads back as that line's error)."""
-    for line in bounded_lines(text, limit):
-        yield f"{_OVERLONG}{line.size}\n" if isinstance(line, Overlong) else line
+def _overlong_record(size: int) -> str:
+    """What `csv.reader` reads in place of an overlong line (never read whole): a record that
+    only this module writes (a NUL), which `iter_records` reads back as that line's error."""
+    return f"{_OVERLONG}{size}\n"
 
 
 def iter_records(
@@ -108,7 +107,8 @@ def iter_records(
     header and blank lines included, a quoted field's line breaks not. A record with the wrong
     number of fields carries an error (it fails as its own item); blank lines are skipped.
     """
-    reader = csv.reader(text if max_line is None else _bounded(text, max_line), delimiter=layout.delimiter)
+    lines = text if max_line is None else bounded_lines(text, max_line, _overlong_record)
+    reader = csv.reader(lines, delimiter=layout.delimiter)
     width = len(layout.header) if layout.header else None
     header_pending = layout.header is not None
     number = count = 0

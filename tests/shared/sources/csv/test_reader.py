@@ -356,3 +356,23 @@ def test_a_missing_override_column_names_the_request_field(options: dict[str, An
     with pytest.raises(BadRequest) as info:
         read(b"name,sku\nA,1\n", **options)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("head", "line"),
+    [("code,name\r\n", "1,{}\r\n"), ("name\n", "{}\n")],  # the single column too: a mark is one cell
+)
+def test_an_overlong_line_fails_its_row_unread_and_the_rows_around_it_keep_their_numbers(
+    head: str, line: str
+) -> None:
+    data = head + line.format("东华门街道") + line.format("汉" * 500) + line.format("景山街道")
+    text, _ = open_text(io.BytesIO(data.encode("utf-8")), None)
+    layout = layout_of(text, has_header=True, delimiter=None)
+    records = list(iter_records(text, layout, max_line=100))
+    width = len(layout.header or [])
+    assert [(number, error is None) for number, _, error in records] == [(2, True), (3, False), (4, True)]
+    assert records[0][1][-1] == "东华门街道" and records[2][1][-1] == "景山街道"
+    _, cells, error = records[1]
+    assert cells == [""] * width
+    assert error is not None and "over the 100 a line may take" in error and "characters" in error
+    assert "imagegen" not in " ".join(cells)  # the reader's own mark never reaches a row
