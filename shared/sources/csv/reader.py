@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -18,7 +19,6 @@ from shared.sources.files import Overlong, bounded_lines
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
-_OVERLONG = "\x00imagegen:overlong-line:"
 
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -92,12 +92,6 @@ def layout_of(text: io.TextIOWrapper, *, has_header: bool, delimiter: str | None
     return CsvLayout(str(text.encoding), delim, header)
 
 
-def _overlong_record(size: int) -> str:
-    """What `csv.reader` reads in place of an overlong line (never read whole): a record that
-    only this module writes (a NUL), which `iter_records` reads back as that line's error."""
-    return f"{_OVERLONG}{size}\n"
-
-
 def iter_records(
     text: io.TextIOWrapper, layout: CsvLayout, *, max_line: int | None = None
 ) -> Iterator[tuple[int, list[str], str | None]]:
@@ -107,7 +101,10 @@ def iter_records(
     header and blank lines included, a quoted field's line breaks not. A record with the wrong
     number of fields carries an error (it fails as its own item); blank lines are skipped.
     """
-    lines = text if max_line is None else bounded_lines(text, max_line, _overlong_record)
+    # What `csv.reader` reads in place of an overlong line (never read whole): a record no file
+    # can spell (a NUL and this call's own random token), read back below as that line's error.
+    mark = f"\x00imagegen:overlong-line:{secrets.token_hex(8)}:"
+    lines = text if max_line is None else bounded_lines(text, max_line, lambda size: f"{mark}{size}\n")
     reader = csv.reader(lines, delimiter=layout.delimiter)
     width = len(layout.header) if layout.header else None
     header_pending = layout.header is not None
@@ -121,8 +118,8 @@ def iter_records(
                 header_pending = False
                 continue
             error = None
-            if max_line is not None and len(record) == 1 and record[0].startswith(_OVERLONG):
-                size = int(record[0].removeprefix(_OVERLONG))
+            if max_line is not None and len(record) == 1 and record[0].startswith(mark):
+                size = int(record[0].removeprefix(mark))
                 yield number, [""] * (width or 1), Overlong(size).reason(max_line, "characters")
                 count += 1
                 continue

@@ -376,3 +376,14 @@ def test_an_overlong_line_fails_its_row_unread_and_the_rows_around_it_keep_their
     assert cells == [""] * width
     assert error is not None and "over the 100 a line may take" in error and "characters" in error
     assert "imagegen" not in " ".join(cells)  # the reader's own mark never reaches a row
+
+
+@pytest.mark.parametrize("cell", ["\x00imagegen:overlong-line:abc", "\x00imagegen:overlong-line:123"])
+def test_a_row_spelling_the_readers_overlong_mark_is_an_ordinary_row(cell: str) -> None:
+    """The reader's mark for an overlong line cannot be forged by a file: such a cell reads as
+    itself (its NUL fails the row later, at ingest), and the rows after it are read."""
+    data = f"name\nok\n{cell}\nfine\n".encode()
+    text, _ = open_text(io.BytesIO(data), "utf-8")
+    layout = layout_of(text, has_header=True, delimiter=",")
+    records = list(iter_records(text, layout, max_line=100))
+    assert records == [(2, ["ok"], None), (3, [cell], None), (4, ["fine"], None)]
