@@ -9,7 +9,7 @@ The request that runs is the one stored in the ledger when the job was accepted.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
@@ -60,13 +60,14 @@ def items_of(
     `rendered` holds. A chunk at a time, in comprehensions: ingest runs this for every row of
     every job (bench/bench_ingest.py)."""
     rows = carriable_rows(chunk, max_row_bytes)
-    values: list[Mapping[str, str] | None]
+    # Generators: the default template takes only the row numbers, the others take them all.
+    values: Iterable[Mapping[str, str] | None]
     if by_filename:
-        values = [{_FILENAME_KEY: row.filename or ""} for row in rows]
+        values = ({_FILENAME_KEY: row.filename or ""} for row in rows)
     else:
-        values = [row.values for row in rows]
+        values = (row.values for row in rows)
     # Named even when skipped: a repeated name's suffix depends on the names before it.
-    names = template.render_many([row.index for row in rows], [row.row for row in rows], values)
+    names = template.render_many((row.index for row in rows), [row.row for row in rows], values)
     return [
         RenderItem(row.index, row.text, name, row.error, row.style, row.row)
         for row, name in zip(rows, names, strict=True)
