@@ -80,6 +80,7 @@ status: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared services devstack tests bench deploy examples
+	$(VENV)/bin/ruff format --check shared services devstack tests bench deploy examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -138,4 +138,3 @@ def status(state: Path) -> tuple[int, dict[str, object]]:
     report |= {name: getattr(info, name) for name in info.__struct_fields__ if name != "client_env"}
     report["services"], report["queues"] = asyncio.run(ask())
     return 0, report
-

@@ -48,6 +48,7 @@ def go_threads() -> str:
     goroutines between threads that wake each other."""
     return os.environ.get("GOMAXPROCS") or str(max(1, (os.cpu_count() or 1) // 4))
 
+
 _CLIENT_RE = re.compile(r"Listening for client connections on [^\s:]+:(\d+)")
 _MONITOR_RE = re.compile(r"Starting http monitor on [^\s:]+:(\d+)")
 _READY = "Server is ready"

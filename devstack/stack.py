@@ -258,9 +258,7 @@ class LocalStack:
             database_url=self.database_url,
             console_url=asyncio.run(self.console_url()),
             monitor_url=(
-                f"http://127.0.0.1:{self.nats.monitor_port}"
-                if self.nats and self.nats.monitor_port
-                else None
+                f"http://127.0.0.1:{self.nats.monitor_port}" if self.nats and self.nats.monitor_port else None
             ),
             output_dir=str(self.output_dir),
             logs=str(self.state_dir / "logs"),

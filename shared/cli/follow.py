@@ -108,8 +108,9 @@ async def follow_job(
 
 
 def _took(job: JobInfo, followed: Followed | None) -> str:
-    """ in 1.2s (840 items/s)": the followed attempt's pace, else (first attempt only) the
-    ledger's times; a later attempt not followed has no rate of its own to show."""
+    """The `" in 1.2s (840 items/s)"` after a job's counts: the followed attempt's pace, else
+    (first attempt only) the ledger's times; a later attempt not followed has no rate of its own
+    to show."""
     if followed is not None and followed.pace.seconds is not None:
         seconds, rate = followed.pace.seconds, followed.pace.rate
     elif job.attempt == 1 and job.finished_at and job.started_at:

@@ -41,6 +41,7 @@ _IGNORABLE = frozenset(
     [0x200C, 0x200D, *range(0xFE00, 0xFE10), *range(0xE0020, 0xE0080), *range(0xE0100, 0xE01F0)]
 )
 
+
 @dataclass(slots=True)
 class Piece:
     """A shaped unit of text in one font and one direction."""

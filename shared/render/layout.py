@@ -254,4 +254,3 @@ def _visual_order(line: list[Piece], paragraph: bidi.Paragraph) -> list[Piece]:
     _, order = bidi.line(paragraph, start, end)
     where = {logical: visual for visual, logical in enumerate(order)}
     return sorted(line, key=lambda piece: where[piece.start - start])
-

@@ -313,6 +313,7 @@ async def test_a_full_queue_refuses_submits_as_busy_and_keeps_accepted_work(faul
     async with await stack.client(name="busy-test") as client, await stack.client(ADMIN) as admin:
         name = write_csv(stack.state_dir.parent, "fill.csv", rows)
         first = await client.submit(SubmitCsv(path=name, column="name"))
+
         # No renderer yet: ingest fills the queue to its limit and waits for room.
         async def queue_full() -> bool:
             info = await admin.js.stream_info("IMAGEGEN_TASKS")

@@ -32,8 +32,10 @@ def podman(*args: str | Path, check: bool = True, timeout: float = 300) -> subpr
         [binary, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False
     )
     if check and done.returncode != 0:
-        raise PodmanError(f"podman {' '.join(map(str, args[:4]))} failed ({done.returncode}):\n"
-                          f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        raise PodmanError(
+            f"podman {' '.join(map(str, args[:4]))} failed ({done.returncode}):\n"
+            f"{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
     return done
 
 

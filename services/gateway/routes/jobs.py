@@ -26,9 +26,7 @@ JobIdPath = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="1-64 l
 router = APIRouter(tags=["jobs"], dependencies=AUTH)
 
 # Over HTTP a job's `output` and `manifest` are the gateway's URLs of its files (public.py).
-_OUTPUT_NOTE = (
-    "`output` is the URL of the job's file list (`/jobs/{job_id}/files`), not a server path."
-)
+_OUTPUT_NOTE = "`output` is the URL of the job's file list (`/jobs/{job_id}/files`), not a server path."
 
 
 def _root(request: Request) -> str:

@@ -57,4 +57,3 @@ async def test_sigterm_mid_job_loses_and_repeats_nothing(stack: LocalStack, clie
     finally:
         extra.stop()
         stack.processes.remove(extra)
-

@@ -53,4 +53,3 @@ async def test_a_task_that_progresses_is_not_reported() -> None:
     with structlog.testing.capture_logs() as logs:
         await handler()
     assert not [entry for entry in logs if entry["event"] == "test.stalled"]
-

@@ -105,6 +105,7 @@ async def test_a_full_work_queue_stalls_ingest_and_loses_nothing(
     [ingest] = [p for p in stack.processes if p.name == "ingest"]
     async with await stack.client() as client:
         accepted = await client.submit_file(source, SubmitCsv(column="name", batch_size=10))
+
         # Ingest fills the queue, then its publishes are refused and retried: it stalls.
         async def stalled() -> bool:
             return "tasks.publish_retry" in ingest.log_file.read_text()
