@@ -86,6 +86,10 @@ COVERED: list[tuple[tuple[str, ...], str]] = [
         "tests/bench/test_bench_ingest.py::test_bench_ingest_runs",
     ),
     (
+        (".venv/bin/python", "bench/bench_overhead.py"),
+        "tests/bench/test_bench_overhead.py::test_bench_overhead_runs",
+    ),
+    (
         (".venv/bin/python", "bench/bench_sizes.py"),
         "tests/shared/runtime/bus/test_limits.py::test_bench_sizes_runs",
     ),
